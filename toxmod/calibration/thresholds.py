@@ -1,0 +1,232 @@
+"""Per-decision thresholds chosen on calibration data: exact target-FPR cuts, or an Optuna search."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toxmod.data.schemes import LabelScheme
+from toxmod.errors import ConfigError, ToxmodError
+from toxmod.evaluation.metrics import confusion_counts, rates
+
+THRESHOLDS_FILE = "thresholds.json"
+
+
+@dataclass
+class Thresholds:
+    """One threshold per thresholded decision (``score >= threshold`` flags), with how it was chosen."""
+
+    names: list[str]
+    values: list[float]
+    method: str
+    fit_split: str
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_array(self) -> np.ndarray:
+        return np.asarray(self.values, dtype=np.float64)
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.names, self.values))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "fit_split": self.fit_split,
+            "thresholds": self.as_dict(),
+            "details": self.details,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Thresholds:
+        data = json.loads(Path(path).read_text())
+        names = list(data["thresholds"])
+        return cls(
+            names,
+            [float(data["thresholds"][n]) for n in names],
+            data["method"],
+            data["fit_split"],
+            data.get("details", {}),
+        )
+
+
+def threshold_at_fpr(
+    scores: np.ndarray, positive: np.ndarray, target_fpr: float
+) -> tuple[float, dict[str, Any]]:
+    """The lowest threshold whose FPR on these scores is <= ``target_fpr`` (flag when ``score >= t``).
+
+    With negatives sorted in decreasing order s_0 >= s_1 >= ..., at most k = floor(target * n_neg)
+    negatives may be flagged, so the threshold is the next float above s_k: every negative equal to
+    s_k (ties included) stays unflagged, and no lower threshold satisfies the bound.
+    """
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    negatives = np.sort(scores[~positive])[::-1]
+    n_negatives = len(negatives)
+    if n_negatives == 0:
+        raise ToxmodError("cannot choose a target-FPR threshold: the calibration data has no negatives")
+    allowed = int(math.floor(target_fpr * n_negatives + 1e-9))
+    threshold = (
+        float(np.nextafter(negatives[allowed], np.inf)) if allowed < n_negatives else float(scores.min())
+    )
+    flagged = scores >= threshold
+    n_positive = int(positive.sum())
+    info = {
+        "target_fpr": float(target_fpr),
+        "fit_fpr": float(flagged[~positive].mean()),
+        "fit_recall": float(flagged[positive].mean()) if n_positive else math.nan,
+        "n_negatives": n_negatives,
+        "n_positives": n_positive,
+        "fpr_granularity": 1.0 / n_negatives,
+    }
+    return threshold, info
+
+
+class TargetFPRThresholds:
+    """Per decision, the exact lowest threshold with calibration FPR <= target (``per_label`` overrides)."""
+
+    method = "target_fpr"
+
+    def __init__(
+        self, target_fpr: float = 0.02, per_label: dict[str, float] | None = None, fit_split: str = "calib"
+    ) -> None:
+        if not 0.0 <= target_fpr < 1.0:
+            raise ConfigError(f"threshold.target_fpr must be in [0, 1), got {target_fpr}")
+        self.target_fpr = float(target_fpr)
+        self.per_label = {str(k): float(v) for k, v in (per_label or {}).items()}
+        self.fit_split = fit_split
+
+    def target_for(self, name: str) -> float:
+        return self.per_label.get(name, self.target_fpr)
+
+    def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
+        unknown = set(self.per_label) - set(scheme.decision_names)
+        if unknown:
+            raise ConfigError(
+                f"threshold.per_label names {sorted(unknown)}; decisions are {scheme.decision_names}"
+            )
+        decision_scores, decision_targets = scheme.decision_scores(scores), scheme.decision_targets(targets)
+        values, details = [], {}
+        for j, name in enumerate(scheme.decision_names):
+            value, info = threshold_at_fpr(
+                decision_scores[:, j], decision_targets[:, j], self.target_for(name)
+            )
+            values.append(value)
+            details[name] = info
+        return Thresholds(scheme.decision_names, values, self.method, self.fit_split, details)
+
+
+class OptunaThresholds:
+    """Joint threshold search with Optuna (SQLite storage, resumable) for an objective under FPR budgets.
+
+    Each decision's search range starts at its target-FPR threshold, so every trial satisfies the
+    per-label calibration FPR budget by construction; the objective (``macro_f1`` or the scheme's
+    headline metric) is maximized on the calibration data.
+    """
+
+    method = "optuna"
+
+    def __init__(
+        self,
+        n_trials: int = 200,
+        objective: str = "macro_f1",
+        max_fpr: float = 0.02,
+        per_label: dict[str, float] | None = None,
+        storage: str | None = None,
+        study_name: str | None = None,
+        seed: int = 0,
+        fit_split: str = "calib",
+    ) -> None:
+        if objective not in ("macro_f1", "headline"):
+            raise ConfigError(f"threshold.objective={objective!r}; expected 'macro_f1' or 'headline'")
+        self.n_trials, self.objective, self.storage, self.study_name, self.seed = (
+            int(n_trials),
+            objective,
+            storage,
+            study_name,
+            int(seed),
+        )
+        self.budget = TargetFPRThresholds(max_fpr, per_label, fit_split)
+        self.fit_split = fit_split
+
+    def _objective_value(
+        self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray
+    ) -> float:
+        predictions = scheme.predict(scores, thresholds)
+        if self.objective == "headline":
+            return float(np.mean(scheme.example_correct(targets, predictions)))
+        view = scheme.report_view(scores, targets, predictions)
+        return float(rates(confusion_counts(view.targets, view.predictions))["f1"].mean())
+
+    def _default_study_name(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> str:
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(targets, dtype=np.int64).tobytes())
+        digest.update(
+            json.dumps(
+                [self.objective, self.budget.target_fpr, self.budget.per_label, scheme.describe(), self.seed]
+            ).encode()
+        )
+        return f"thresholds-{digest.hexdigest()[:16]}"
+
+    def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        floor = self.budget.fit(scheme, scores, targets)
+        decision_scores = scheme.decision_scores(scores)
+        names = scheme.decision_names
+        lows = floor.as_array()
+        highs = np.maximum(decision_scores.max(axis=0), lows) + 1e-9
+        study_name = self.study_name or self._default_study_name(scheme, scores, targets)
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=self.storage,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=self.seed),
+        )
+        # Start from the target-FPR cut points, so the search is never worse than them.
+        if not study.trials:
+            study.enqueue_trial({n: float(lo) for n, lo in zip(names, lows)})
+
+        def objective(trial: Any) -> float:
+            values = np.array(
+                [trial.suggest_float(n, float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)]
+            )
+            return self._objective_value(scheme, scores, targets, values)
+
+        finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        remaining = max(self.n_trials - finished, 0)
+        if remaining:
+            study.optimize(objective, n_trials=remaining)
+        best = np.array([study.best_params[n] for n in names])
+        passed = decision_scores >= best[None, :]
+        decision_targets = scheme.decision_targets(targets)
+        details = {
+            name: {
+                "max_fpr": self.budget.target_for(name),
+                "fit_fpr": float(passed[~decision_targets[:, j], j].mean()),
+                "fit_recall": float(passed[decision_targets[:, j], j].mean())
+                if decision_targets[:, j].any()
+                else math.nan,
+                "n_negatives": int((~decision_targets[:, j]).sum()),
+                "fpr_granularity": 1.0 / max(int((~decision_targets[:, j]).sum()), 1),
+            }
+            for j, name in enumerate(names)
+        }
+        details["_study"] = {
+            "name": study_name,
+            "storage": self.storage,
+            "trials": len(study.trials),
+            "objective": self.objective,
+            "best_value": float(study.best_value),
+        }
+        return Thresholds(names, [float(v) for v in best], self.method, self.fit_split, details)

@@ -1,0 +1,82 @@
+"""Hydra plumbing shared by the entry points: resolvers, one-line errors for bad overrides, helpers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
+from toxmod.paths import CONFIG_DIR, datasets_root, project_root
+
+META_KEYS = ("name",)
+
+
+def register_resolvers() -> None:
+    """``${toxmod_root:}`` and ``${toxmod_datasets:}`` for conf/paths (idempotent)."""
+    if not OmegaConf.has_resolver("toxmod_root"):
+        OmegaConf.register_new_resolver("toxmod_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("toxmod_datasets"):
+        OmegaConf.register_new_resolver("toxmod_datasets", lambda: str(datasets_root()))
+
+
+def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with overrides, as the entry points do (tests, notebooks)."""
+    from hydra import compose, initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def _is_multirun(argv: Sequence[str]) -> bool:
+    return any(arg in ("-m", "--multirun") for arg in argv)
+
+
+def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
+    """Compose once before Hydra runs so an unknown group option or key is a one-line error, exit code 2."""
+    if _is_multirun(argv) or any(arg.startswith("-") for arg in argv):
+        return  # sweeps and Hydra's own flags are left to Hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        compose_config(config_name, argv)
+    except (HydraException, OmegaConfBaseException) as error:
+        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        options = _available_options(str(error))
+        print(f"error: {first.strip()}{options}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def _available_options(message: str) -> str:
+    lines = message.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Available options in"):
+            options = [o.strip() for o in lines[i + 1 :] if o.startswith("\t") or o.startswith("  ")]
+            group = line.removeprefix("Available options in ").rstrip(":")
+            return f" (available options in {group}: {', '.join(o for o in options if o)})"
+    return ""
+
+
+def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` without the meta keys (``name``), with a one-line error on failure."""
+    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in META_KEYS}
+    try:
+        return instantiate(params, **kwargs)
+    except Exception as error:  # Hydra wraps constructor errors in InstantiationException
+        cause = error.__cause__ or error
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error
+
+
+def run_entry_point(config_name: str, task: Callable[[], Any]) -> Any:
+    """Validate ``sys.argv`` overrides, then hand over to the Hydra-decorated ``task``."""
+    register_resolvers()
+    check_overrides_or_exit(config_name, sys.argv[1:])
+    return task()

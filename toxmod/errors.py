@@ -1,0 +1,42 @@
+"""User-facing errors: one line, naming the file, column or key that is wrong, and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERROR_EXIT_CODE = 2
+
+
+class ToxmodError(Exception):
+    """A problem with the user's input or configuration (printed without a traceback)."""
+
+
+class DataError(ToxmodError):
+    """A data file, column or value does not match what the config says."""
+
+
+class SplitError(ToxmodError):
+    """A split folder, manifest or ID list is missing, inconsistent or leaks."""
+
+
+class ConfigError(ToxmodError):
+    """A config key has a missing or invalid value."""
+
+
+def exit_on_user_error(func: F) -> F:
+    """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ToxmodError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(USER_ERROR_EXIT_CODE)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,146 @@
+"""``python -m toxmod.evaluate run=<MLflow run id or run dir> [subset=holdout]``: re-score a run.
+
+Reloads the run's resolved config, frozen split (hashes verified against the data file), model and
+thresholds, scores the chosen split through the scoring interface, and checks the numbers against
+the run's own ``holdout_eval.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.calibration import Thresholds
+from toxmod.config import instantiate_component, run_entry_point
+from toxmod.data import SPLIT_NAMES, LabelScheme, build_dataset
+from toxmod.errors import ConfigError, ToxmodError, exit_on_user_error
+from toxmod.evaluation import evaluate_predictions
+from toxmod.models import load_scorer
+from toxmod.reports import console, headline_table, results_table
+from toxmod.runs import CONFIG_FILE, HOLDOUT_EVAL_FILE, MODEL_DIR, SPLIT_DIR, prefixed, score_split
+from toxmod.splits import read_split_folder
+
+REPRODUCTION_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of one split of a finished run, and how they compare with what the run recorded."""
+
+    subset: str
+    scheme: LabelScheme
+    metrics: dict[str, float]
+    recorded: dict[str, float] | None
+    max_difference: float | None
+
+    @property
+    def reproduced(self) -> bool | None:
+        return None if self.max_difference is None else self.max_difference <= REPRODUCTION_TOLERANCE
+
+
+def locate_run(run: str, tracking_cfg: DictConfig, cache_dir: Path) -> Path:
+    """A local directory with the run's files: the run dir itself, or MLflow artifacts downloaded."""
+    candidate = Path(run).expanduser()
+    if candidate.is_dir():
+        if not (candidate / HOLDOUT_EVAL_FILE).is_file():
+            raise ToxmodError(f"run directory {candidate} has no {HOLDOUT_EVAL_FILE}: the run did not finish")
+        return candidate
+    if tracking_cfg.get("_target_", "").endswith("NullTracker"):
+        raise ToxmodError(f"run={run!r} is not a run directory (and tracking=none cannot look up run ids)")
+    tracker = instantiate_component(tracking_cfg, "tracking")
+    try:
+        info = tracker.client.get_run(run)
+    except Exception as error:  # MlflowException for unknown ids
+        raise ToxmodError(f"run={run!r} is neither a run directory nor a run id in {tracker.uri}") from error
+    if info.info.status != "FINISHED":
+        raise ToxmodError(
+            f"MLflow run {run} has status {info.info.status}; only FINISHED runs can be evaluated"
+        )
+    target = cache_dir / run
+    target.mkdir(parents=True, exist_ok=True)
+    tracker.client.download_artifacts(run, "", str(target))
+    return target
+
+
+def evaluate_run(
+    run_dir: Path, subset: str = "holdout", bootstrap: int | None = None, seed: int | None = None
+) -> Evaluation:
+    """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's)."""
+    if subset not in SPLIT_NAMES:
+        raise ConfigError(f"subset={subset!r}; expected one of {list(SPLIT_NAMES)}")
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    dataset = build_dataset(cfg.data)
+    split, _ = read_split_folder(run_dir / SPLIT_DIR, dataset)
+    scorer = load_scorer(run_dir / MODEL_DIR)
+    bootstrap = int(cfg.get("bootstrap", 1000) if bootstrap is None else bootstrap)
+    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    thresholds = Thresholds.load(run_dir / "thresholds.json")
+    scored = score_split(scorer, split.part(dataset, subset))
+    values = evaluate_predictions(
+        dataset.scheme, scored.scores, scored.targets, thresholds.as_array(), bootstrap=bootstrap, seed=seed
+    )
+    recorded = None
+    difference = None
+    if subset == "holdout":
+        recorded = json.loads((run_dir / HOLDOUT_EVAL_FILE).read_text())["metrics"]
+        shared = [
+            k for k in values if k in recorded and recorded[k] is not None and not math.isnan(values[k])
+        ]
+        difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0)
+    return Evaluation(subset, dataset.scheme, prefixed(subset, values), recorded, difference)
+
+
+def _report(evaluation: Evaluation, run_dir: Path) -> None:
+    thresholds = Thresholds.load(run_dir / "thresholds.json").as_dict()
+    scheme = evaluation.scheme
+    console.print(
+        results_table(
+            f"{run_dir.name} {evaluation.subset}",
+            evaluation.subset,
+            scheme.report_names,
+            evaluation.metrics,
+            thresholds,
+        )
+    )
+    console.print(
+        headline_table(
+            evaluation.subset,
+            evaluation.metrics,
+            ["macro_f1", "weighted_f1", scheme.headline_name, "mean_roc_auc"],
+        )
+    )
+    if evaluation.reproduced is not None:
+        verdict = "reproduced" if evaluation.reproduced else "NOT reproduced"
+        console.print(f"{verdict}: max |difference| from holdout_eval.json = {evaluation.max_difference:.3g}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@exit_on_user_error
+def _hydra_main(cfg: DictConfig) -> Any:
+    cache = Path(cfg.paths.output_dir) / "evaluate" / "runs"
+    run_dir = locate_run(str(cfg.run), cfg.tracking, cache)
+    evaluation = evaluate_run(run_dir, str(cfg.subset), cfg.bootstrap, cfg.seed)
+    _report(evaluation, run_dir)
+    out = Path(HydraConfig.get().runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{evaluation.subset}_eval.json").write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
+    if evaluation.reproduced is False:
+        sys.exit(1)
+    return evaluation.metrics
+
+
+def main() -> Any:
+    """Console entry point (``toxmod-evaluate`` / ``python -m toxmod.evaluate``)."""
+    return run_entry_point("evaluate", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()

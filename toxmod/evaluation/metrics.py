@@ -1,0 +1,147 @@
+"""Metrics at the chosen thresholds, ranking metrics, calibration error and bootstrap intervals.
+
+Metric names follow ``{label}/{metric}`` and ``{metric}``; the caller prefixes the split
+(``holdout/scam/recall``, ``holdout/macro_f1``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from toxmod.data.schemes import LabelScheme, ReportView
+
+PER_LABEL_METRICS = ("precision", "recall", "f1", "fpr", "support", "roc_auc", "pr_auc")
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+def confusion_counts(targets: np.ndarray, predictions: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-column tp, fp, fn, tn of boolean (n, R) matrices."""
+    t, p = np.asarray(targets, dtype=bool), np.asarray(predictions, dtype=bool)
+    return {
+        "tp": (t & p).sum(axis=0),
+        "fp": (~t & p).sum(axis=0),
+        "fn": (t & ~p).sum(axis=0),
+        "tn": (~t & ~p).sum(axis=0),
+    }
+
+
+def rates(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and FPR from confusion counts (0 where undefined, like zero_division=0)."""
+    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
+    return {
+        "precision": _safe_divide(tp, tp + fp),
+        "recall": _safe_divide(tp, tp + fn),
+        "f1": _safe_divide(2 * tp, 2 * tp + fp + fn),
+        "fpr": _safe_divide(fp, fp + tn),
+    }
+
+
+def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> float:
+    """Mean |confidence - outcome rate| over equal-width confidence bins, weighted by bin size."""
+    confidence, outcome = np.asarray(confidence, dtype=float), np.asarray(outcome, dtype=float)
+    if len(confidence) == 0:
+        return math.nan
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        total += in_bin.sum() * abs(confidence[in_bin].mean() - outcome[in_bin].mean())
+    return float(total / len(confidence))
+
+
+def _ranking(targets: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    if targets.all() or not targets.any():
+        return math.nan, math.nan
+    return float(roc_auc_score(targets, scores)), float(average_precision_score(targets, scores))
+
+
+def evaluate_predictions(
+    scheme: LabelScheme,
+    scores: np.ndarray,
+    targets: np.ndarray,
+    thresholds: np.ndarray,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every metric of one split at the given per-decision thresholds."""
+    predictions = scheme.predict(scores, thresholds)
+    view = scheme.report_view(scores, targets, predictions)
+    counts = confusion_counts(view.targets, view.predictions)
+    per_label = rates(counts)
+    support = view.targets.sum(axis=0)
+    metrics: dict[str, float] = {}
+    for j, name in enumerate(view.names):
+        roc_auc, pr_auc = _ranking(view.targets[:, j], view.scores[:, j])
+        values = {key: per_label[key][j] for key in per_label} | {
+            "support": support[j],
+            "roc_auc": roc_auc,
+            "pr_auc": pr_auc,
+        }
+        metrics.update({f"{name}/{key}": float(values[key]) for key in PER_LABEL_METRICS})
+    output_aucs = [
+        metrics[f"{n}/roc_auc"] for n in scheme.output_names if not math.isnan(metrics[f"{n}/roc_auc"])
+    ]
+    metrics["mean_roc_auc"] = float(np.mean(output_aucs)) if output_aucs else math.nan
+    metrics["macro_f1"] = float(per_label["f1"].mean())
+    metrics["weighted_f1"] = float((per_label["f1"] * support).sum() / max(support.sum(), 1))
+    metrics.update(scheme.headline(targets, predictions))
+    metrics["ece"] = expected_calibration_error(*scheme.calibration_pairs(scores, targets))
+    metrics.update(_decision_metrics(scheme, scores, targets, thresholds, set(view.names)))
+    metrics["n_examples"] = float(len(targets))
+    if bootstrap:
+        metrics.update(bootstrap_intervals(scheme, view, targets, predictions, bootstrap, seed))
+    return metrics
+
+
+def _decision_metrics(
+    scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray, reported: set[str]
+) -> dict[str, float]:
+    """Recall and FPR of each thresholded decision not already reported as a label (levels: P(level >= k))."""
+    names = scheme.decision_names
+    if set(names) <= reported:
+        return {}
+    passed = scheme.decision_scores(scores) >= np.asarray(thresholds)[None, :]
+    decision_rates = rates(confusion_counts(scheme.decision_targets(targets), passed))
+    return {
+        f"{name}/{key}": float(decision_rates[key][j])
+        for j, name in enumerate(names)
+        for key in ("recall", "fpr", "precision")
+    }
+
+
+def bootstrap_intervals(
+    scheme: LabelScheme,
+    view: ReportView,
+    targets: np.ndarray,
+    predictions: np.ndarray,
+    n_resamples: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Percentile bootstrap CIs (rows resampled) for macro F1, the headline metric and the primary label."""
+    n = len(targets)
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_resamples)
+    t, p = view.targets.astype(float), view.predictions.astype(float)
+    tp, fp, fn = weights @ (t * p), weights @ ((1 - t) * p), weights @ (t * (1 - p))
+    tn = weights @ ((1 - t) * (1 - p))
+    f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
+    samples: dict[str, np.ndarray] = {"macro_f1": f1.mean(axis=1)}
+    correct = scheme.example_correct(targets, predictions).astype(float)
+    samples[scheme.headline_name] = weights @ correct / n
+    if scheme.primary_label in view.names:
+        j = view.names.index(scheme.primary_label)
+        samples[f"{scheme.primary_label}/recall"] = _safe_divide(tp[:, j], tp[:, j] + fn[:, j])
+        samples[f"{scheme.primary_label}/fpr"] = _safe_divide(fp[:, j], fp[:, j] + tn[:, j])
+    tail = (1 - level) / 2 * 100
+    result = {}
+    for name, values in samples.items():
+        low, high = np.percentile(values, [tail, 100 - tail])
+        result[f"{name}_ci_low"], result[f"{name}_ci_high"] = float(low), float(high)
+    return result

@@ -1,0 +1,64 @@
+"""Hardware resolution: accelerator, devices, precision, threads and loader workers from ``hardware=``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from omegaconf import DictConfig
+
+from toxmod.errors import ConfigError
+
+ACCELERATORS = ("auto", "cpu", "cuda", "mps")
+DEFAULT_PRECISION = {"cuda": "bf16-mixed", "mps": "32-true", "cpu": "32-true"}
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """What the training code should use; ``threads`` also drives the classical models' ``n_jobs``."""
+
+    accelerator: str
+    devices: Any
+    precision: str
+    threads: int
+    num_workers: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _available_accelerator() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
+    """Turn a ``hardware`` config into concrete settings (``auto`` picks cuda > mps > cpu)."""
+    requested = str(cfg.get("accelerator", "auto"))
+    if requested not in ACCELERATORS:
+        raise ConfigError(f"hardware.accelerator={requested!r}; expected one of {list(ACCELERATORS)}")
+    accelerator = _available_accelerator() if requested == "auto" else requested
+    if requested in ("cuda", "mps") and _available_accelerator() != requested:
+        raise ConfigError(f"hardware={requested} was asked for but no {requested} device is available here")
+    precision = cfg.get("precision") or DEFAULT_PRECISION[accelerator]
+    threads = int(cfg.get("threads") or os.cpu_count() or 1)
+    workers = cfg.get("num_workers")
+    workers = int(workers) if workers is not None else min(4, max(threads - 1, 0))
+    return HardwareSettings(accelerator, cfg.get("devices", 1), str(precision), threads, workers)
+
+
+def apply_threads(settings: HardwareSettings) -> None:
+    """Make torch (when imported) and BLAS use ``settings.threads``."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(settings.threads)

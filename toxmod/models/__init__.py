@@ -1,0 +1,38 @@
+"""Model kinds behind the ``Scorer`` interface; a registry maps a saved kind to its class, lazily."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from toxmod.errors import ToxmodError
+from toxmod.models.base import SCORER_FILE, Scorer, artifact_size_bytes
+
+# kind -> "module:Class", imported only when a model of that kind is loaded.
+SCORER_REGISTRY: dict[str, str] = {
+    "tfidf_xgboost": "toxmod.models.tfidf:TfidfXGBoostScorer",
+    "tfidf_logreg": "toxmod.models.tfidf:TfidfLogRegScorer",
+    "fasttext": "toxmod.models.fasttext_model:FastTextScorer",
+}
+
+
+def scorer_class(kind: str) -> type[Scorer]:
+    """The class registered for ``kind``."""
+    if kind not in SCORER_REGISTRY:
+        raise ToxmodError(f"unknown model kind {kind!r}; registered kinds: {sorted(SCORER_REGISTRY)}")
+    module_name, class_name = SCORER_REGISTRY[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_scorer(directory: str | Path) -> Scorer:
+    """Load any saved model directory (its ``scorer.json`` names the kind)."""
+    directory = Path(directory)
+    description_path = directory / SCORER_FILE
+    if not description_path.is_file():
+        raise ToxmodError(f"{directory} is not a saved toxmod model ({SCORER_FILE} missing)")
+    kind = json.loads(description_path.read_text())["kind"]
+    return scorer_class(kind).load(directory)
+
+
+__all__ = ["SCORER_REGISTRY", "Scorer", "artifact_size_bytes", "load_scorer", "scorer_class"]

@@ -1,0 +1,72 @@
+"""Rich tables for the terminal: one run's results, and run comparisons."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from toxmod.evaluation.metrics import PER_LABEL_METRICS
+
+# Wide enough for the per-label table when output is piped to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value.is_integer() and abs(value) >= 1:
+            return f"{int(value)}"
+        return f"{value:.{digits}f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def results_table(
+    title: str,
+    split: str,
+    labels: Sequence[str],
+    metrics: Mapping[str, float],
+    thresholds: Mapping[str, float],
+) -> Table:
+    """Per-label precision/recall/F1/FPR/support/AUCs plus the headline metrics of one split."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("label")
+    table.add_column("threshold", justify="right")
+    for metric in PER_LABEL_METRICS:
+        table.add_column(metric, justify="right")
+    for label in labels:
+        row = [_fmt(metrics.get(f"{split}/{label}/{m}")) for m in PER_LABEL_METRICS]
+        table.add_row(label, _fmt(thresholds.get(label)), *row)
+    return table
+
+
+def headline_table(split: str, metrics: Mapping[str, float], names: Sequence[str]) -> Table:
+    """Headline metrics with their bootstrap intervals where present."""
+    table = Table(title=f"{split} headline", title_justify="left")
+    for column in ("metric", "value", "95% CI"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for name in names:
+        key = f"{split}/{name}"
+        if key not in metrics:
+            continue
+        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        interval = f"[{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
+        table.add_row(name, _fmt(metrics[key]), interval)
+    return table
+
+
+def rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A plain table of already-computed rows (used by compare and the benchmarks)."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*[_fmt(v) for v in row])
+    return table

@@ -1,0 +1,102 @@
+"""The run record: what a finished run directory holds, and the small helpers that write it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toxmod.data.datasets import LabeledDataset
+from toxmod.models.base import Scorer
+
+HOLDOUT_EVAL_FILE = "holdout_eval.json"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+FAILED_FILE = "FAILED"
+MODEL_DIR = "model"
+SPLIT_DIR = "split"
+LEAKAGE_FILE = "leakage.json"
+
+
+def git_sha(root: Path) -> str:
+    """The checkout's commit (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_json(path: Path, payload: Any) -> Path:
+    """Write JSON (NaN written as null) and return the path."""
+    path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """A split's encoded targets, the model's scores for it, and how long scoring took."""
+
+    targets: np.ndarray
+    scores: np.ndarray
+    seconds: float
+
+    @property
+    def texts_per_second(self) -> float:
+        return len(self.targets) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def score_split(scorer: Scorer, part: LabeledDataset) -> ScoredSplit:
+    """Score one split through the scoring interface, timing it."""
+    start = time.perf_counter()
+    scores = scorer.predict_scores(list(part.texts))
+    return ScoredSplit(part.targets, scores, time.perf_counter() - start)
+
+
+def prefixed(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{"scam/recall": x}`` -> ``{"holdout/scam/recall": x}``."""
+    return {f"{split}/{name}": value for name, value in metrics.items()}
+
+
+def holdout_eval_record(
+    split_sha256: str,
+    data_sha256: str,
+    model: str,
+    thresholds: Mapping[str, float],
+    metrics: Mapping[str, float],
+) -> dict[str, Any]:
+    """The contents of ``holdout_eval.json`` (metric names without the ``holdout/`` prefix)."""
+    return {
+        "split_sha256": split_sha256,
+        "data_sha256": data_sha256,
+        "model": model,
+        "thresholds": dict(thresholds),
+        "metrics": dict(metrics),
+    }

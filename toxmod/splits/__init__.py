@@ -1,0 +1,41 @@
+"""Splits: building, freezing and verifying benchmark splits, and checking them for leakage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.data.datasets import LabeledDataset
+from toxmod.errors import ConfigError
+from toxmod.splits.leakage import enforce_no_leakage, leakage_report, purge_train_leaks
+from toxmod.splits.manifest import Split, build_manifest, read_split_folder, write_split_folder
+
+LEAK_POLICIES = ("refuse", "purge_train")
+_POLICY_KEYS = {"_target_", "name", "on_leak", "allow_leakage"}
+
+
+def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict[str, Any]]:
+    """Build the split named by ``cfg`` , apply the leak policy; return it with its leakage report."""
+    builder = get_method(cfg._target_)
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in _POLICY_KEYS}
+    split = builder(dataset, **kwargs)
+    policy = cfg.get("on_leak", "refuse")
+    if policy not in LEAK_POLICIES:
+        raise ConfigError(f"split.on_leak={policy!r}; expected one of {list(LEAK_POLICIES)}")
+    if policy == "purge_train":
+        split = purge_train_leaks(dataset, split)
+    report = leakage_report(dataset, split)
+    enforce_no_leakage(report, allow_leakage=bool(cfg.get("allow_leakage", False)))
+    return split, report
+
+
+__all__ = [
+    "Split",
+    "build_manifest",
+    "leakage_report",
+    "prepare_split",
+    "read_split_folder",
+    "write_split_folder",
+]

@@ -1,0 +1,88 @@
+"""Split builders named by ``split._target_``: the data's own frozen split, a split folder, or a new one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from toxmod.data.datasets import SPLIT_NAMES, LabeledDataset
+from toxmod.errors import SplitError
+from toxmod.splits.assign import group_assignment, stratified_assignment
+from toxmod.splits.manifest import Split, read_split_folder
+from toxmod.splits.text import normalize_text
+
+
+def _rows_by_name(assignment: np.ndarray, positions: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    positions = np.arange(len(assignment)) if positions is None else positions
+    return {name: positions[assignment == name] for name in SPLIT_NAMES}
+
+
+def frozen_split(
+    dataset: LabeledDataset,
+    dir: str | None = None,  # noqa: A002 - the config key users type is split.dir
+    carve: Mapping[str, Any] | None = None,
+    allow_data_change: bool = False,
+) -> Split:
+    """A frozen folder when ``dir`` is set, else the data's own split column (plus carve-outs of train)."""
+    if dir:
+        split, _ = read_split_folder(dir, dataset, allow_data_change=allow_data_change)
+        return split
+    if dataset.given_splits is None:
+        raise SplitError(
+            f"split=frozen needs split.dir=FOLDER or a split column in the data (data.split_column) "
+            f"for dataset {dataset.name!r}; or use split=stratified"
+        )
+    rows = _rows_by_name(dataset.given_splits)
+    notes: dict[str, Any] = {}
+    if carve:
+        rows, notes = _carve_from_train(dataset, rows, carve)
+    empty = [name for name in SPLIT_NAMES if len(rows[name]) == 0]
+    if empty:
+        raise SplitError(
+            f"data split column of {dataset.name!r} leaves {empty} empty; "
+            "set data.split_carve (e.g. {valid: 0.1, calib: 0.1}) or use split=stratified"
+        )
+    return Split(rows=rows, source=f"column:{dataset.name}", notes=notes)
+
+
+def _carve_from_train(
+    dataset: LabeledDataset, rows: dict[str, np.ndarray], carve: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Stratified valid/calib carve-outs of the given train rows (existing splits are left alone)."""
+    fractions = {k: float(v) for k, v in carve.items() if k in ("valid", "calib") and len(rows[k]) == 0}
+    if not fractions:
+        return rows, {}
+    train = rows["train"]
+    ratios = {"train": 1.0 - sum(fractions.values()), **fractions}
+    keys = dataset.scheme.stratification_keys(dataset.targets[train])
+    assignment = stratified_assignment(keys, ratios, seed=int(carve.get("seed", 0)))
+    carved = dict(rows)
+    for name in ratios:
+        carved[name] = train[assignment == name]
+    return carved, {"carved_from_train": {**fractions, "seed": int(carve.get("seed", 0))}}
+
+
+def stratified_split(
+    dataset: LabeledDataset, ratios: Mapping[str, float], seed: int = 42, dedupe: bool = True
+) -> Split:
+    """A new split from ratios and a seed: de-duplicated by normalized text, stratified on the labels.
+
+    When the data has groups (``data.group_column``), whole groups are assigned instead.
+    """
+    positions = np.arange(len(dataset))
+    notes: dict[str, Any] = {"seed": int(seed), "ratios": {k: float(v) for k, v in ratios.items()}}
+    if dedupe:
+        first_seen: dict[str, int] = {}
+        for p, text in enumerate(dataset.texts):
+            first_seen.setdefault(normalize_text(text), p)
+        positions = np.array(sorted(first_seen.values()), dtype=np.int64)
+        notes["deduplicated_rows"] = int(len(dataset) - len(positions))
+    if dataset.groups is not None:
+        assignment = group_assignment(dataset.groups[positions], ratios, seed)
+        notes["grouped"] = True
+    else:
+        keys = dataset.scheme.stratification_keys(dataset.targets[positions])
+        assignment = stratified_assignment(keys, ratios, seed)
+    return Split(rows=_rows_by_name(assignment, positions), source=f"stratified:seed={seed}", notes=notes)

@@ -1,0 +1,199 @@
+"""``python -m toxmod.train``: compose a run from config, train, choose thresholds, evaluate, record.
+
+The entry point only wires modules together: data -> split (+ leakage check) -> model -> scores ->
+thresholds on calibration data -> metrics per split -> run directory + MLflow run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.config import instantiate_component, run_entry_point
+from toxmod.data import build_dataset
+from toxmod.errors import ConfigError, exit_on_user_error
+from toxmod.evaluation import evaluate_predictions
+from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.models import artifact_size_bytes
+from toxmod.paths import project_root
+from toxmod.reports import console, headline_table, results_table
+from toxmod.runs import (
+    CONFIG_FILE,
+    FAILED_FILE,
+    HOLDOUT_EVAL_FILE,
+    LEAKAGE_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    SPLIT_DIR,
+    git_sha,
+    holdout_eval_record,
+    prefixed,
+    score_split,
+    write_json,
+)
+from toxmod.splits import prepare_split, write_split_folder
+from toxmod.tracking import flatten
+
+EVALUATION_SPLIT = "holdout"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced: its metrics, MLflow run id (None without tracking) and directory."""
+
+    metrics: dict[str, float]
+    run_id: str | None
+    run_dir: Path
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
+    """Run one experiment and record it. Raises ToxmodError on bad input (the MLflow run is FAILED)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    np.random.seed(int(cfg.seed))
+
+    dataset = build_dataset(cfg.data)
+    split, leakage = prepare_split(cfg.split, dataset)
+    fit_split = str(cfg.threshold.get("fit_split", "calib"))
+    if fit_split == EVALUATION_SPLIT:
+        raise ConfigError(
+            "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
+        )
+    manifest = write_split_folder(run_dir / SPLIT_DIR, dataset, split)
+    write_json(run_dir / LEAKAGE_FILE, leakage)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    model_name = str(cfg.model.name)
+    tags = {
+        "split_sha256": manifest["split_sha256"],
+        "data_sha256": dataset.sha256,
+        "git_sha": git_sha(project_root()),
+        "dataset": dataset.name,
+        "model": model_name,
+        "scheme": dataset.scheme.kind,
+        "primary_label": dataset.scheme.primary_label,
+        "split_source": split.source,
+        "run_dir": str(run_dir.resolve()),
+        "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
+        "leakage_found": str(leakage["leaks"]).lower(),
+        **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
+    }
+    run_name = cfg.get("run_name") or f"{model_name}-{dataset.name}"
+    try:
+        with tracker.run(run_name=run_name, tags=tags):
+            tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+            tracker.log_params({f"hardware.resolved.{k}": v for k, v in hardware.as_dict().items()})
+            metrics = _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split)
+    except BaseException as error:
+        (run_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
+        raise
+    return TrainResult(metrics, tracker.run_id, run_dir)
+
+
+def _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split) -> dict[str, Any]:  # noqa: ANN001
+    scheme = dataset.scheme
+    parts = {name: split.part(dataset, name) for name in ("train", "valid", "calib", "holdout")}
+    scorer = instantiate_component(cfg.model, "model")
+    console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
+    start = time.perf_counter()
+    scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme)
+    train_seconds = time.perf_counter() - start
+    model_dir = scorer.save(run_dir / MODEL_DIR)
+
+    wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
+    scored = {name: score_split(scorer, parts[name]) for name in wanted}
+    thresholder = instantiate_component(cfg.threshold, "threshold")
+    thresholds = thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
+    thresholds.save(run_dir / "thresholds.json")
+
+    metrics: dict[str, float] = {
+        "train_seconds": train_seconds,
+        "model_size_bytes": float(artifact_size_bytes(model_dir)),
+        "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
+        "train_rows": float(len(parts["train"])),
+    }
+    for attribute in ("full_size_bytes", "quantized_size_bytes"):
+        if getattr(scorer, attribute, None) is not None:
+            metrics[f"model_{attribute}"] = float(getattr(scorer, attribute))
+    for name in wanted:
+        values = evaluate_predictions(
+            scheme,
+            scored[name].scores,
+            scored[name].targets,
+            thresholds.as_array(),
+            bootstrap=int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0,
+            seed=int(cfg.seed),
+        )
+        metrics.update(prefixed(name, values))
+    for name, info in thresholds.details.items():
+        if not name.startswith("_"):
+            metrics[f"threshold/{name}"] = thresholds.as_dict()[name]
+            metrics.update(
+                {f"threshold/{name}/{k}": v for k, v in info.items() if isinstance(v, (int, float))}
+            )
+
+    write_json(run_dir / METRICS_FILE, metrics)
+    holdout = {
+        k.removeprefix(f"{EVALUATION_SPLIT}/"): v
+        for k, v in metrics.items()
+        if k.startswith(f"{EVALUATION_SPLIT}/")
+    }
+    record = holdout_eval_record(
+        manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), holdout
+    )
+    tracker.log_metrics(metrics)
+    tracker.log_artifacts(model_dir, MODEL_DIR)
+    tracker.log_artifacts(run_dir / SPLIT_DIR, SPLIT_DIR)
+    for file_name in ("thresholds.json", METRICS_FILE, CONFIG_FILE, LEAKAGE_FILE):
+        tracker.log_artifact(run_dir / file_name)
+    # holdout_eval.json is written last: its presence marks a finished run directory.
+    write_json(run_dir / HOLDOUT_EVAL_FILE, record)
+    tracker.log_artifact(run_dir / HOLDOUT_EVAL_FILE)
+    _print_results(dataset, scheme, metrics, thresholds, run_dir, train_seconds)
+    return metrics
+
+
+def _print_results(dataset, scheme, metrics, thresholds, run_dir, train_seconds) -> None:  # noqa: ANN001
+    console.print(
+        results_table(
+            f"{dataset.name} holdout", EVALUATION_SPLIT, scheme.report_names, metrics, thresholds.as_dict()
+        )
+    )
+    names = [
+        "macro_f1",
+        "weighted_f1",
+        scheme.headline_name,
+        "mean_roc_auc",
+        "ece",
+        f"{scheme.primary_label}/recall",
+        f"{scheme.primary_label}/fpr",
+    ]
+    console.print(headline_table(EVALUATION_SPLIT, metrics, names))
+    console.print(f"train {train_seconds:.1f}s · run dir {run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
+def _hydra_main(cfg: DictConfig) -> float | None:
+    result = train(cfg, HydraConfig.get().runtime.output_dir)
+    optimized = cfg.get("optimized_metric")
+    return float(result.metrics[optimized]) if optimized else None
+
+
+def main() -> Any:
+    """Console entry point (``toxmod-train`` / ``python -m toxmod.train``)."""
+    return run_entry_point("train", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()
