@@ -18,7 +18,11 @@ from toxmod.config import instantiate_component, run_entry_point
 from toxmod.errors import ToxmodError, exit_on_user_error
 from toxmod.reports import console, rows_table
 
-COST_COLUMNS = {"train_seconds": "train_s", "model_size_bytes": "size_mb", "scoring_texts_per_second": "texts/s"}
+COST_COLUMNS = {
+    "train_seconds": "train_s",
+    "model_size_bytes": "size_mb",
+    "scoring_texts_per_second": "texts/s",
+}
 SCALE = {"model_size_bytes": 1e-6}
 
 
@@ -86,23 +90,21 @@ def select_runs(
 
 
 def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
-    """Column names and rows: run, model, data, the requested metrics present in any run, costs."""
+    """Column names and rows: run, model, data, primary label recall/FPR, the requested metrics, costs."""
     present = [m for m in metrics if any(m in r.data.metrics for r in comparison.runs)]
-    columns = ["run", "name", "model", "data", *present, *COST_METRICS]
-    if comparison.split_sha256 is None:
-        columns.insert(4, "split")
+    mixed = comparison.split_sha256 is None
+    columns = ["run", "model", "data", *(["split"] if mixed else []), "primary", "recall", "fpr"]
+    columns += [m.removeprefix("holdout/") for m in present] + list(COST_COLUMNS.values())
     rows = []
     for run in comparison.runs:
         tags, values = run.data.tags, run.data.metrics
-        row: list[Any] = [
-            run.info.run_id[:8],
-            run.info.run_name,
-            tags.get("model", "?"),
-            tags.get("dataset", "?"),
-        ]
-        if comparison.split_sha256 is None:
+        primary = tags.get("primary_label", "")
+        row: list[Any] = [run.info.run_id[:8], tags.get("model", "?"), tags.get("dataset", "?")]
+        if mixed:
             row.append(tags.get("split_sha256", "?")[:12])
-        row += [values.get(m) for m in present] + [values.get(m) for m in COST_METRICS]
+        row += [primary, values.get(f"holdout/{primary}/recall"), values.get(f"holdout/{primary}/fpr")]
+        row += [values.get(m) for m in present]
+        row += [None if values.get(m) is None else values[m] * SCALE.get(m, 1.0) for m in COST_COLUMNS]
         rows.append(row)
     return columns, rows
 

@@ -46,20 +46,31 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
     try:
         compose_config(config_name, argv)
     except (HydraException, OmegaConfBaseException) as error:
-        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        options = _available_options(str(error))
-        print(f"error: {first.strip()}{options}", file=sys.stderr)
+        print(f"error: {one_line_hydra_error(str(error))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
 
 
-def _available_options(message: str) -> str:
-    lines = message.splitlines()
+def one_line_hydra_error(message: str) -> str:
+    """Condense Hydra's multi-line composition error into one line (with the group's options)."""
+    lines = [line.strip() for line in message.splitlines()]
+    text = [line for line in lines if line]
+    if not text:
+        return "invalid configuration"
+    summary = text[0]
+    if summary.startswith("Could not override") and len(text) > 1:
+        summary = f"{summary} {text[1]}"
     for i, line in enumerate(lines):
         if line.startswith("Available options in"):
-            options = [o.strip() for o in lines[i + 1 :] if o.startswith("\t") or o.startswith("  ")]
+            options = []
+            for option in lines[i + 1 :]:
+                if not option or option.startswith("Config search path"):
+                    break
+                if not option.startswith("_"):
+                    options.append(option)
             group = line.removeprefix("Available options in ").rstrip(":")
-            return f" (available options in {group}: {', '.join(o for o in options if o)})"
-    return ""
+            summary += f" (available options in {group}: {', '.join(options)})"
+            break
+    return summary
 
 
 def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
+from toxmod.errors import ConfigError
 from toxmod.models.base import Scorer
 
 FULL_MODEL_FILE = "model.bin"
@@ -40,7 +41,7 @@ class FastTextScorer(Scorer):
         self,
         dim: int = 64,
         epoch: int = 25,
-        lr: float = 0.5,
+        lr: float = 0.2,
         word_ngrams: int = 2,
         minn: int = 2,
         maxn: int = 5,
@@ -94,20 +95,28 @@ class FastTextScorer(Scorer):
             train_file.write_text(
                 "\n".join(self._label_lines(texts, targets, scheme)) + "\n", encoding="utf-8"
             )
-            self.model = fasttext.train_supervised(
-                input=str(train_file),
-                dim=p["dim"],
-                epoch=p["epoch"],
-                lr=p["lr"],
-                wordNgrams=p["word_ngrams"],
-                minn=p["minn"],
-                maxn=p["maxn"],
-                bucket=p["bucket"],
-                loss=loss,
-                seed=p["seed"],
-                thread=p["thread"],
-                verbose=0,
-            )
+            try:
+                self.model = fasttext.train_supervised(
+                    input=str(train_file),
+                    dim=p["dim"],
+                    epoch=p["epoch"],
+                    lr=p["lr"],
+                    wordNgrams=p["word_ngrams"],
+                    minn=p["minn"],
+                    maxn=p["maxn"],
+                    bucket=p["bucket"],
+                    loss=loss,
+                    seed=p["seed"],
+                    thread=p["thread"],
+                    verbose=0,
+                )
+            except RuntimeError as error:
+                if "NaN" not in str(error):
+                    raise
+                raise ConfigError(
+                    f"fastText training diverged (NaN loss) at model.lr={p['lr']}, model.dim={p['dim']}: "
+                    "change model.lr, model.dim or model.epoch"
+                ) from error
             self.model.save_model(str(Path(tmp) / FULL_MODEL_FILE))
             self.full_size_bytes = (Path(tmp) / FULL_MODEL_FILE).stat().st_size
             if self.quantized:

@@ -27,14 +27,18 @@ class Split:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def ids(self, dataset: LabeledDataset, name: str) -> list[str]:
-        return [str(i) for i in dataset.ids[self.rows[name]]]
+        """The split's IDs, sorted (the order of ``<split>.ids.txt``)."""
+        return sorted(str(i) for i in dataset.ids[self.rows[name]])
 
     def part(self, dataset: LabeledDataset, name: str) -> LabeledDataset:
         return dataset.subset(self.rows[name])
 
 
 def ids_file_bytes(ids: list[str]) -> bytes:
-    """The exact bytes of an ``<split>.ids.txt`` file: one ID per line."""
+    """The exact bytes of an ``<split>.ids.txt`` file: one ID per line, sorted, newline-terminated.
+
+    This is the format of Janitr's upstream benchmark folders, so their published hashes reproduce.
+    """
     return "".join(f"{i}\n" for i in ids).encode("utf-8")
 
 
@@ -127,7 +131,9 @@ def read_split_folder(
                 f"frozen split {ids_path}: {len(missing)} IDs are not in data file {dataset.path} "
                 f"(e.g. {missing[:3]})"
             )
-        rows[name] = np.array([position[i] for i in ids], dtype=np.int64)
+        # Rows are kept in data-file order whatever the file order, so a split read back from a folder
+        # scores, trains and bootstraps exactly like the split it was written from.
+        rows[name] = np.sort(np.array([position[i] for i in ids], dtype=np.int64))
     seen: dict[int, str] = {}
     for name, positions in rows.items():
         for p in positions:

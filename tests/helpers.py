@@ -1,0 +1,59 @@
+"""Helpers for the tests: dataset locations, tiny model settings, config composition, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from toxmod.config import compose_config
+from toxmod.paths import datasets_root, project_root
+
+DATASETS = datasets_root()
+JANITR = DATASETS / "janitr_crypto_scam" / "janitr.csv.gz"
+DAVIDSON = DATASETS / "hate_speech_offensive_davidson" / "labeled_data.csv.gz"
+
+# Small, fast model settings for training paths (the real configs, shrunk).
+TINY_XGBOOST = [
+    "model=tfidf_xgboost",
+    "model.n_estimators=20",
+    "model.linear_folds=2",
+    "model.tree_features=2000",
+    "model.max_features=20000",
+]
+
+
+def tracking_overrides(store: dict[str, str]) -> list[str]:
+    return [f"tracking.uri={store['uri']}", f"tracking.artifact_root={store['artifact_root']}"]
+
+
+def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
+    return compose_config("train", ["hardware=cpu", "bootstrap=100", *overrides])
+
+
+def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m toxmod.<module> overrides...`` as a user would."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", f"toxmod.{module}", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or project_root(),
+        timeout=600,
+    )
+
+
+def janitr_frame() -> pd.DataFrame:
+    return pd.read_csv(JANITR, keep_default_na=False, dtype=str)
+
+
+def davidson_slice(tmp_path: Path, n: int = 1500, seed: int = 0) -> Path:
+    """A real Davidson slice written as CSV (with its original columns)."""
+    frame = pd.read_csv(DAVIDSON, dtype=str, keep_default_na=False).sample(n=n, random_state=seed)
+    path = tmp_path / "davidson_slice.csv"
+    frame.to_csv(path, index=False)
+    return path
