@@ -48,7 +48,10 @@ def test_hardware_cpu_resolves_to_full_precision() -> None:
 
 
 def test_hydra_errors_become_one_line() -> None:
-    message = "In 'train': Could not find 'model/x'\n\nAvailable options in 'model':\n\ta\n\tb\nConfig search path:\n\tp"
+    message = (
+        "In 'train': Could not find 'model/x'\n\nAvailable options in 'model':\n\ta\n\tb\n"
+        "Config search path:\n\tp"
+    )
     assert (
         one_line_hydra_error(message)
         == "In 'train': Could not find 'model/x' (available options in 'model': a, b)"
