@@ -20,13 +20,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.calibration import Thresholds
 from toxmod.config import instantiate_component, run_entry_point
-from toxmod.data import SPLIT_NAMES, LabelScheme, build_dataset
+from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
 from toxmod.errors import ConfigError, ToxmodError, exit_on_user_error
 from toxmod.evaluation import evaluate_predictions
-from toxmod.models import load_scorer
+from toxmod.models import Scorer, load_scorer
 from toxmod.reports import console, headline_table, results_table
-from toxmod.runs import CONFIG_FILE, HOLDOUT_EVAL_FILE, MODEL_DIR, SPLIT_DIR, prefixed, score_split
-from toxmod.splits import read_split_folder
+from toxmod.runs import (
+    CONFIG_FILE,
+    HOLDOUT_EVAL_FILE,
+    MODEL_DIR,
+    SPLIT_DIR,
+    THRESHOLDS_FILE,
+    prefixed,
+    score_split,
+)
+from toxmod.splits import Split, read_split_folder
 
 REPRODUCTION_TOLERANCE = 1e-9
 
@@ -70,22 +78,52 @@ def locate_run(run: str, tracking_cfg: DictConfig, cache_dir: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class LoadedRun:
+    """A finished run rebuilt from its files: config, data, split, model, thresholds (notebooks too)."""
+
+    directory: Path
+    config: DictConfig
+    dataset: LabeledDataset
+    split: Split
+    scorer: Scorer
+    thresholds: Thresholds
+
+    def part(self, subset: str) -> LabeledDataset:
+        """The rows of one split (train, valid, calib or holdout)."""
+        if subset not in SPLIT_NAMES:
+            raise ConfigError(f"subset={subset!r}; expected one of {list(SPLIT_NAMES)}")
+        return self.split.part(self.dataset, subset)
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run directory; the split's hashes are verified against the data file on the way."""
+    run_dir = Path(run_dir)
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    dataset = build_dataset(cfg.data)
+    split, _ = read_split_folder(run_dir / SPLIT_DIR, dataset)
+    return LoadedRun(
+        run_dir,
+        cfg,
+        dataset,
+        split,
+        load_scorer(run_dir / MODEL_DIR),
+        Thresholds.load(run_dir / THRESHOLDS_FILE),
+    )
+
+
 def evaluate_run(
     run_dir: Path, subset: str = "holdout", bootstrap: int | None = None, seed: int | None = None
 ) -> Evaluation:
     """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's)."""
-    if subset not in SPLIT_NAMES:
-        raise ConfigError(f"subset={subset!r}; expected one of {list(SPLIT_NAMES)}")
-    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    dataset = build_dataset(cfg.data)
-    split, _ = read_split_folder(run_dir / SPLIT_DIR, dataset)
-    scorer = load_scorer(run_dir / MODEL_DIR)
-    bootstrap = int(cfg.get("bootstrap", 1000) if bootstrap is None else bootstrap)
-    seed = int(cfg.get("seed", 0) if seed is None else seed)
-    thresholds = Thresholds.load(run_dir / "thresholds.json")
-    scored = score_split(scorer, split.part(dataset, subset))
+    run = load_run(run_dir)
+    part = run.part(subset)
+    bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
+    seed = int(run.config.get("seed", 0) if seed is None else seed)
+    scored = score_split(run.scorer, part)
+    scheme = run.dataset.scheme
     values = evaluate_predictions(
-        dataset.scheme, scored.scores, scored.targets, thresholds.as_array(), bootstrap=bootstrap, seed=seed
+        scheme, scored.scores, scored.targets, run.thresholds.as_array(), bootstrap=bootstrap, seed=seed
     )
     recorded = None
     difference = None
@@ -95,11 +133,11 @@ def evaluate_run(
             k for k in values if k in recorded and recorded[k] is not None and not math.isnan(values[k])
         ]
         difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0)
-    return Evaluation(subset, dataset.scheme, prefixed(subset, values), recorded, difference)
+    return Evaluation(subset, scheme, prefixed(subset, values), recorded, difference)
 
 
 def _report(evaluation: Evaluation, run_dir: Path) -> None:
-    thresholds = Thresholds.load(run_dir / "thresholds.json").as_dict()
+    thresholds = Thresholds.load(run_dir / THRESHOLDS_FILE).as_dict()
     scheme = evaluation.scheme
     console.print(
         results_table(

@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.datasets import LabeledDataset
-from toxmod.models.base import Scorer
+from toxmod.models.base import Scorer, artifact_size_bytes
+from toxmod.tracking import Tracker
 
+EVALUATION_SPLIT = "holdout"
 HOLDOUT_EVAL_FILE = "holdout_eval.json"
+THRESHOLDS_FILE = "thresholds.json"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 FAILED_FILE = "FAILED"
@@ -92,11 +95,35 @@ def holdout_eval_record(
     thresholds: Mapping[str, float],
     metrics: Mapping[str, float],
 ) -> dict[str, Any]:
-    """The contents of ``holdout_eval.json`` (metric names without the ``holdout/`` prefix)."""
+    """The contents of ``holdout_eval.json``: the holdout metrics, without their ``holdout/`` prefix."""
+    prefix = f"{EVALUATION_SPLIT}/"
     return {
         "split_sha256": split_sha256,
         "data_sha256": data_sha256,
         "model": model,
         "thresholds": dict(thresholds),
-        "metrics": dict(metrics),
+        "metrics": {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
     }
+
+
+def model_size_metrics(scorer: Scorer, model_dir: Path) -> dict[str, float]:
+    """The saved model's size, plus full/quantized sizes for models that export both (fastText)."""
+    sizes = {"model_size_bytes": float(artifact_size_bytes(model_dir))}
+    for attribute in ("full_size_bytes", "quantized_size_bytes"):
+        if getattr(scorer, attribute, None) is not None:
+            sizes[f"model_{attribute}"] = float(getattr(scorer, attribute))
+    return sizes
+
+
+def finish_run_record(
+    run_dir: Path, tracker: Tracker, metrics: Mapping[str, float], record: dict[str, Any]
+) -> None:
+    """Write metrics, log everything to the tracker, then ``holdout_eval.json`` last: it marks "finished"."""
+    write_json(run_dir / METRICS_FILE, metrics)
+    tracker.log_metrics(metrics)
+    tracker.log_artifacts(run_dir / MODEL_DIR, MODEL_DIR)
+    tracker.log_artifacts(run_dir / SPLIT_DIR, SPLIT_DIR)
+    for file_name in (THRESHOLDS_FILE, METRICS_FILE, CONFIG_FILE, LEAKAGE_FILE):
+        tracker.log_artifact(run_dir / file_name)
+    write_json(run_dir / HOLDOUT_EVAL_FILE, record)
+    tracker.log_artifact(run_dir / HOLDOUT_EVAL_FILE)

@@ -17,31 +17,30 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from toxmod.config import instantiate_component, run_entry_point
-from toxmod.data import build_dataset
+from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
 from toxmod.errors import ConfigError, exit_on_user_error
 from toxmod.evaluation import evaluate_predictions
 from toxmod.hardware import apply_threads, resolve_hardware
-from toxmod.models import artifact_size_bytes
 from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
 from toxmod.runs import (
     CONFIG_FILE,
+    EVALUATION_SPLIT,
     FAILED_FILE,
-    HOLDOUT_EVAL_FILE,
     LEAKAGE_FILE,
-    METRICS_FILE,
     MODEL_DIR,
     SPLIT_DIR,
+    THRESHOLDS_FILE,
+    finish_run_record,
     git_sha,
     holdout_eval_record,
+    model_size_metrics,
     prefixed,
     score_split,
     write_json,
 )
-from toxmod.splits import prepare_split, write_split_folder
-from toxmod.tracking import flatten
-
-EVALUATION_SPLIT = "holdout"
+from toxmod.splits import Split, prepare_split, write_split_folder
+from toxmod.tracking import Tracker, flatten
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,24 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     except BaseException as error:
         (run_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
         raise
+    if tracker.run_id:
+        console.print(
+            f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
+        )
     return TrainResult(metrics, tracker.run_id, run_dir)
 
 
-def _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split) -> dict[str, Any]:  # noqa: ANN001
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    run_dir: Path,
+    dataset: LabeledDataset,
+    split: Split,
+    manifest: dict[str, Any],
+    tracker: Tracker,
+    fit_split: str,
+) -> dict[str, float]:
     scheme = dataset.scheme
-    parts = {name: split.part(dataset, name) for name in ("train", "valid", "calib", "holdout")}
+    parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer = instantiate_component(cfg.model, "model")
     console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
     start = time.perf_counter()
@@ -114,69 +125,49 @@ def _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split
     scored = {name: score_split(scorer, parts[name]) for name in wanted}
     thresholder = instantiate_component(cfg.threshold, "threshold")
     thresholds = thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
-    thresholds.save(run_dir / "thresholds.json")
+    thresholds.save(run_dir / THRESHOLDS_FILE)
 
-    metrics: dict[str, float] = {
+    metrics = {
         "train_seconds": train_seconds,
-        "model_size_bytes": float(artifact_size_bytes(model_dir)),
-        "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
         "train_rows": float(len(parts["train"])),
+        "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
+        **model_size_metrics(scorer, model_dir),
+        **thresholds.as_metrics(),
     }
-    for attribute in ("full_size_bytes", "quantized_size_bytes"):
-        if getattr(scorer, attribute, None) is not None:
-            metrics[f"model_{attribute}"] = float(getattr(scorer, attribute))
     for name in wanted:
+        bootstrap = int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0
         values = evaluate_predictions(
-            scheme,
-            scored[name].scores,
-            scored[name].targets,
-            thresholds.as_array(),
-            bootstrap=int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0,
-            seed=int(cfg.seed),
+            scheme, scored[name].scores, scored[name].targets, thresholds.as_array(), bootstrap, int(cfg.seed)
         )
         metrics.update(prefixed(name, values))
-    for name, info in thresholds.details.items():
-        if not name.startswith("_"):
-            metrics[f"threshold/{name}"] = thresholds.as_dict()[name]
-            metrics.update(
-                {f"threshold/{name}/{k}": v for k, v in info.items() if isinstance(v, (int, float))}
-            )
-
-    write_json(run_dir / METRICS_FILE, metrics)
-    holdout = {
-        k.removeprefix(f"{EVALUATION_SPLIT}/"): v
-        for k, v in metrics.items()
-        if k.startswith(f"{EVALUATION_SPLIT}/")
-    }
     record = holdout_eval_record(
-        manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), holdout
+        manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), metrics
     )
-    tracker.log_metrics(metrics)
-    tracker.log_artifacts(model_dir, MODEL_DIR)
-    tracker.log_artifacts(run_dir / SPLIT_DIR, SPLIT_DIR)
-    for file_name in ("thresholds.json", METRICS_FILE, CONFIG_FILE, LEAKAGE_FILE):
-        tracker.log_artifact(run_dir / file_name)
-    # holdout_eval.json is written last: its presence marks a finished run directory.
-    write_json(run_dir / HOLDOUT_EVAL_FILE, record)
-    tracker.log_artifact(run_dir / HOLDOUT_EVAL_FILE)
-    _print_results(dataset, scheme, metrics, thresholds, run_dir, train_seconds)
+    finish_run_record(run_dir, tracker, metrics, record)
+    _print_results(dataset.name, scheme, metrics, thresholds.as_dict(), run_dir, train_seconds)
     return metrics
 
 
-def _print_results(dataset, scheme, metrics, thresholds, run_dir, train_seconds) -> None:  # noqa: ANN001
+def _print_results(
+    name: str,
+    scheme: LabelScheme,
+    metrics: dict[str, float],
+    thresholds: dict[str, float],
+    run_dir: Path,
+    train_seconds: float,
+) -> None:
     console.print(
-        results_table(
-            f"{dataset.name} holdout", EVALUATION_SPLIT, scheme.report_names, metrics, thresholds.as_dict()
-        )
+        results_table(f"{name} holdout", EVALUATION_SPLIT, scheme.report_names, metrics, thresholds)
     )
+    primary = scheme.primary_label
     names = [
         "macro_f1",
         "weighted_f1",
         scheme.headline_name,
         "mean_roc_auc",
         "ece",
-        f"{scheme.primary_label}/recall",
-        f"{scheme.primary_label}/fpr",
+        f"{primary}/recall",
+        f"{primary}/fpr",
     ]
     console.print(headline_table(EVALUATION_SPLIT, metrics, names))
     console.print(f"train {train_seconds:.1f}s · run dir {run_dir}")

@@ -34,6 +34,17 @@ class Thresholds:
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.names, self.values))
 
+    def as_metrics(self) -> dict[str, float]:
+        """``threshold/<name>`` and ``threshold/<name>/<detail>`` numbers for the tracker."""
+        metrics: dict[str, float] = {}
+        for name, value in self.as_dict().items():
+            metrics[f"threshold/{name}"] = value
+            details = self.details.get(name, {})
+            metrics.update(
+                {f"threshold/{name}/{k}": float(v) for k, v in details.items() if isinstance(v, (int, float))}
+            )
+        return metrics
+
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,

@@ -26,9 +26,8 @@ def _threads(n_jobs: int | None) -> int:
     return int(n_jobs) if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
 
 
-def _task_probabilities(estimator: Any, features: sparse.csr_matrix, task: TrainingTask | int) -> np.ndarray:
+def _task_probabilities(estimator: Any, features: sparse.csr_matrix, n_classes: int) -> np.ndarray:
     """Binary task -> P(positive) as one column; multi-class task -> one column per class."""
-    n_classes = task if isinstance(task, int) else task.n_classes
     probabilities = estimator.predict_proba(features)
     return probabilities[:, 1:2] if n_classes == 2 else probabilities
 
@@ -153,7 +152,7 @@ class TfidfXGBoostScorer(TfidfScorer):
         learning_rate: float = 0.05,
         subsample: float = 0.9,
         colsample_bytree: float = 0.5,
-        min_child_weight: float = 1.0,
+        min_child_weight: float = 3.0,
         tree_features: int | None = 20_000,
         stack_linear: bool = True,
         linear_C: float = 4.0,
