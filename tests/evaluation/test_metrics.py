@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sklearn.metrics import (
@@ -88,3 +90,30 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded(multilabel_case
     for name in ("macro_f1", "exact_match", "scam/recall", "scam/fpr"):
         assert first[f"{name}_ci_low"] <= first[name] <= first[f"{name}_ci_high"]
         assert first[f"{name}_ci_high"] - first[f"{name}_ci_low"] > 0
+
+
+def test_latency_harness_measures_any_scorer() -> None:
+    from toxmod.evaluation.latency import measure_throughput
+    from toxmod.models.base import Scorer
+
+    class Constant(Scorer):
+        kind = "constant"
+
+        def fit(self, texts, targets, scheme):  # noqa: ANN001, ANN201
+            return self
+
+        def predict_scores(self, texts):  # noqa: ANN001, ANN201
+            time.sleep(0.001 * len(texts))
+            return np.zeros((len(texts), 1))
+
+        def _save_weights(self, directory):  # noqa: ANN001, ANN202
+            pass
+
+        def _load_weights(self, directory):  # noqa: ANN001, ANN202
+            pass
+
+    result = measure_throughput(Constant(), ["x"] * 20, batch_size=5, repeats=3)
+    assert result.n_texts == 20 and result.repeats == 3
+    # sleep() gives lower bounds on time: at least 5 ms a batch of 5, so at most 1000 texts/s.
+    assert 0 < result.median_texts_per_second <= 1000
+    assert result.median_batch_ms >= 5.0
