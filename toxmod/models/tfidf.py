@@ -32,6 +32,23 @@ def _task_probabilities(estimator: Any, features: sparse.csr_matrix, n_classes: 
     return probabilities[:, 1:2] if n_classes == 2 else probabilities
 
 
+def logistic_regression(
+    n_classes: int,
+    C: float,
+    class_weight: str | None,
+    solver: str = "auto",
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> LogisticRegression:
+    """L2 logistic regression; ``solver="auto"`` is liblinear for binary tasks (fast on sparse n-grams)
+    and lbfgs (multinomial) for multi-class ones."""
+    if solver == "auto":
+        solver = "liblinear" if n_classes == 2 else "lbfgs"
+    return LogisticRegression(
+        C=C, class_weight=class_weight, solver=solver, max_iter=max_iter, random_state=seed
+    )
+
+
 class TfidfScorer(Scorer):
     """Shared TF-IDF featurization; subclasses fit one estimator per training task of the scheme."""
 
@@ -98,17 +115,20 @@ class TfidfLogRegScorer(TfidfScorer):
     kind = "tfidf_logreg"
 
     def __init__(
-        self, C: float = 4.0, class_weight: str | None = "balanced", max_iter: int = 2000, **kwargs: Any
+        self,
+        C: float = 4.0,
+        class_weight: str | None = "balanced",
+        solver: str = "auto",
+        max_iter: int = 2000,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self._params.update({"C": C, "class_weight": class_weight, "max_iter": max_iter})
+        self._params.update({"C": C, "class_weight": class_weight, "solver": solver, "max_iter": max_iter})
 
     def _fit_task(self, features: sparse.csr_matrix, task: TrainingTask) -> Any:
-        model = LogisticRegression(
-            C=self._params["C"],
-            class_weight=self._params["class_weight"],
-            max_iter=self._params["max_iter"],
-            random_state=self._params["seed"],
+        p = self._params
+        model = logistic_regression(
+            task.n_classes, p["C"], p["class_weight"], p["solver"], p["max_iter"], p["seed"]
         )
         return model.fit(features, task.targets)
 
@@ -157,6 +177,7 @@ class TfidfXGBoostScorer(TfidfScorer):
         stack_linear: bool = True,
         linear_C: float = 4.0,
         linear_folds: int = 5,
+        linear_solver: str = "lbfgs",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -172,6 +193,7 @@ class TfidfXGBoostScorer(TfidfScorer):
                 "stack_linear": stack_linear,
                 "linear_C": linear_C,
                 "linear_folds": linear_folds,
+                "linear_solver": linear_solver,
             }
         )
 
@@ -185,7 +207,7 @@ class TfidfXGBoostScorer(TfidfScorer):
             selector = SelectKBest(chi2, k=p["tree_features"]).fit(features[:, :n_text], task.targets)
         linear, linear_scores = None, None
         if p["stack_linear"]:
-            linear = LogisticRegression(C=p["linear_C"], class_weight="balanced", max_iter=2000)
+            linear = logistic_regression(task.n_classes, p["linear_C"], "balanced", p["linear_solver"])
             folds = StratifiedKFold(p["linear_folds"], shuffle=True, random_state=p["seed"])
             linear_scores = cross_val_predict(
                 linear, features, task.targets, cv=folds, method="decision_function"
