@@ -68,6 +68,8 @@ def test_janitr_run_is_fully_recorded(tmp_path: Path, store: dict[str, str]) -> 
 
     evaluation = evaluate_run(result.run_dir)
     assert evaluation.reproduced and evaluation.max_difference == 0.0
+    calib = evaluate_run(result.run_dir, "calib")
+    assert calib.reproduced and calib.metrics["calib/scam/fpr"] == pytest.approx(metrics["calib/scam/fpr"])
 
 
 @pytest.mark.slow

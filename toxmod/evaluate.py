@@ -27,7 +27,9 @@ from toxmod.models import Scorer, load_scorer
 from toxmod.reports import console, headline_table, results_table
 from toxmod.runs import (
     CONFIG_FILE,
+    EVALUATION_SPLIT,
     HOLDOUT_EVAL_FILE,
+    METRICS_FILE,
     MODEL_DIR,
     SPLIT_DIR,
     THRESHOLDS_FILE,
@@ -125,15 +127,19 @@ def evaluate_run(
     values = evaluate_predictions(
         scheme, scored.scores, scored.targets, run.thresholds.as_array(), bootstrap=bootstrap, seed=seed
     )
-    recorded = None
-    difference = None
-    if subset == "holdout":
-        recorded = json.loads((run_dir / HOLDOUT_EVAL_FILE).read_text())["metrics"]
-        shared = [
-            k for k in values if k in recorded and recorded[k] is not None and not math.isnan(values[k])
-        ]
-        difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0)
-    return Evaluation(subset, scheme, prefixed(subset, values), recorded, difference)
+    recorded = recorded_metrics(run_dir, subset)
+    shared = [k for k in values if recorded.get(k) is not None and not math.isnan(values[k])]
+    difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0) if shared else None
+    return Evaluation(subset, scheme, prefixed(subset, values), recorded or None, difference)
+
+
+def recorded_metrics(run_dir: Path, subset: str) -> dict[str, float]:
+    """What the run recorded for ``subset`` (holdout: ``holdout_eval.json``; others: ``metrics.json``)."""
+    if subset == EVALUATION_SPLIT:
+        return json.loads((run_dir / HOLDOUT_EVAL_FILE).read_text())["metrics"]
+    prefix = f"{subset}/"
+    everything = json.loads((run_dir / METRICS_FILE).read_text())
+    return {k.removeprefix(prefix): v for k, v in everything.items() if k.startswith(prefix)}
 
 
 def _report(evaluation: Evaluation, run_dir: Path) -> None:
@@ -143,7 +149,7 @@ def _report(evaluation: Evaluation, run_dir: Path) -> None:
         results_table(
             f"{run_dir.name} {evaluation.subset}",
             evaluation.subset,
-            scheme.report_names,
+            scheme,
             evaluation.metrics,
             thresholds,
         )
@@ -157,7 +163,8 @@ def _report(evaluation: Evaluation, run_dir: Path) -> None:
     )
     if evaluation.reproduced is not None:
         verdict = "reproduced" if evaluation.reproduced else "NOT reproduced"
-        console.print(f"{verdict}: max |difference| from holdout_eval.json = {evaluation.max_difference:.3g}")
+        source = HOLDOUT_EVAL_FILE if evaluation.subset == EVALUATION_SPLIT else METRICS_FILE
+        console.print(f"{verdict}: max |difference| from {source} = {evaluation.max_difference:.3g}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

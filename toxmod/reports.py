@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from toxmod.data.schemes import LabelScheme
 from toxmod.evaluation.metrics import PER_LABEL_METRICS
 
 # Wide enough for the per-label table when output is piped to a file or CI log.
@@ -29,21 +30,24 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def results_table(
-    title: str,
-    split: str,
-    labels: Sequence[str],
-    metrics: Mapping[str, float],
-    thresholds: Mapping[str, float],
+    title: str, split: str, scheme: LabelScheme, metrics: Mapping[str, float], thresholds: Mapping[str, float]
 ) -> Table:
-    """Per-label precision/recall/F1/FPR/support/AUCs plus the headline metrics of one split."""
+    """Per-label threshold, precision/recall/F1/FPR/support and AUCs of one split."""
     table = Table(title=title, title_justify="left")
     table.add_column("label")
     table.add_column("threshold", justify="right")
     for metric in PER_LABEL_METRICS:
         table.add_column(metric, justify="right")
-    for label in labels:
+    cumulative = False
+    for label in scheme.report_names:
+        decision = scheme.decision_for(label)
+        cumulative |= decision not in (None, label)
         row = [_fmt(metrics.get(f"{split}/{label}/{m}")) for m in PER_LABEL_METRICS]
-        table.add_row(label, _fmt(thresholds.get(label)), *row)
+        table.add_row(label, _fmt(thresholds.get(decision)) if decision else "-", *row)
+    if cumulative:
+        table.caption = (
+            "level thresholds apply to P(level >= that level); the highest level passed is predicted"
+        )
     return table
 
 

@@ -156,9 +156,7 @@ def _print_results(
     run_dir: Path,
     train_seconds: float,
 ) -> None:
-    console.print(
-        results_table(f"{name} holdout", EVALUATION_SPLIT, scheme.report_names, metrics, thresholds)
-    )
+    console.print(results_table(f"{name} holdout", EVALUATION_SPLIT, scheme, metrics, thresholds))
     primary = scheme.primary_label
     names = [
         "macro_f1",
