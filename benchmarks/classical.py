@@ -197,6 +197,20 @@ def markdown(results: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def merged(previous: list[dict], row: dict) -> list[dict]:
+    """Results with ``row`` replacing any earlier row of the same suite and model (suite order kept)."""
+    kept = [r for r in previous if (r["suite"], r["model"]) != (row["suite"], row["model"])]
+    order = {(s, m): i for i, (s, spec) in enumerate(SUITES.items()) for m in spec["models"]}
+    return sorted([*kept, row], key=lambda r: order.get((r["suite"], r["model"]), len(order)))
+
+
+def save(results: list[dict], json_path: Path, markdown_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    command = "python benchmarks/classical.py " + " ".join(sys.argv[1:])
+    markdown_path.write_text(markdown(results, command.strip()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -206,9 +220,13 @@ def main() -> None:
     parser.add_argument("--tracking", default="mlflow", choices=["mlflow", "none"])
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "classical.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--fresh", action="store_true", help="start from an empty results file")
     args = parser.parse_args()
+    json_path, markdown_path = Path(args.json), Path(args.markdown)
+    # Results are merged into the JSON and written after every run: an interrupted benchmark keeps
+    # what it finished, and a partial re-run (--suites/--models) updates only its own rows.
+    results = [] if args.fresh or not json_path.is_file() else json.loads(json_path.read_text())
     suites = [s for s in args.suites.split(",") if s]
-    results = []
     for suite in suites:
         for model, overrides in SUITES[suite]["models"].items():
             if args.models and model not in args.models.split(","):
@@ -216,7 +234,8 @@ def main() -> None:
             start = time.perf_counter()
             row = run_one(suite, model, overrides, [f"tracking={args.tracking}"], [])
             row["wall_seconds"] = time.perf_counter() - start
-            results.append(row)
+            results = merged(results, row)
+            save(results, json_path, markdown_path)
             console.print(
                 f"{suite}/{model}: "
                 + ", ".join(
@@ -243,11 +262,7 @@ def main() -> None:
                 ],
             )
         )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    command = "python benchmarks/classical.py " + " ".join(sys.argv[1:])
-    Path(args.markdown).write_text(markdown(results, command.strip()))
-    console.print(f"wrote {args.json} and {args.markdown}")
+    console.print(f"wrote {json_path} and {markdown_path}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +36,10 @@ def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
 
 
 def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m toxmod.<module> overrides...`` as a user would."""
+    """Run ``python -m toxmod.<module> overrides...`` as a user would (outputs kept out of the checkout)."""
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
+    if not any(o.startswith(("paths.output_dir=", "hydra.run.dir=")) for o in overrides):
+        overrides = (*overrides, f"paths.output_dir={Path(tempfile.gettempdir()) / 'toxmod-test-outputs'}")
     return subprocess.run(
         [sys.executable, "-m", f"toxmod.{module}", *overrides],
         capture_output=True,
