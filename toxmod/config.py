@@ -77,7 +77,7 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` without the meta keys (``name``), with a one-line error on failure."""
     params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in META_KEYS}
     try:
-        return instantiate(params, **kwargs)
+        return instantiate(params, _convert_="all", **kwargs)
     except Exception as error:  # Hydra wraps constructor errors in InstantiationException
         cause = error.__cause__ or error
         message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__

@@ -52,27 +52,11 @@ def logistic_regression(
 class TfidfScorer(Scorer):
     """Shared TF-IDF featurization; subclasses fit one estimator per training task of the scheme."""
 
-    def __init__(
-        self,
-        word_ngrams: Sequence[int] = (1, 3),
-        char_ngrams: Sequence[int] | None = (2, 5),
-        max_features: int | None = 200_000,
-        min_df: int = 2,
-        text_stats: bool = True,
-        seed: int = 0,
-        n_jobs: int | None = None,
-    ) -> None:
+    def __init__(self, seed: int = 0, n_jobs: int | None = None, **featurizer_params: Any) -> None:
+        """``featurizer_params`` go to ``TfidfFeaturizer`` (n-grams, max_features, min_df, text_stats)."""
         super().__init__()
-        self._params: dict[str, Any] = {
-            "word_ngrams": list(word_ngrams),
-            "char_ngrams": list(char_ngrams) if char_ngrams else None,
-            "max_features": max_features,
-            "min_df": min_df,
-            "text_stats": text_stats,
-            "seed": seed,
-            "n_jobs": n_jobs,
-        }
-        self.featurizer = TfidfFeaturizer(word_ngrams, char_ngrams, max_features, min_df, text_stats)
+        self._params: dict[str, Any] = {"seed": seed, "n_jobs": n_jobs, **featurizer_params}
+        self.featurizer = TfidfFeaturizer(**featurizer_params)
         self.estimators: list[Any] = []
         self.task_classes: list[int] = []
 
