@@ -178,3 +178,5 @@ def test_evaluate_and_compare_errors_are_one_line(tmp_path: Path, store: dict[st
     assert result.returncode == 2 and "neither a run directory nor a run id" in result.stderr
     result = run_cli("compare", *tracking_overrides(store))
     assert result.returncode == 2 and "no FINISHED runs" in result.stderr
+    result = run_cli("evaluate", *tracking_overrides(store))
+    assert result.returncode == 2 and result.stderr.strip() == "error: run is required (pass run=...)"

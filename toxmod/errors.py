@@ -31,12 +31,18 @@ class ConfigError(ToxmodError):
 def exit_on_user_error(func: F) -> F:
     """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and exit code 2."""
 
+    from omegaconf.errors import MissingMandatoryValue
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ToxmodError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(USER_ERROR_EXIT_CODE)
+        except MissingMandatoryValue as error:
+            key = getattr(error, "full_key", None) or "a required key"
+            print(f"error: {key} is required (pass {key}=...)", file=sys.stderr)
             sys.exit(USER_ERROR_EXIT_CODE)
 
     return wrapper  # type: ignore[return-value]
