@@ -206,11 +206,15 @@ def merged(previous: list[dict], row: dict) -> list[dict]:
     return sorted([*kept, row], key=lambda r: order.get((r["suite"], r["model"]), len(order)))
 
 
+def command_line() -> str:
+    return ("python benchmarks/classical.py " + " ".join(sys.argv[1:])).strip()
+
+
 def save(results: list[dict], json_path: Path, markdown_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    command = "python benchmarks/classical.py " + " ".join(sys.argv[1:])
-    markdown_path.write_text(markdown(results, command.strip()))
+    commands = list(dict.fromkeys(r.get("command", command_line()) for r in results))
+    markdown_path.write_text(markdown(results, "`; `".join(commands)))
 
 
 def main() -> None:
@@ -236,6 +240,7 @@ def main() -> None:
             start = time.perf_counter()
             row = run_one(suite, model, overrides, [f"tracking={args.tracking}"], [])
             row["wall_seconds"] = time.perf_counter() - start
+            row["command"] = command_line()
             results = merged(results, row)
             save(results, json_path, markdown_path)
             console.print(
