@@ -65,7 +65,9 @@ def test_ruddit_scores_are_binned_into_levels() -> None:
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".csv.gz", ".jsonl.gz"])
 def test_csv_config_reads_every_supported_format(tmp_path: Path, suffix: str) -> None:
     frame = pd.read_csv(DAVIDSON, dtype=str, keep_default_na=False).head(50)
-    frame = frame.rename(columns={"tweet": "body"}).assign(hateful=(frame["class"] == "0").astype(int).astype(str))
+    frame = frame.rename(columns={"tweet": "body"}).assign(
+        hateful=(frame["class"] == "0").astype(int).astype(str)
+    )
     path = tmp_path / f"slice{suffix}"
     if ".jsonl" in suffix:
         text = "\n".join(json.dumps(r) for r in frame.to_dict(orient="records")) + "\n"
@@ -73,7 +75,10 @@ def test_csv_config_reads_every_supported_format(tmp_path: Path, suffix: str) ->
     else:
         frame.to_csv(path, sep="\t" if suffix == ".tsv" else ",", index=False)
     data = dataset_for(
-        "csv", f"data.path={path}", "data.text_column=body", "data.label_columns=[hateful]",
+        "csv",
+        f"data.path={path}",
+        "data.text_column=body",
+        "data.label_columns=[hateful]",
         "data.id_column='Unnamed: 0'",
     )
     assert len(data) == 50
@@ -84,7 +89,11 @@ def test_csv_levels_scheme_with_a_level_column(tmp_path: Path) -> None:
     path = tmp_path / "levels.csv"
     pd.DataFrame({"text": ["a b", "c d", "e f"], "level": ["low", "high", "mid"]}).to_csv(path, index=False)
     data = dataset_for(
-        "csv", f"data.path={path}", "data.scheme=levels", "data.label_column=level", "data.levels=[low,mid,high]"
+        "csv",
+        f"data.path={path}",
+        "data.scheme=levels",
+        "data.label_column=level",
+        "data.levels=[low,mid,high]",
     )
     assert data.targets.tolist() == [0, 2, 1]
     assert data.ids.tolist() == ["0", "1", "2"]
@@ -99,16 +108,32 @@ def test_max_rows_subsamples_reproducibly() -> None:
 @pytest.mark.parametrize(
     ("frame", "overrides", "message"),
     [
-        ({"body": ["x"], "y": ["1"]}, ["data.label_columns=[y]"], "column 'text' (data.text_column) not found"),
+        (
+            {"body": ["x"], "y": ["1"]},
+            ["data.label_columns=[y]"],
+            "column 'text' (data.text_column) not found",
+        ),
         ({"text": ["x", " "], "y": ["1", "0"]}, ["data.label_columns=[y]"], "has 1 empty texts"),
-        ({"text": ["x", "z"], "y": ["1", "yes"]}, ["data.label_columns=[y]"], "values outside {0, 1}: ['yes']"),
-        ({"text": ["x", "z"], "y": ["1", "0"], "i": ["a", "a"]}, ["data.label_columns=[y]", "data.id_column=i"],
-         "duplicate IDs"),
-        ({"text": ["x", "z"], "lv": ["low", "top"]},
-         ["data.scheme=levels", "data.label_column=lv", "data.levels=[low,high]"], "outside the levels"),
+        (
+            {"text": ["x", "z"], "y": ["1", "yes"]},
+            ["data.label_columns=[y]"],
+            "values outside {0, 1}: ['yes']",
+        ),
+        (
+            {"text": ["x", "z"], "y": ["1", "0"], "i": ["a", "a"]},
+            ["data.label_columns=[y]", "data.id_column=i"],
+            "duplicate IDs",
+        ),
+        (
+            {"text": ["x", "z"], "lv": ["low", "top"]},
+            ["data.scheme=levels", "data.label_column=lv", "data.levels=[low,high]"],
+            "outside the levels",
+        ),
     ],
 )
-def test_bad_data_raises_one_line_errors(tmp_path: Path, frame: dict, overrides: list[str], message: str) -> None:
+def test_bad_data_raises_one_line_errors(
+    tmp_path: Path, frame: dict, overrides: list[str], message: str
+) -> None:
     path = tmp_path / "bad.csv"
     pd.DataFrame(frame).to_csv(path, index=False)
     with pytest.raises(DataError) as error:

@@ -30,7 +30,11 @@ def test_levels_thresholds_act_on_cumulative_scores() -> None:
     assert scheme.decision_names == ["at_least_mild", "at_least_severe"]
     # Highest passed cut wins: row 0 passes mild only, row 1 both, row 2 none.
     assert scheme.predict(scores, np.array([0.4, 0.5])).tolist() == [1, 2, 0]
-    assert scheme.decision_targets(np.array([0, 1, 2])).tolist() == [[False, False], [True, False], [True, True]]
+    assert scheme.decision_targets(np.array([0, 1, 2])).tolist() == [
+        [False, False],
+        [True, False],
+        [True, True],
+    ]
     assert scheme.headline(np.array([1, 2, 1]), np.array([1, 2, 0])) == {"accuracy": pytest.approx(2 / 3)}
 
 

@@ -16,8 +16,8 @@ from toxmod.data.schemes import LabelScheme, LevelsScheme, MultiLabelScheme
 from toxmod.errors import ConfigError, DataError
 
 SPLIT_NAMES = ("train", "valid", "calib", "holdout")
-_TRUE = {"1", "true", "True", "TRUE", 1, True, 1.0}
-_FALSE = {"0", "false", "False", "FALSE", 0, False, 0.0}
+_TRUE = {"1", "true", "True", "TRUE", 1}
+_FALSE = {"0", "false", "False", "FALSE", 0}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
     )
     max_rows = cfg.get("max_rows")
     if max_rows and max_rows < len(dataset):
-        chosen = np.random.default_rng(int(cfg.get("seed", 0))).choice(len(dataset), int(max_rows), replace=False)
+        chosen = np.random.default_rng(int(cfg.get("seed", 0))).choice(
+            len(dataset), int(max_rows), replace=False
+        )
         dataset = dataset.subset(np.sort(chosen))
     return dataset
 
@@ -109,7 +111,9 @@ def _validated_texts(frame: pd.DataFrame, column: str, where: str) -> np.ndarray
     non_string = ~values.map(lambda v: isinstance(v, str))
     if non_string.any():
         rows = list(np.flatnonzero(non_string.to_numpy())[:5])
-        raise DataError(f"{where}: text column {column!r} has {int(non_string.sum())} non-string values (rows {rows})")
+        raise DataError(
+            f"{where}: text column {column!r} has {int(non_string.sum())} non-string values (rows {rows})"
+        )
     empty = values.str.strip() == ""
     if empty.any():
         rows = list(np.flatnonzero(empty.to_numpy())[:5])
@@ -149,7 +153,9 @@ def encode_targets(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[La
     if kind == "multilabel":
         labels = list(cfg.get("label_columns") or [])
         if not labels:
-            raise ConfigError("data.label_columns is empty: a multilabel scheme needs at least one label column")
+            raise ConfigError(
+                "data.label_columns is empty: a multilabel scheme needs at least one label column"
+            )
         scheme = MultiLabelScheme(labels, cfg.get("none_label"), cfg.get("primary_label") or "")
         return scheme, np.stack([_binary_column(frame, c, where) for c in labels], axis=1)
     if kind == "levels":
@@ -178,7 +184,9 @@ def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], wher
     if unknown.any():
         examples = sorted(set(raw[unknown]))[:5]
         expected = sorted(mapping) if mapping else levels
-        raise DataError(f"{where}: label column {column!r} has values outside the levels {expected}: {examples}")
+        raise DataError(
+            f"{where}: label column {column!r} has values outside the levels {expected}: {examples}"
+        )
     return names.map(index).to_numpy().astype(np.int64)
 
 

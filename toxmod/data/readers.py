@@ -31,7 +31,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a data file as strings (empty cells stay empty strings, never NaN)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist (set data.path, or TOXMOD_DATASETS for shared data)")
+        raise DataError(
+            f"data file {path} does not exist (set data.path, or TOXMOD_DATASETS for shared data)"
+        )
     fmt = table_format(path)
     try:
         if fmt == "jsonl":
