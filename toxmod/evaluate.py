@@ -47,6 +47,7 @@ class Evaluation:
 
     subset: str
     scheme: LabelScheme
+    thresholds: dict[str, float]
     metrics: dict[str, float]
     recorded: dict[str, float] | None
     max_difference: float | None
@@ -130,7 +131,9 @@ def evaluate_run(
     recorded = recorded_metrics(run_dir, subset)
     shared = [k for k in values if recorded.get(k) is not None and not math.isnan(values[k])]
     difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0) if shared else None
-    return Evaluation(subset, scheme, prefixed(subset, values), recorded or None, difference)
+    return Evaluation(
+        subset, scheme, run.thresholds.as_dict(), prefixed(subset, values), recorded or None, difference
+    )
 
 
 def recorded_metrics(run_dir: Path, subset: str) -> dict[str, float]:
@@ -143,7 +146,6 @@ def recorded_metrics(run_dir: Path, subset: str) -> dict[str, float]:
 
 
 def _report(evaluation: Evaluation, run_dir: Path) -> None:
-    thresholds = Thresholds.load(run_dir / THRESHOLDS_FILE).as_dict()
     scheme = evaluation.scheme
     console.print(
         results_table(
@@ -151,7 +153,7 @@ def _report(evaluation: Evaluation, run_dir: Path) -> None:
             evaluation.subset,
             scheme,
             evaluation.metrics,
-            thresholds,
+            evaluation.thresholds,
         )
     )
     console.print(

@@ -12,12 +12,12 @@ import pytest
 
 from tests.helpers import compose_train
 from toxmod.data import build_dataset
+from toxmod.data.text import normalize_text
 from toxmod.errors import SplitError
 from toxmod.splits import prepare_split, read_split_folder, write_split_folder
 from toxmod.splits.assign import group_assignment, stratified_assignment
 from toxmod.splits.builders import stratified_split
 from toxmod.splits.leakage import compare_with_previous, leakage_report
-from toxmod.splits.text import normalize_text
 
 # sha256 of upstream Janitr's frozen ID lists (PROVENANCE.md: they match that folder's MANIFEST.json).
 UPSTREAM_JANITR_PREFIXES = {"valid": "b2aba19f", "calib": "5c865452", "holdout": "11783c36"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.data.readers import file_sha256, read_table
 from toxmod.data.schemes import LabelScheme, LevelsScheme, MultiLabelScheme
+from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError
 
 SPLIT_NAMES = ("train", "valid", "calib", "holdout")
@@ -36,6 +38,11 @@ class LabeledDataset:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def normalized_texts(self) -> np.ndarray:
+        """``normalize_text`` of every text, computed once (dedupe, purge and leakage checks share it)."""
+        return np.array([normalize_text(t) for t in self.texts], dtype=object)
 
     def subset(self, index: np.ndarray) -> LabeledDataset:
         """Rows selected by a boolean mask or an integer index."""

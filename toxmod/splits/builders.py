@@ -11,7 +11,6 @@ from toxmod.data.datasets import SPLIT_NAMES, LabeledDataset
 from toxmod.errors import SplitError
 from toxmod.splits.assign import group_assignment, stratified_assignment
 from toxmod.splits.manifest import Split, read_split_folder
-from toxmod.splits.text import normalize_text
 
 
 def _rows_by_name(assignment: np.ndarray, positions: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -75,8 +74,8 @@ def stratified_split(
     notes: dict[str, Any] = {"seed": int(seed), "ratios": {k: float(v) for k, v in ratios.items()}}
     if dedupe:
         first_seen: dict[str, int] = {}
-        for p, text in enumerate(dataset.texts):
-            first_seen.setdefault(normalize_text(text), p)
+        for p, text in enumerate(dataset.normalized_texts):
+            first_seen.setdefault(text, p)
         positions = np.array(sorted(first_seen.values()), dtype=np.int64)
         notes["deduplicated_rows"] = int(len(dataset) - len(positions))
     if dataset.groups is not None:

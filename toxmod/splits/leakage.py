@@ -10,7 +10,6 @@ import numpy as np
 from toxmod.data.datasets import SPLIT_NAMES, LabeledDataset
 from toxmod.errors import SplitError
 from toxmod.splits.manifest import Split
-from toxmod.splits.text import normalize_text
 
 # Texts of these evaluation splits must never appear in train.
 BLOCKING_PAIRS = (("train", "calib"), ("train", "holdout"))
@@ -23,9 +22,7 @@ def _pair_name(a: str, b: str) -> str:
 def leakage_report(dataset: LabeledDataset, split: Split, max_examples: int = 5) -> dict[str, Any]:
     """Counts of rows in split B whose exact / normalized text also occurs in split A, for every pair."""
     exact = {name: set(dataset.texts[split.rows[name]]) for name in SPLIT_NAMES}
-    normalized_texts = {
-        name: [normalize_text(t) for t in dataset.texts[split.rows[name]]] for name in SPLIT_NAMES
-    }
+    normalized_texts = {name: list(dataset.normalized_texts[split.rows[name]]) for name in SPLIT_NAMES}
     normalized = {name: set(values) for name, values in normalized_texts.items()}
     pairs: dict[str, Any] = {}
     for a, b in combinations(SPLIT_NAMES, 2):
@@ -59,10 +56,10 @@ def enforce_no_leakage(report: dict[str, Any], allow_leakage: bool) -> None:
 def purge_train_leaks(dataset: LabeledDataset, split: Split) -> Split:
     """Drop train rows whose normalized text occurs in valid, calib or holdout (evaluation rows untouched)."""
     evaluation = {
-        normalize_text(t) for name in ("valid", "calib", "holdout") for t in dataset.texts[split.rows[name]]
+        t for name in ("valid", "calib", "holdout") for t in dataset.normalized_texts[split.rows[name]]
     }
     train = split.rows["train"]
-    keep = np.array([normalize_text(t) not in evaluation for t in dataset.texts[train]], dtype=bool)
+    keep = np.array([t not in evaluation for t in dataset.normalized_texts[train]], dtype=bool)
     rows = dict(split.rows, train=train[keep])
     notes = dict(split.notes, purged_train_rows=int((~keep).sum()))
     return Split(rows=rows, source=split.source, notes=notes)
@@ -81,9 +78,9 @@ def compare_with_previous(dataset: LabeledDataset, split: Split, previous: Split
         if before is not None and before != name:
             key = f"{before}->{name}"
             moved[key] = moved.get(key, 0) + 1
-    new_train = {normalize_text(t) for t in dataset.texts[split.rows["train"]]}
+    new_train = set(dataset.normalized_texts[split.rows["train"]])
     old_eval_leaks = {
-        name: int(sum(normalize_text(t) in new_train for t in dataset.texts[previous.rows[name]]))
+        name: int(sum(t in new_train for t in dataset.normalized_texts[previous.rows[name]]))
         for name in ("calib", "holdout")
     }
     return {"moved_ids": moved, "new_train_texts_in_previous": old_eval_leaks}
