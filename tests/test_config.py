@@ -9,7 +9,7 @@ from toxmod.config import compose_config, one_line_hydra_error
 from toxmod.hardware import resolve_hardware
 from toxmod.paths import CONFIG_DIR
 
-GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "experiment"]
+GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "trainer", "student", "experiment"]
 
 
 def options(group: str) -> list[str]:
@@ -45,6 +45,24 @@ def test_other_entry_point_configs_compose() -> None:
 def test_hardware_cpu_resolves_to_full_precision() -> None:
     settings = resolve_hardware(compose_train(["hardware=cpu", "hardware.threads=2"]).hardware)
     assert (settings.accelerator, settings.precision, settings.threads) == ("cpu", "32-true", 2)
+    assert settings.num_workers == 0 and settings.strategy == "auto"
+
+
+def test_hardware_ddp_spawns_one_process_per_device_and_shares_the_cores() -> None:
+    cfg = compose_train(["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]).hardware
+    settings = resolve_hardware(cfg)
+    assert (settings.strategy, settings.devices, settings.precision) == ("ddp_spawn", 2, "32-true")
+    import os
+
+    assert settings.threads == max((os.cpu_count() or 1) // 2, 1)
+
+
+def test_model_epochs_feed_the_trainer_and_students_take_any_architecture() -> None:
+    cfg = compose_train(["model=student", "student=h384_l4_a6_i1536", "student.layers=6"])
+    assert cfg.trainer.max_epochs == cfg.model.max_epochs == 10
+    assert (cfg.model.student.hidden, cfg.model.student.heads, cfg.model.student.layers) == (384, 6, 6)
+    assert compose_train(["model=minilm"]).trainer.max_epochs == 5
+    assert compose_train([]).trainer.max_epochs == 3  # classical models ignore it
 
 
 def test_hydra_errors_become_one_line() -> None:

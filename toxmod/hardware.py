@@ -23,6 +23,7 @@ class HardwareSettings:
     precision: str
     threads: int
     num_workers: int
+    strategy: str = "auto"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,10 +50,17 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
     if requested in ("cuda", "mps") and _available_accelerator() != requested:
         raise ConfigError(f"hardware={requested} was asked for but no {requested} device is available here")
     precision = cfg.get("precision") or DEFAULT_PRECISION[accelerator]
-    threads = int(cfg.get("threads") or os.cpu_count() or 1)
+    strategy = str(cfg.get("strategy") or "auto")
+    processes = (
+        int(cfg.get("devices", 1)) if "ddp" in strategy and str(cfg.get("devices", 1)).isdigit() else 1
+    )
+    # DDP on one machine: each process gets its share of the cores.
+    threads = int(cfg.get("threads") or max((os.cpu_count() or 1) // processes, 1))
     workers = cfg.get("num_workers")
-    workers = int(workers) if workers is not None else min(4, max(threads - 1, 0))
-    return HardwareSettings(accelerator, cfg.get("devices", 1), str(precision), threads, workers)
+    if workers is None:  # CPU training: tokenized batches are in memory, worker processes only add IPC
+        workers = 0 if accelerator == "cpu" else min(4, max(threads - 1, 0))
+    devices = cfg.get("devices", 1)
+    return HardwareSettings(accelerator, devices, str(precision), threads, int(workers), strategy)
 
 
 def apply_threads(settings: HardwareSettings) -> None:

@@ -25,6 +25,9 @@ FAILED_FILE = "FAILED"
 MODEL_DIR = "model"
 SPLIT_DIR = "split"
 LEAKAGE_FILE = "leakage.json"
+TRACKING_FILE = "tracking.json"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
 
 
 def git_sha(root: Path) -> str:
@@ -120,7 +123,8 @@ def finish_run_record(
 ) -> None:
     """Write metrics, log everything to the tracker, then ``holdout_eval.json`` last: it marks "finished"."""
     write_json(run_dir / METRICS_FILE, metrics)
-    tracker.log_metrics(metrics)
+    # Trainer-driven runs log the final numbers at their last step, after the epoch curves.
+    tracker.log_metrics(metrics, step=int(metrics.get("train/global_steps", 0)))
     tracker.log_artifacts(run_dir / MODEL_DIR, MODEL_DIR)
     tracker.log_artifacts(run_dir / SPLIT_DIR, SPLIT_DIR)
     for file_name in (THRESHOLDS_FILE, METRICS_FILE, CONFIG_FILE, LEAKAGE_FILE):

@@ -6,6 +6,7 @@ thresholds on calibration data -> metrics per split -> run directory + MLflow ru
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +21,21 @@ from toxmod.config import instantiate_component, run_entry_point
 from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
 from toxmod.errors import ConfigError, exit_on_user_error
 from toxmod.evaluation import evaluate_predictions
-from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
+from toxmod.models import FitContext
 from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
+from toxmod.resume import ResumePoint, resolve_resume
 from toxmod.runs import (
     CONFIG_FILE,
     EVALUATION_SPLIT,
     FAILED_FILE,
+    HOLDOUT_EVAL_FILE,
     LEAKAGE_FILE,
     MODEL_DIR,
     SPLIT_DIR,
     THRESHOLDS_FILE,
+    TRACKING_FILE,
     finish_run_record,
     git_sha,
     holdout_eval_record,
@@ -53,9 +58,17 @@ class TrainResult:
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
-    """Run one experiment and record it. Raises ToxmodError on bad input (the MLflow run is FAILED)."""
-    run_dir = Path(run_dir)
+    """Run one experiment and record it. Raises ToxmodError on bad input (the MLflow run is FAILED).
+
+    With ``resume=...`` the run continues in its original directory and MLflow run.
+    """
+    resume = resolve_resume(str(cfg.resume), cfg) if cfg.get("resume") else None
+    run_dir = resume.run_dir if resume else Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
+        for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
+            (run_dir / marker).unlink(missing_ok=True)
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     np.random.seed(int(cfg.seed))
@@ -68,6 +81,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
     manifest = write_split_folder(run_dir / SPLIT_DIR, dataset, split)
+    if resume:
+        _check_same_split(run_dir, manifest["split_sha256"])
     write_json(run_dir / LEAKAGE_FILE, leakage)
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
 
@@ -89,10 +104,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     }
     run_name = cfg.get("run_name") or f"{model_name}-{dataset.name}"
     try:
-        with tracker.run(run_name=run_name, tags=tags):
-            tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-            tracker.log_params({f"hardware.resolved.{k}": v for k, v in hardware.as_dict().items()})
-            metrics = _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split)
+        with tracker.run(run_name=run_name, tags=tags, resume_run_id=resume.run_id if resume else None):
+            write_json(
+                run_dir / TRACKING_FILE,
+                {"run_id": tracker.run_id, "split_sha256": manifest["split_sha256"]},
+            )
+            if resume is None:  # MLflow params are immutable; a resumed chunk records its config file
+                tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+                tracker.log_params({f"hardware.resolved.{k}": v for k, v in hardware.as_dict().items()})
+            context = _fit_context(cfg, run_dir, dataset, split, tracker, hardware, resume)
+            metrics = _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split, context)
     except BaseException as error:
         (run_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
         raise
@@ -103,6 +124,46 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     return TrainResult(metrics, tracker.run_id, run_dir)
 
 
+def _check_same_split(run_dir: Path, split_sha256: str) -> None:
+    tracking_file = run_dir / TRACKING_FILE
+    if tracking_file.is_file():
+        previous = json.loads(tracking_file.read_text()).get("split_sha256")
+        if previous and previous != split_sha256:
+            raise ConfigError(
+                f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
+                "a resumed run must train on the same split"
+            )
+
+
+def _fit_context(
+    cfg: DictConfig,
+    run_dir: Path,
+    dataset: LabeledDataset,
+    split: Split,
+    tracker: Tracker,
+    hardware: HardwareSettings,
+    resume: ResumePoint | None,
+) -> FitContext:
+    """Validation data, trainer settings and resume point for trainer-driven models."""
+    valid = split.part(dataset, "valid")
+    return FitContext(
+        run_dir=run_dir,
+        tracker=tracker,
+        hardware=hardware,
+        valid_texts=list(valid.texts),
+        valid_targets=valid.targets,
+        target_fpr=float(cfg.threshold.get("target_fpr", 0.02)),
+        trainer=_plain(cfg.get("trainer")),
+        checkpoint=_plain(cfg.get("checkpoint")),
+        early_stopping=_plain(cfg.get("early_stopping")),
+        resume_from=resume.checkpoint if resume else None,
+    )
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+
+
 def _fit_and_evaluate(
     cfg: DictConfig,
     run_dir: Path,
@@ -111,13 +172,14 @@ def _fit_and_evaluate(
     manifest: dict[str, Any],
     tracker: Tracker,
     fit_split: str,
+    context: FitContext,
 ) -> dict[str, float]:
     scheme = dataset.scheme
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer = instantiate_component(cfg.model, "model")
     console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
     start = time.perf_counter()
-    scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme)
+    scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
     model_dir = scorer.save(run_dir / MODEL_DIR)
 
@@ -132,6 +194,7 @@ def _fit_and_evaluate(
         "train_rows": float(len(parts["train"])),
         "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
         **model_size_metrics(scorer, model_dir),
+        **getattr(scorer, "training_summary", {}),
         **thresholds.as_metrics(),
     }
     for name in wanted:
@@ -140,6 +203,9 @@ def _fit_and_evaluate(
             scheme, scored[name].scores, scored[name].targets, thresholds.as_array(), bootstrap, int(cfg.seed)
         )
         metrics.update(prefixed(name, values))
+    best_checkpoint = getattr(scorer, "best_checkpoint", None)
+    if best_checkpoint and (cfg.get("checkpoint") or {}).get("log_best", True):
+        tracker.log_artifact(best_checkpoint, "checkpoints")
     record = holdout_eval_record(
         manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), metrics
     )

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from toxmod.errors import ToxmodError
-from toxmod.models.base import SCORER_FILE, Scorer, artifact_size_bytes
+from toxmod.models.base import SCORER_FILE, FitContext, Scorer, artifact_size_bytes
 
 # kind -> "module:Class", imported only when a model of that kind is loaded.
 SCORER_REGISTRY: dict[str, str] = {
     "tfidf_xgboost": "toxmod.models.tfidf:TfidfXGBoostScorer",
     "tfidf_logreg": "toxmod.models.tfidf:TfidfLogRegScorer",
     "fasttext": "toxmod.models.fasttext_model:FastTextScorer",
+    "transformer": "toxmod.models.transformer.scorer:TransformerScorer",
 }
 
 
@@ -35,4 +36,4 @@ def load_scorer(directory: str | Path) -> Scorer:
     return scorer_class(kind).load(directory)
 
 
-__all__ = ["SCORER_REGISTRY", "Scorer", "artifact_size_bytes", "load_scorer", "scorer_class"]
+__all__ = ["SCORER_REGISTRY", "FitContext", "Scorer", "artifact_size_bytes", "load_scorer", "scorer_class"]

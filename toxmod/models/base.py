@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,6 +14,28 @@ import numpy as np
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 
 SCORER_FILE = "scorer.json"
+
+
+@dataclass
+class FitContext:
+    """What trainer-driven models use beyond texts and targets; classical models ignore it.
+
+    ``valid_*`` feed per-epoch validation (checkpoint selection at ``target_fpr``); ``trainer``,
+    ``checkpoint`` and ``early_stopping`` are the root config's groups; ``resume_from`` is a
+    checkpoint to continue from; ``tracker`` receives epoch curves.
+    """
+
+    run_dir: Path | None = None
+    tracker: Any = None
+    hardware: Any = None
+    valid_texts: Sequence[str] | None = None
+    valid_targets: np.ndarray | None = None
+    target_fpr: float = 0.02
+    trainer: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint: Mapping[str, Any] = field(default_factory=dict)
+    early_stopping: Mapping[str, Any] | None = None
+    resume_from: Path | None = None
+    callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (profiling, ...)
 
 
 class Scorer(ABC):
@@ -29,7 +52,13 @@ class Scorer(ABC):
         self.scheme: LabelScheme | None = None
 
     @abstractmethod
-    def fit(self, texts: Sequence[str], targets: np.ndarray, scheme: LabelScheme) -> Scorer:
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        scheme: LabelScheme,
+        context: FitContext | None = None,
+    ) -> Scorer:
         """Train on ``texts`` with encoded ``targets`` under ``scheme``; returns self."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
-from toxmod.models.base import Scorer
+from toxmod.models.base import FitContext, Scorer
 
 FULL_MODEL_FILE = "model.bin"
 QUANTIZED_MODEL_FILE = "model.ftz"
@@ -85,7 +85,13 @@ class FastTextScorer(Scorer):
             lines.append(" ".join(labels) + " " + fasttext_line(text))
         return lines
 
-    def fit(self, texts: Sequence[str], targets: np.ndarray, scheme: LabelScheme) -> FastTextScorer:
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        scheme: LabelScheme,
+        context: FitContext | None = None,
+    ) -> FastTextScorer:
         fasttext = _quiet_fasttext()
         self.scheme = scheme
         p = self._params

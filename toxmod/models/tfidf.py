@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from toxmod.data.schemes import LabelScheme, TrainingTask
-from toxmod.models.base import Scorer
+from toxmod.models.base import FitContext, Scorer
 from toxmod.models.text_features import TfidfFeaturizer
 
 WEIGHTS_FILE = "model.joblib"
@@ -67,7 +67,13 @@ class TfidfScorer(Scorer):
     def _fit_task(self, features: sparse.csr_matrix, task: TrainingTask) -> Any:
         """Fit and return one estimator for ``task``."""
 
-    def fit(self, texts: Sequence[str], targets: np.ndarray, scheme: LabelScheme) -> TfidfScorer:
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        scheme: LabelScheme,
+        context: FitContext | None = None,
+    ) -> TfidfScorer:
         self.scheme = scheme
         features = self.featurizer.fit_transform(list(texts))
         tasks = scheme.training_tasks(targets)

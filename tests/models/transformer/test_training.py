@@ -1,0 +1,214 @@
+"""Tiny transformers (2 layers, hidden 32) trained for a few steps on real data slices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from safetensors.numpy import load_file
+
+from tests.helpers import compose_train, davidson_slice, run_cli, tracking_overrides
+from toxmod.evaluate import evaluate_run, load_run
+from toxmod.models import load_scorer
+from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
+from toxmod.models.transformer.training import default_monitor, train_subsample
+from toxmod.train import train
+
+TINY_STUDENT = [
+    "model=student",
+    "student=tiny",
+    "model.max_length=48",
+    "model.batch_size=16",
+    "model.eval_batch_size=64",
+    "hardware.num_workers=0",
+    "bootstrap=0",
+]
+JANITR_SLICE = ["data=janitr", "data.max_rows=600"]
+
+
+@pytest.mark.slow
+def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store: dict[str, str]) -> None:
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=2", *tracking_overrides(store)])
+    result = train(cfg, tmp_path / "run")
+    run = MlflowClient(store["uri"]).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for name in ("holdout/scam/recall", "holdout/macro_f1", "calib/scam/fpr", "valid/scam/recall_at_fpr"):
+        assert name in metrics, name
+    assert metrics["calib/scam/fpr"] <= 0.02
+    # Epoch curves: one validation point per epoch, at increasing steps.
+    history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/scam/recall_at_fpr")
+    steps = sorted(point.step for point in history)
+    assert len(steps) == 2 and 0 < steps[0] < steps[1]  # one point per validation epoch
+    model_dir = result.run_dir / "model"
+    assert {"scorer.json", "config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in model_dir.iterdir()
+    }
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "scam", "1": "topic_crypto"} and config["num_hidden_layers"] == 2
+    checkpoints = {p.name for p in (result.run_dir / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-step=") for name in checkpoints)
+
+    artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(result.run_id, "checkpoints")}
+    assert any(path.startswith("checkpoints/best-step=") for path in artifacts)
+
+    evaluation = evaluate_run(result.run_dir)
+    assert evaluation.reproduced and evaluation.max_difference == 0.0
+
+
+@pytest.mark.slow
+def test_student_tokenizer_is_trained_on_the_train_split_only(tmp_path: Path) -> None:
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=2", "tracking=none"])
+    run = load_run(train(cfg, tmp_path / "run").run_dir)
+    saved = run.scorer.tokenizer.get_vocab()
+    settings = {"vocab_size": 2000, "min_frequency": 2, "lowercase": True}
+    train_texts = list(run.part("train").texts)
+    assert saved == train_wordpiece_tokenizer(train_texts, **settings).get_vocab()
+    with_holdout = train_wordpiece_tokenizer(train_texts + list(run.part("holdout").texts), **settings)
+    assert saved != with_holdout.get_vocab()
+
+
+@pytest.mark.slow
+def test_levels_student_run(tmp_path: Path) -> None:
+    data_path = davidson_slice(tmp_path, n=900)
+    cfg = compose_train(
+        [
+            "data=davidson",
+            f"data.path={data_path}",
+            "split=stratified",
+            *TINY_STUDENT,
+            "trainer.max_epochs=2",
+            "tracking=none",
+        ]
+    )
+    result = train(cfg, tmp_path / "run")
+    scores = load_scorer(result.run_dir / "model").predict_scores(["you are great", "i hate you"])
+    assert scores.shape == (2, 3) and np.allclose(scores.sum(axis=1), 1.0)
+    assert "holdout/accuracy" in result.metrics and 0.0 <= result.metrics["valid/best_monitored"] <= 1.0
+    # The monitored operating point of a levels scheme is its top level's cumulative decision.
+    scheme = load_scorer(result.run_dir / "model").scheme
+    assert default_monitor(scheme) == "valid/at_least_hate/recall_at_fpr"
+
+
+def _weights(run_dir: Path) -> dict[str, np.ndarray]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_two_chunks_of_50_steps_equal_one_run_of_100(tmp_path: Path, store: dict[str, str]) -> None:
+    base = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5", *tracking_overrides(store)]
+    whole = train(compose_train([*base, "trainer.max_steps=100"]), tmp_path / "whole")
+
+    first = train(
+        compose_train([*base, "trainer.max_steps=50", "checkpoint.every_n_steps=20"]), tmp_path / "a"
+    )
+    assert first.metrics["train/global_steps"] == 50  # stops mid-epoch (24 batches per epoch)
+    second = train(
+        compose_train([*base, "trainer.max_steps=100", f"resume={first.run_dir}"]), tmp_path / "unused"
+    )
+    assert second.run_id == first.run_id and second.run_dir == first.run_dir
+    assert second.metrics["train/global_steps"] == 100
+    for name, value in whole.metrics.items():
+        if name.startswith(("holdout/", "valid/", "calib/", "threshold/")):
+            assert second.metrics[name] == pytest.approx(value, abs=1e-5), name
+    chunked, single = _weights(second.run_dir), _weights(whole.run_dir)
+    assert max(float(np.abs(chunked[k] - single[k]).max()) for k in single) < 1e-5
+    assert MlflowClient(store["uri"]).get_run(first.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: dict[str, str]) -> None:
+    outputs = tmp_path / "outputs"
+    common = [*JANITR_SLICE, *TINY_STUDENT, *tracking_overrides(store), f"paths.output_dir={outputs}"]
+    first = run_cli("train", *common, "trainer.max_steps=4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli("train", *common, "trainer.max_steps=8", "resume=last")
+    assert second.returncode == 0, second.stderr[-2000:]
+    run_dirs = [p.parent.parent for p in outputs.glob("train/*/checkpoints/last.ckpt")]
+    assert len(run_dirs) == 1  # the second chunk wrote into the first run's directory
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
+    assert metrics["train/global_steps"] == 8
+    runs = MlflowClient(store["uri"]).search_runs(
+        [MlflowClient(store["uri"]).get_experiment_by_name("janitr").experiment_id]
+    )
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    missing = run_cli("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
+    assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
+    result = run_cli(
+        "train",
+        *JANITR_SLICE,
+        *TINY_STUDENT,
+        "hardware=ddp",
+        "hardware.accelerator=cpu",
+        "trainer.max_epochs=1",
+        "tracking=none",
+        f"paths.output_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next(tmp_path.glob("train/*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # 24 batches of 16 per epoch, sharded over 2 processes: 12 optimizer steps per epoch.
+    assert metrics["train/global_steps"] == 12
+    assert json.loads((run_dir / "holdout_eval.json").read_text())["model"] == "student"
+
+
+def test_train_subsample_is_seeded_and_keeps_rows_aligned() -> None:
+    texts = [f"text {i}" for i in range(100)]
+    targets = np.arange(100)[:, None]
+    picked, picked_targets = train_subsample(texts, targets, 30, seed=1)
+    assert len(picked) == 30 and [f"text {t}" for t in picked_targets[:, 0]] == picked
+    assert (
+        train_subsample(texts, targets, 30, seed=1)[0] == picked != train_subsample(texts, targets, 30, 2)[0]
+    )
+    assert train_subsample(texts, targets, None, seed=1)[0] is texts
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    outputs = tmp_path / "outputs"
+    common = [
+        *JANITR_SLICE,
+        *TINY_STUDENT,
+        "trainer.max_epochs=50",
+        "checkpoint.every_n_steps=5",
+        *tracking_overrides(store),
+        f"paths.output_dir={outputs}",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toxmod.train", *common],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
+    deadline = time.time() + 300
+    while not list(outputs.glob("train/*/checkpoints/last.ckpt")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    last = next(outputs.glob("train/*/checkpoints/last.ckpt"))
+    saved_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert saved_step >= 5 and (saved_step % 5 == 0 or saved_step % 24 == 0)  # periodic or epoch end
+    target = saved_step + 7
+    resumed = run_cli("train", *common, f"trainer.max_steps={target}", "resume=last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((last.parent.parent / "metrics.json").read_text())
+    assert metrics["train/global_steps"] == target
+    client = MlflowClient(store["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("janitr").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"

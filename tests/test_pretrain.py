@@ -1,0 +1,44 @@
+"""DAPT: masked-LM pretraining on train-split text (or a filtered corpus), then a fine-tune from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import compose_train, janitr_frame
+from toxmod.config import compose_config
+from toxmod.pretrain import corpus_texts, run_pretraining
+from toxmod.train import train
+
+TINY = ["model=student", "student=tiny", "model.max_length=48", "hardware=cpu", "tracking=none"]
+
+
+def test_corpus_file_loses_every_evaluation_text(tmp_path: Path) -> None:
+    frame = janitr_frame()
+    holdout_text = frame.loc[frame["split"] == "holdout", "text"].iloc[0]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(f"an unlabeled domain post about airdrops\n{holdout_text.upper()}\n\n")
+    cfg = compose_config("pretrain", [*TINY, f"pretrain.corpus={corpus}"])
+    texts, info = corpus_texts(cfg)
+    assert texts == ["an unlabeled domain post about airdrops"] and info["removed"] == 1
+
+
+@pytest.mark.slow
+def test_dapt_then_fine_tune_from_it(tmp_path: Path) -> None:
+    cfg = compose_config(
+        "pretrain", [*TINY, "data.max_rows=600", "pretrain.max_steps=5", "pretrain.batch_size=16"]
+    )
+    out_dir = run_pretraining(cfg, tmp_path / "dapt")
+    record = json.loads((tmp_path / "dapt" / "dapt.json").read_text())
+    assert record["dapt/steps"] == 5 and record["corpus"] == "janitr train split"
+    assert (out_dir / "config.json").is_file() and (out_dir / "tokenizer.json").is_file()
+
+    fine_tune = compose_train(
+        [*TINY, "data=janitr", "data.max_rows=600", "model.init_from=" + str(out_dir), "trainer.max_steps=4"]
+    )
+    result = train(fine_tune, tmp_path / "run")
+    assert result.metrics["train/global_steps"] == 4
+    # Same data config and seed: DAPT saw exactly the fine-tune's train split.
+    assert record["texts"] == result.metrics["train_rows"]

@@ -1,0 +1,256 @@
+"""The Lightning pieces of a fine-tune: data module, classifier module, tracker logger, callbacks.
+
+Validation computes the operating point every epoch: thresholds at the target FPR on valid, then
+``valid/<decision>/recall_at_fpr`` and ``valid/macro_f1`` for checkpoint selection.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from toxmod.calibration.thresholds import TargetFPRThresholds
+from toxmod.data.schemes import LabelScheme
+from toxmod.evaluation import evaluate_predictions
+from toxmod.models.transformer.batching import (
+    BucketBatchSampler,
+    PadCollator,
+    ResumableLoader,
+    TokenizedTexts,
+    bucketed_batches,
+)
+from toxmod.models.transformer.objectives import Objective
+
+RNG_STATE_KEY = "toxmod_rng_states"
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Train batches are length-bucketed, shuffled per (seed, epoch), resumable and DDP-sharded."""
+
+    def __init__(
+        self,
+        train: TokenizedTexts,
+        valid: TokenizedTexts | None,
+        pad_id: int,
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        super().__init__()
+        self.train_texts, self.valid_texts = train, valid
+        self.collate = PadCollator(pad_id)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.num_workers, self.pool_batches = seed, num_workers, pool_batches
+
+    def batches_per_epoch(self, world_size: int = 1) -> int:
+        return len(self._sampler(rank=0, world_size=world_size))
+
+    def _sampler(
+        self, rank: int, world_size: int, position: Callable[[], tuple[int, int]] | None = None
+    ) -> BucketBatchSampler:
+        return BucketBatchSampler(
+            self.train_texts.lengths,
+            self.batch_size,
+            self.seed,
+            self.pool_batches,
+            rank=rank,
+            world_size=world_size,
+            position=position,
+        )
+
+    def _loader(self, dataset: TokenizedTexts, batch_sampler: Any) -> ResumableLoader:
+        return ResumableLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            # Base seeds for worker processes come from this generator, not the global RNG, so
+            # creating an iterator at (re)start does not shift dropout masks.
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self) -> ResumableLoader:
+        trainer = self.trainer
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        sampler = self._sampler(
+            trainer.global_rank,
+            trainer.world_size,
+            lambda: (trainer.current_epoch, progress.current.completed),
+        )
+        return self._loader(self.train_texts, sampler)
+
+    def val_dataloader(self) -> ResumableLoader | list:
+        if self.valid_texts is None:
+            return []
+        # Every rank scores all of valid: thresholds need the whole split, and it is small.
+        batches = bucketed_batches(self.valid_texts.lengths, self.eval_batch_size, rng=None)
+        return self._loader(self.valid_texts, batches)
+
+
+class TextClassifierModule(pl.LightningModule):
+    """An HF sequence classifier trained with a scheme's objective; validation at the operating point."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        objective: Objective,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None,
+        total_steps: int,
+        target_fpr: float,
+        valid_targets: np.ndarray | None = None,
+        weight_decay_exclude: tuple[str, ...] = ("bias", "LayerNorm.weight", "layer_norm.weight"),
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.total_steps = total_steps
+        self.target_fpr = target_fpr
+        self.valid_targets = valid_targets
+        self.weight_decay_exclude = weight_decay_exclude
+        self._valid_logits: list[torch.Tensor] = []
+        self._valid_losses: list[torch.Tensor] = []
+        self._last_batch_end: float | None = None
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return self.objective.scheme
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self.objective.loss(logits, batch["targets"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Mapping[str, torch.Tensor], batch_index: int) -> None:
+        now = time.perf_counter()
+        if self._last_batch_end is not None:
+            rate = len(batch["input_ids"]) * self.trainer.world_size / (now - self._last_batch_end)
+            self.log("train/samples_per_s", rate, prog_bar=True, logger=False, batch_size=1)
+        self._last_batch_end = now
+
+    def on_train_epoch_start(self) -> None:
+        self._last_batch_end = None
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        self._valid_losses.append(self.objective.loss(logits, batch["targets"]).detach() * len(logits))
+        self._valid_logits.append(logits.detach().float().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._valid_logits:
+            return
+        order = np.concatenate(self.trainer.val_dataloaders.batch_sampler)
+        logits = torch.cat(self._valid_logits)
+        scores = np.empty((len(order), logits.shape[1]), dtype=np.float64)
+        scores[order] = self.objective.scores(logits).numpy()
+        targets = self.valid_targets
+        loss = torch.stack(self._valid_losses).sum() / len(order)
+        self._valid_logits.clear()
+        self._valid_losses.clear()
+        metrics = validation_metrics(self.scheme, scores, targets, self.target_fpr)
+        metrics["valid/loss"] = float(loss)
+        self.log_dict(metrics, prog_bar=False, batch_size=1)
+        self._last_batch_end = None  # validation time is not training throughput
+
+    def configure_optimizers(self) -> Any:
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            (no_decay if any(key in name for key in self.weight_decay_exclude) else decay).append(parameter)
+        optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RNG_STATE_KEY] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get(RNG_STATE_KEY)
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        np.random.set_state(states["numpy"])
+        random.setstate(states["python"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def validation_metrics(
+    scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, target_fpr: float
+) -> dict[str, float]:
+    """``valid/<decision>/recall_at_fpr`` (thresholds chosen on valid itself), macro F1 and ROC-AUC."""
+    thresholds = TargetFPRThresholds(target_fpr, fit_split="valid").fit(scheme, scores, targets)
+    values = evaluate_predictions(scheme, scores, targets, thresholds.as_array(), 0, 0)
+    metrics = {
+        f"valid/{name}/recall_at_fpr": float(thresholds.details[name]["fit_recall"])
+        for name in thresholds.names
+    }
+    for name in ("macro_f1", "mean_roc_auc", scheme.headline_name):
+        if name in values:
+            metrics[f"valid/{name}"] = float(values[name])
+    return {k: (0.0 if np.isnan(v) else v) for k, v in metrics.items()}
+
+
+class TrackerLogger(Logger):
+    """Lightning metrics (epoch curves, train loss) into the run's own tracker, keyed by global step."""
+
+    def __init__(self, tracker: Any) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    @property
+    def name(self) -> str:
+        return "toxmod"
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.tracker, "run_id", None) or "0")
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Parameters are logged once by the entry point (the resolved config)."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        values = {k: float(v) for k, v in metrics.items() if k != "epoch"}
+        self.tracker.log_metrics(values, step=step)
+
+
+class SaveAtMaxSteps(pl.Callback):
+    """Writes ``last.ckpt`` right after the step that reaches ``trainer.max_steps`` (the end of a chunk).
+
+    Saved from the batch-end hook, like Lightning's periodic checkpoints, so resuming continues the
+    same epoch exactly where it stopped.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.save_checkpoint(self.path)

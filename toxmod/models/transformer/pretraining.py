@@ -1,0 +1,108 @@
+"""Domain-adaptive pretraining (DAPT): continue masked-LM training of an encoder on unlabeled text.
+
+The output directory (weights + tokenizer) is what ``model.init_from=<dir>`` fine-tunes from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from toxmod.hardware import HardwareSettings
+from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
+from toxmod.models.transformer.schedules import linear_warmup
+from toxmod.models.transformer.scorer import TransformerScorer
+
+
+class MaskedLMModule(pl.LightningModule):
+    """Masked-LM loss of an ``AutoModelForMaskedLM``; AdamW with linear warmup."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, total_steps: int, warmup_ratio: float) -> None:
+        super().__init__()
+        self.model, self.lr, self.total_steps, self.warmup_ratio = model, lr, total_steps, warmup_ratio
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        self.log("dapt/mlm_loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
+        scheduler = linear_warmup(optimizer, self.total_steps, self.warmup_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def masked_lm_model(scorer: TransformerScorer, texts: Sequence[str]) -> tuple[Any, Any]:
+    """(tokenizer, masked-LM model) from the model config's weight source (a student starts from scratch)."""
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM
+
+    from toxmod.models.transformer.backbones import StudentArchitecture
+    from toxmod.models.transformer.tokenization import load_tokenizer, train_wordpiece_tokenizer
+
+    source = scorer.weight_source()
+    if source == "student":
+        tokenizer = train_wordpiece_tokenizer(texts, **scorer._tokenizer_settings())
+        student = {**(scorer.student or {}), "vocab_size": len(tokenizer)}
+        return tokenizer, BertForMaskedLM(StudentArchitecture(**student).bert_config(1))
+    return load_tokenizer(source), AutoModelForMaskedLM.from_pretrained(source)
+
+
+def pretrain(
+    scorer: TransformerScorer,
+    texts: Sequence[str],
+    out_dir: Path,
+    hardware: HardwareSettings,
+    settings: Mapping[str, Any],
+    logger: Any = False,
+) -> dict[str, float]:
+    """Run masked-LM training on ``texts`` and save weights + tokenizer to ``out_dir``."""
+    from transformers import DataCollatorForLanguageModeling
+
+    from toxmod.models.transformer.training import quiet_libraries
+
+    quiet_libraries()
+    pl.seed_everything(scorer.seed, workers=True, verbose=False)
+    tokenizer, model = masked_lm_model(scorer, texts)
+    encoded = TokenizedTexts.encode(tokenizer, texts, scorer.max_length)
+    batch_size = int(settings.get("batch_size", scorer.batch_size))
+    sampler = BucketBatchSampler(encoded.lengths, batch_size, scorer.seed, scorer.pool_batches)
+    epochs = int(settings.get("max_epochs", 1))
+    max_steps = int(settings.get("max_steps", -1) or -1)
+    total_steps = max_steps if max_steps > 0 else math.ceil(len(sampler)) * epochs
+    collate = DataCollatorForLanguageModeling(
+        tokenizer, mlm_probability=float(settings.get("mlm_probability", 0.15))
+    )
+    loader = ResumableLoader(
+        encoded,
+        batch_sampler=sampler,
+        collate_fn=lambda items: collate([{"input_ids": i["input_ids"]} for i in items]),
+    )
+    module = MaskedLMModule(
+        model, float(settings.get("lr", 5e-5)), total_steps, float(settings.get("warmup_ratio", 0.06))
+    )
+    trainer = pl.Trainer(
+        accelerator=hardware.accelerator,
+        devices=1,
+        precision=hardware.precision,
+        max_epochs=epochs,
+        max_steps=max_steps,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        default_root_dir=str(out_dir.parent),
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module.model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return {
+        "dapt/texts": float(len(texts)),
+        "dapt/steps": float(trainer.global_step),
+        "dapt/final_mlm_loss": float(trainer.callback_metrics.get("dapt/mlm_loss", float("nan"))),
+    }

@@ -1,0 +1,115 @@
+"""``python -m toxmod.pretrain model=minilm [pretrain.corpus=train_split|<file>]``: DAPT for an encoder.
+
+Continues masked-LM training on unlabeled domain text -- by default the train split of ``data=``;
+a corpus file is filtered so no text of valid/calib/holdout is ever seen. Fine-tune from the
+result with ``python -m toxmod.train model=minilm model.init_from=<printed directory>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.config import instantiate_component, run_entry_point
+from toxmod.data import build_dataset
+from toxmod.data.readers import read_table
+from toxmod.data.text import normalize_text
+from toxmod.errors import ConfigError, DataError, exit_on_user_error
+from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.reports import console
+from toxmod.runs import CONFIG_FILE, write_json
+from toxmod.splits import prepare_split
+from toxmod.tracking import flatten
+
+TRAIN_SPLIT_CORPUS = "train_split"
+EVALUATION_PARTS = ("valid", "calib", "holdout")
+
+
+def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
+    """The DAPT texts and how they were chosen (evaluation-split texts are always removed)."""
+    dataset = build_dataset(cfg.data)
+    split, _ = prepare_split(cfg.split, dataset)
+    corpus = str(cfg.pretrain.corpus)
+    if corpus == TRAIN_SPLIT_CORPUS:
+        texts = [str(t) for t in split.part(dataset, "train").texts]
+        return texts, {"corpus": f"{dataset.name} train split", "texts": len(texts), "removed": 0}
+    texts = _read_corpus(Path(corpus).expanduser(), str(cfg.pretrain.text_column))
+    held_out = {t for part in EVALUATION_PARTS for t in split.part(dataset, part).normalized_texts}
+    kept = [t for t in texts if normalize_text(t) not in held_out]
+    return kept, {"corpus": corpus, "texts": len(kept), "removed": len(texts) - len(kept)}
+
+
+def _read_corpus(path: Path, text_column: str) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(
+            f"pretrain.corpus={path}: no such file (use {TRAIN_SPLIT_CORPUS}, a .txt or a table)"
+        )
+    if path.suffix == ".txt":
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    else:
+        frame = read_table(path)
+        if text_column not in frame.columns:
+            raise DataError(f"{path}: no column {text_column!r} (set pretrain.text_column)")
+        texts = frame[text_column].tolist()
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise DataError(f"{path}: the corpus has no non-empty texts")
+    return texts
+
+
+def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
+    """DAPT as configured; returns the directory to pass as ``model.init_from``."""
+    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.models.transformer.pretraining import pretrain
+
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    scorer = instantiate_component(cfg.model, "model")
+    if not hasattr(scorer, "weight_source"):
+        raise ConfigError(
+            f"model={cfg.model.name} is not a transformer; DAPT needs model=minilm, student, ..."
+        )
+    texts, corpus = corpus_texts(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    out_dir = run_dir / "dapt_model"
+    tags = {
+        "task": "dapt",
+        "model": str(cfg.model.name),
+        "dataset": str(cfg.data.name),
+        "run_dir": str(run_dir),
+    }
+    with tracker.run(run_name=f"dapt-{cfg.model.name}-{cfg.data.name}", tags=tags):
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        console.print(f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ...")
+        logger = TrackerLogger(tracker) if tracker.enabled else False
+        settings = OmegaConf.to_container(cfg.pretrain, resolve=True)
+        metrics = pretrain(scorer, texts, out_dir, hardware, settings, logger)
+        metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
+        write_json(run_dir / "dapt.json", {**corpus, **metrics, "init_from": str(out_dir)})
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(run_dir / "dapt.json")
+    console.print(
+        f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
+    )
+    return out_dir
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")
+@exit_on_user_error
+def _hydra_main(cfg: DictConfig) -> None:
+    run_pretraining(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def main() -> Any:
+    """Console entry point (``toxmod-pretrain`` / ``python -m toxmod.pretrain``)."""
+    return run_entry_point("pretrain", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()
