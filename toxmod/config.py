@@ -12,8 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root
 
-# Keys read by other config groups, not constructor arguments (trainer reads model.max_epochs).
-META_KEYS = ("name", "max_epochs")
+META_KEYS = ("name",)
 
 
 def register_resolvers() -> None:

@@ -18,6 +18,15 @@ MODELS = {
     "tfidf_xgboost": TINY_XGBOOST,
     "tfidf_logreg": ["model=tfidf_logreg", "model.max_features=20000"],
     "fasttext": ["model=fasttext", "model.epoch=15", "model.dim=32", "model.quantize.cutoff=5000"],
+    "transformer": [
+        "model=student",
+        "student=tiny",
+        "student.hidden=64",
+        "student.intermediate=128",
+        "model.max_epochs=6",
+        "model.optimizer.lr=1e-3",
+        "model.max_length=64",
+    ],
 }
 
 

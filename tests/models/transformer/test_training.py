@@ -57,6 +57,10 @@ def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store
 
     evaluation = evaluate_run(result.run_dir)
     assert evaluation.reproduced and evaluation.max_difference == 0.0
+    by_run_id = run_cli(
+        "evaluate", f"run={result.run_id}", *tracking_overrides(store), f"paths.output_dir={tmp_path}"
+    )
+    assert by_run_id.returncode == 0 and "reproduced: max |difference|" in by_run_id.stdout
 
 
 @pytest.mark.slow
@@ -140,7 +144,7 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
 
 
 @pytest.mark.slow
-def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
+def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) -> None:
     result = run_cli(
         "train",
         *JANITR_SLICE,
@@ -148,7 +152,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
         "hardware=ddp",
         "hardware.accelerator=cpu",
         "trainer.max_epochs=1",
-        "tracking=none",
+        *tracking_overrides(store),
         f"paths.output_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -157,6 +161,10 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
     # 24 batches of 16 per epoch, sharded over 2 processes: 12 optimizer steps per epoch.
     assert metrics["train/global_steps"] == 12
     assert json.loads((run_dir / "holdout_eval.json").read_text())["model"] == "student"
+    # The spawned rank-0 worker logged the epoch curve into the parent's MLflow run.
+    run_id = json.loads((run_dir / "tracking.json").read_text())["run_id"]
+    history = MlflowClient(store["uri"]).get_metric_history(run_id, "valid/scam/recall_at_fpr")
+    assert len(history) == 1 and MlflowClient(store["uri"]).get_run(run_id).info.status == "FINISHED"
 
 
 def test_train_subsample_is_seeded_and_keeps_rows_aligned() -> None:

@@ -48,6 +48,7 @@ class TransformerScorer(Scorer):
         max_length: int = 128,
         batch_size: int = 32,
         eval_batch_size: int = 64,
+        max_epochs: int = 3,
         label_weights: LabelWeights = "auto",
         optimizer: Any = None,
         scheduler: Any = None,
@@ -62,6 +63,7 @@ class TransformerScorer(Scorer):
         self.tokenizer_params = dict(tokenizer or {})
         self.pooling = pooling
         self.max_length, self.batch_size, self.eval_batch_size = max_length, batch_size, eval_batch_size
+        self.max_epochs = max_epochs  # used when the trainer config does not set trainer.max_epochs
         self.label_weights = label_weights
         self.optimizer, self.scheduler = optimizer, scheduler
         self.pool_batches = pool_batches

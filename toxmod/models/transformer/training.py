@@ -107,7 +107,7 @@ def fine_tune(
         hardware.num_workers,
         scorer.pool_batches,
     )
-    trainer_cfg = dict(context.trainer)
+    trainer_cfg = {"max_epochs": scorer.max_epochs, **context.trainer}
     if valid is None:
         trainer_cfg["limit_val_batches"] = 0
     total_steps = planned_steps(data.batches_per_epoch(world_size(hardware)), trainer_cfg)
