@@ -31,6 +31,14 @@ def tracking_overrides(store: dict[str, str]) -> list[str]:
     return [f"tracking.uri={store['uri']}", f"tracking.artifact_root={store['artifact_root']}"]
 
 
+def stored_runs(store: dict[str, str]) -> list:  # list[mlflow.entities.Run]
+    """Every run in a test's MLflow store, across experiments."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store["uri"])
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
 def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
     return compose_config("train", ["hardware=cpu", "bootstrap=100", *overrides])
 

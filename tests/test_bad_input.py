@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests.helpers import janitr_frame, run_cli, tracking_overrides
+from tests.helpers import janitr_frame, run_cli, stored_runs, tracking_overrides
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
@@ -153,8 +152,7 @@ def assert_user_error(tmp_path: Path, store: dict[str, str], overrides: list[str
     assert not (tmp_path / "run" / "holdout_eval.json").exists()
     database = Path(store["uri"].removeprefix("sqlite:///"))
     if database.exists():
-        client = MlflowClient(store["uri"])
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        runs = stored_runs(store)
         assert all(r.info.status != "FINISHED" for r in runs)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import TINY_XGBOOST, compose_train, run_cli, tracking_overrides
+from tests.helpers import TINY_XGBOOST, compose_train, run_cli, stored_runs, tracking_overrides
 from toxmod.errors import ConfigError
 from toxmod.evaluate import evaluate_run
 from toxmod.train import train
@@ -131,9 +131,7 @@ def test_a_failure_inside_the_run_marks_it_failed(tmp_path: Path, store: dict[st
     )
     with pytest.raises(ConfigError, match="threshold.per_label names"):
         train(cfg, tmp_path / "run")
-    client = MlflowClient(store["uri"])
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert [r.info.status for r in runs] == ["FAILED"]
+    assert [r.info.status for r in stored_runs(store)] == ["FAILED"]
     assert (tmp_path / "run" / "FAILED").is_file() and not (tmp_path / "run" / "holdout_eval.json").exists()
 
 

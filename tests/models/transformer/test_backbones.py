@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
-from tests.helpers import run_cli, tracking_overrides
+from tests.helpers import run_cli, stored_runs, tracking_overrides
 from toxmod.errors import ConfigError
 from toxmod.models.transformer.backbones import (
     MeanPoolClassifier,
@@ -70,7 +69,6 @@ def test_offline_without_local_weights_is_a_one_line_error(
     message = result.stderr.strip().splitlines()
     assert len(message) == 1 and "model.pretrained=unitary/toxic-bert" in message[0]
     assert "pass model.pretrained=DIR" in message[0]
-    client = MlflowClient(store["uri"])
-    runs = client.search_runs([client.get_experiment_by_name("janitr").experiment_id])
+    runs = stored_runs(store)
     assert [run.info.status for run in runs] == ["FAILED"]
     assert not list(tmp_path.glob("train/*/holdout_eval.json"))

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
 
-from tests.helpers import compose_train, davidson_slice, run_cli, tracking_overrides
+from tests.helpers import compose_train, davidson_slice, run_cli, stored_runs, tracking_overrides
 from toxmod.evaluate import evaluate_run, load_run
 from toxmod.models import load_scorer
 from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
@@ -135,9 +135,7 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     assert len(run_dirs) == 1  # the second chunk wrote into the first run's directory
     metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
     assert metrics["train/global_steps"] == 8
-    runs = MlflowClient(store["uri"]).search_runs(
-        [MlflowClient(store["uri"]).get_experiment_by_name("janitr").experiment_id]
-    )
+    runs = stored_runs(store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     missing = run_cli("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
@@ -217,6 +215,5 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = json.loads((last.parent.parent / "metrics.json").read_text())
     assert metrics["train/global_steps"] == target
-    client = MlflowClient(store["uri"])
-    runs = client.search_runs([client.get_experiment_by_name("janitr").experiment_id])
+    runs = stored_runs(store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
