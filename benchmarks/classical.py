@@ -143,6 +143,10 @@ def markdown(results: list[dict], command: str) -> str:
         "(the split hash is in each row's MLflow run). Throughput: median of 5 passes over the same holdout "
         "texts (200 at batch 1, 1,024 at batch 64) through the scoring interface, side by side in one run.",
         "",
+        "Transformer (Lightning) results — the MiniLM janitr target, jigsaw, framework overhead and scoring "
+        "throughput — are in [benchmarks_neural.md](benchmarks_neural.md) (`python benchmarks/neural.py`); "
+        "[benchmark_notes.md](benchmark_notes.md) reads both.",
+        "",
     ]
     for suite, spec in SUITES.items():
         rows = [r for r in results if r["suite"] == suite]

@@ -3,6 +3,7 @@
     python benchmarks/neural.py --suites overhead,throughput   # ~5 min on 2 cores
     python benchmarks/neural.py --suites janitr                # MiniLM + student fine-tunes, ~12 min
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
+    python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
 
 Results merge into ``benchmarks/results/neural.json``; tables go to
 ``docs/benchmarks_neural.md``.
@@ -83,19 +84,20 @@ def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-# CPU budget for the toxicity suites: a seeded subsample of Kaggle train, one epoch; the split (and so
-# valid/calib/holdout and the split hash) is the same as the classical models' runs.
-JIGSAW_CPU = ["model.max_train_rows=12000", "model.max_epochs=1", "model.batch_size=32"]
+# CPU budget for the toxicity suites: one epoch on a seeded subsample of Kaggle train (--train-rows;
+# 0 = all of it); the split (so valid/calib/holdout and the split hash) is the classical models' one.
+JIGSAW_CPU = ["model.max_epochs=1", "model.batch_size=32"]
 
 
 def suite_toxicity(data: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """`model=minilm data=jigsaw|jigsaw_levels` on the Kaggle-test holdout, with the CPU subsample."""
     out = Path(tempfile.mkdtemp(prefix=f"bench-{data}-"))
+    budget = [f"model.max_train_rows={args.train_rows or 'null'}", *JIGSAW_CPU]
     overrides = [
         "hardware=cpu",
         "model=minilm",
         f"data={data}",
-        *JIGSAW_CPU,
+        *budget,
         f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
         f"tracking.artifact_root={out / 'art'}",
     ]
@@ -112,7 +114,7 @@ def suite_toxicity(data: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         "headline": m.get("holdout/exact_match", m.get("holdout/accuracy")),
         "train_seconds": m["train_seconds"],
         "wall_seconds": time.perf_counter() - start,
-        "overrides": " ".join(JIGSAW_CPU),
+        "overrides": " ".join(budget),
     }
     return [row]
 
@@ -252,6 +254,9 @@ def main() -> None:
     parser.add_argument("--models", default="", help="janitr suite: comma-separated (minilm,student)")
     parser.add_argument("--steps", type=int, default=40, help="overhead: training steps per side")
     parser.add_argument("--texts", type=int, default=256, help="throughput: holdout texts scored")
+    parser.add_argument(
+        "--train-rows", type=int, default=12000, help="jigsaw suites: train rows used (0 = the whole split)"
+    )
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
     torch.set_num_threads(os.cpu_count() or 1)
@@ -260,18 +265,33 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     )
     for suite in args.suites.split(","):
-        rows = SUITES[suite](args)
+        rows = merge_rows(results.get(suite, {}).get("rows", []), SUITES[suite](args))
         results[suite] = {
             "rows": rows,
             "machine": machine,
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python benchmarks/neural.py --suites {suite}",
+            "command": f"python benchmarks/neural.py --suites {suite}"
+            + (" --train-rows N (N per row; 0 = all)" if suite.startswith("jigsaw") else ""),
         }
         columns = [c for c in rows[0] if c != "suite"]
         console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     DOC.write_text(render(results))
     console.print(f"wrote {RESULTS} and {DOC}")
+
+
+def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The new rows, plus earlier rows of other configurations (model and overrides) of the suite."""
+    key = lambda row: (row.get("model"), row.get("overrides", ""))  # noqa: E731
+    fresh = {key(row) for row in new}
+    return [row for row in previous if key(row) not in fresh] + new
+
+
+def cell(value: Any) -> str:
+    """A table cell: counts as whole numbers, other floats to 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.4g}"
+    return str(value)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -282,7 +302,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(columns) + " |")
         lines.append("|" + "---|" * len(columns))
         for row in block["rows"]:
-            cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+            cells = [cell(row[c]) for c in columns]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
