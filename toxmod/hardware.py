@@ -28,6 +28,16 @@ class HardwareSettings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def processes(self) -> int:
+        """Processes the strategy trains with (DDP: one per device)."""
+        return process_count(self.strategy, self.devices)
+
+
+def process_count(strategy: str, devices: Any) -> int:
+    """One per device under a DDP strategy with a device count, else one."""
+    return int(devices) if "ddp" in str(strategy) and str(devices).isdigit() else 1
+
 
 def _available_accelerator() -> str:
     try:
@@ -51,15 +61,12 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
         raise ConfigError(f"hardware={requested} was asked for but no {requested} device is available here")
     precision = cfg.get("precision") or DEFAULT_PRECISION[accelerator]
     strategy = str(cfg.get("strategy") or "auto")
-    processes = (
-        int(cfg.get("devices", 1)) if "ddp" in strategy and str(cfg.get("devices", 1)).isdigit() else 1
-    )
+    devices = cfg.get("devices", 1)
     # DDP on one machine: each process gets its share of the cores.
-    threads = int(cfg.get("threads") or max((os.cpu_count() or 1) // processes, 1))
+    threads = int(cfg.get("threads") or max((os.cpu_count() or 1) // process_count(strategy, devices), 1))
     workers = cfg.get("num_workers")
     if workers is None:  # CPU training: tokenized batches are in memory, worker processes only add IPC
         workers = 0 if accelerator == "cpu" else min(4, max(threads - 1, 0))
-    devices = cfg.get("devices", 1)
     return HardwareSettings(accelerator, devices, str(precision), threads, int(workers), strategy)
 
 

@@ -112,8 +112,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
             if resume is None:  # MLflow params are immutable; a resumed chunk records its config file
                 tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
                 tracker.log_params({f"hardware.resolved.{k}": v for k, v in hardware.as_dict().items()})
-            context = _fit_context(cfg, run_dir, dataset, split, tracker, hardware, resume)
-            metrics = _fit_and_evaluate(cfg, run_dir, dataset, split, manifest, tracker, fit_split, context)
+            metrics = _fit_and_evaluate(
+                cfg, run_dir, dataset, split, manifest, tracker, fit_split, hardware, resume
+            )
     except BaseException as error:
         (run_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
         raise
@@ -138,14 +139,12 @@ def _check_same_split(run_dir: Path, split_sha256: str) -> None:
 def _fit_context(
     cfg: DictConfig,
     run_dir: Path,
-    dataset: LabeledDataset,
-    split: Split,
+    valid: LabeledDataset,
     tracker: Tracker,
     hardware: HardwareSettings,
     resume: ResumePoint | None,
 ) -> FitContext:
     """Validation data, trainer settings and resume point for trainer-driven models."""
-    valid = split.part(dataset, "valid")
     return FitContext(
         run_dir=run_dir,
         tracker=tracker,
@@ -172,13 +171,15 @@ def _fit_and_evaluate(
     manifest: dict[str, Any],
     tracker: Tracker,
     fit_split: str,
-    context: FitContext,
+    hardware: HardwareSettings,
+    resume: ResumePoint | None,
 ) -> dict[str, float]:
     scheme = dataset.scheme
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer = instantiate_component(cfg.model, "model")
     console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
     start = time.perf_counter()
+    context = _fit_context(cfg, run_dir, parts["valid"], tracker, hardware, resume)
     scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
     model_dir = scorer.save(run_dir / MODEL_DIR)

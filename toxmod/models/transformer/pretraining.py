@@ -5,7 +5,6 @@ The output directory (weights + tokenizer) is what ``model.init_from=<dir>`` fin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,7 @@ def pretrain(
     sampler = BucketBatchSampler(encoded.lengths, batch_size, scorer.seed, scorer.pool_batches)
     epochs = int(settings.get("max_epochs", 1))
     max_steps = int(settings.get("max_steps", -1) or -1)
-    total_steps = max_steps if max_steps > 0 else math.ceil(len(sampler)) * epochs
+    total_steps = max_steps if max_steps > 0 else len(sampler) * epochs
     collate = DataCollatorForLanguageModeling(
         tokenizer, mlm_probability=float(settings.get("mlm_probability", 0.15))
     )

@@ -49,13 +49,6 @@ def default_monitor(scheme: LabelScheme) -> str:
     return f"valid/{decision}/recall_at_fpr"
 
 
-def world_size(hardware: HardwareSettings) -> int:
-    """Processes the strategy trains with (DDP: one per device)."""
-    if "ddp" not in str(hardware.strategy):
-        return 1
-    return int(hardware.devices) if str(hardware.devices).isdigit() else 1
-
-
 def planned_steps(batches_per_epoch: int, trainer_cfg: Mapping[str, Any]) -> int:
     """Optimizer steps the LR schedule spans: ``max_epochs`` worth (``max_steps`` when epochs are open)."""
     accumulate = int(trainer_cfg.get("accumulate_grad_batches", 1) or 1)
@@ -110,7 +103,7 @@ def fine_tune(
     trainer_cfg = {"max_epochs": scorer.max_epochs, **context.trainer}
     if valid is None:
         trainer_cfg["limit_val_batches"] = 0
-    total_steps = planned_steps(data.batches_per_epoch(world_size(hardware)), trainer_cfg)
+    total_steps = planned_steps(data.batches_per_epoch(hardware.processes), trainer_cfg)
     module = TextClassifierModule(
         scorer.model,
         objective,
