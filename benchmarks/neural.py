@@ -1,7 +1,7 @@
 """Transformer benchmarks: the janitr MiniLM target, framework overhead and scoring throughput.
 
     python benchmarks/neural.py --suites overhead,throughput   # ~5 min on 2 cores
-    python benchmarks/neural.py --suites janitr                # MiniLM + student fine-tunes, ~12 min
+    python benchmarks/neural.py --suites janitr --seeds 0,1    # minilm, minilm-no-aux, student; ~35 min
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
     python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
 
@@ -46,41 +46,55 @@ def janitr_split(overrides: list[str]) -> tuple[Any, Any]:
     return cfg, {name: split.part(dataset, name) for name in ("train", "valid", "holdout")}
 
 
+# janitr configurations: name -> (model group, overrides). `minilm` is the default run (janitr.yaml
+# trains auxiliary heads on the raw tags); `minilm-no-aux` switches them off for the side-by-side.
+JANITR_RUNS = {
+    "minilm": ("minilm", []),
+    "minilm-no-aux": ("minilm", ["model.auxiliary_weight=0"]),
+    "student": ("student", ["student=h256_l4_a4_i1024"]),
+}
+
+
 def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """`python -m toxmod.train model=minilm` on the frozen janitr split, as a user runs it."""
+    """`python -m toxmod.train model=minilm` on the frozen janitr split, as a user runs it, per seed."""
     rows = []
-    for model, extra in (("minilm", []), ("student", ["student=h256_l4_a4_i1024"])):
-        if args.models and model not in args.models:
+    for name, (model, extra) in JANITR_RUNS.items():
+        if args.models and name not in args.models:
             continue
-        out = Path(tempfile.mkdtemp(prefix=f"bench-{model}-"))
-        cfg = compose_config(
-            "train",
-            [
-                "hardware=cpu",
-                f"model={model}",
-                *extra,
-                f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
-                f"tracking.artifact_root={out / 'art'}",
-            ],
-        )
-        start = time.perf_counter()
-        result = train(cfg, out / "run")
-        wall = time.perf_counter() - start
-        m = result.metrics
-        rows.append(
-            {
-                "suite": "janitr",
-                "model": model,
-                "scam/recall": m["holdout/scam/recall"],
-                "scam/fpr": m["holdout/scam/fpr"],
-                "macro_f1": m["holdout/macro_f1"],
-                "mean_roc_auc": m["holdout/mean_roc_auc"],
-                "valid_best": m.get("valid/best_monitored"),
-                "train_seconds": m["train_seconds"],
-                "wall_seconds": wall,
-                "steps": m.get("train/global_steps"),
-            }
-        )
+        for seed in args.seeds:
+            out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+            overrides = [*extra, f"seed={seed}"]
+            cfg = compose_config(
+                "train",
+                [
+                    "hardware=cpu",
+                    f"model={model}",
+                    *overrides,
+                    f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
+                    f"tracking.artifact_root={out / 'art'}",
+                ],
+            )
+            start = time.perf_counter()
+            result = train(cfg, out / "run")
+            wall = time.perf_counter() - start
+            m = result.metrics
+            rows.append(
+                {
+                    "suite": "janitr",
+                    "model": name,
+                    "overrides": " ".join(overrides),
+                    "scam/recall": m["holdout/scam/recall"],
+                    "scam/fpr": m["holdout/scam/fpr"],
+                    "macro_f1": m["holdout/macro_f1"],
+                    "scam/roc_auc": m["holdout/scam/roc_auc"],
+                    "valid_best": m.get("valid/best_monitored"),
+                    "valid_scam_roc_auc": m["valid/scam/roc_auc"],
+                    "auxiliary_targets": m.get("train/auxiliary_targets"),
+                    "train_seconds": m["train_seconds"],
+                    "wall_seconds": wall,
+                    "steps": m.get("train/global_steps"),
+                }
+            )
     return rows
 
 
@@ -251,7 +265,8 @@ SUITES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", default="overhead,throughput")
-    parser.add_argument("--models", default="", help="janitr suite: comma-separated (minilm,student)")
+    parser.add_argument("--models", default="", help=f"janitr suite: comma-separated, of {list(JANITR_RUNS)}")
+    parser.add_argument("--seeds", default="0", help="janitr suite: comma-separated seeds, one run each")
     parser.add_argument("--steps", type=int, default=40, help="overhead: training steps per side")
     parser.add_argument("--texts", type=int, default=256, help="throughput: holdout texts scored")
     parser.add_argument(
@@ -259,6 +274,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
+    args.seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     torch.set_num_threads(os.cpu_count() or 1)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     machine = (
@@ -271,7 +287,8 @@ def main() -> None:
             "machine": machine,
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": f"python benchmarks/neural.py --suites {suite}"
-            + (" --train-rows N (N per row; 0 = all)" if suite.startswith("jigsaw") else ""),
+            + (" --train-rows N (N per row; 0 = all)" if suite.startswith("jigsaw") else "")
+            + (" --seeds 0,1" if suite == "janitr" else ""),
         }
         columns = [c for c in rows[0] if c != "suite"]
         console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))

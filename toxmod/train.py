@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.config import instantiate_component, run_entry_point
 from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
+from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.errors import ConfigError, exit_on_user_error
 from toxmod.evaluation import evaluate_predictions
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
@@ -139,6 +140,7 @@ def _check_same_split(run_dir: Path, split_sha256: str) -> None:
 def _fit_context(
     cfg: DictConfig,
     run_dir: Path,
+    train_part: LabeledDataset,
     valid: LabeledDataset,
     tracker: Tracker,
     hardware: HardwareSettings,
@@ -156,7 +158,21 @@ def _fit_context(
         checkpoint=_plain(cfg.get("checkpoint")),
         early_stopping=_plain(cfg.get("early_stopping")),
         resume_from=resume.checkpoint if resume else None,
+        auxiliary=_supported_auxiliary(cfg, train_part),
     )
+
+
+def _supported_auxiliary(cfg: DictConfig, train_part: LabeledDataset) -> AuxiliaryTargets | None:
+    """The train split's auxiliary targets with at least ``data.auxiliary.min_train_count`` positives."""
+    if train_part.auxiliary is None:
+        return None
+    min_count = int(cfg.data.auxiliary.get("min_train_count") or 1)
+    auxiliary = train_part.auxiliary.supported(min_count)
+    console.print(
+        f"auxiliary targets (>= {min_count} train positives, neural models only): "
+        f"{len(auxiliary.names)} tags {auxiliary.names}"
+    )
+    return auxiliary
 
 
 def _plain(node: Any) -> dict[str, Any]:
@@ -179,7 +195,7 @@ def _fit_and_evaluate(
     scorer = instantiate_component(cfg.model, "model")
     console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
     start = time.perf_counter()
-    context = _fit_context(cfg, run_dir, parts["valid"], tracker, hardware, resume)
+    context = _fit_context(cfg, run_dir, parts["train"], parts["valid"], tracker, hardware, resume)
     scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
     model_dir = scorer.save(run_dir / MODEL_DIR)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from toxmod.data.auxiliary import AuxiliaryTargets, auxiliary_columns, auxiliary_settings, read_auxiliary
 from toxmod.data.readers import file_sha256, read_table
 from toxmod.data.schemes import LabelScheme, LevelsScheme, MultiLabelScheme
 from toxmod.data.text import normalize_text
@@ -35,6 +36,7 @@ class LabeledDataset:
     scheme: LabelScheme
     given_splits: np.ndarray | None = None  # (n,) train/valid/calib/holdout from the data's split column
     groups: np.ndarray | None = None  # (n,) group keys that must not straddle splits
+    auxiliary: AuxiliaryTargets | None = None  # training-only extra targets (``data.auxiliary``)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,6 +55,7 @@ class LabeledDataset:
             targets=self.targets[index],
             given_splits=None if self.given_splits is None else self.given_splits[index],
             groups=None if self.groups is None else self.groups[index],
+            auxiliary=None if self.auxiliary is None else self.auxiliary.subset(index),
         )
 
 
@@ -64,8 +67,9 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
     path = Path(str(cfg.path)).expanduser()
     frame = read_table(path)
     where = f"data file {path}"
+    auxiliary = auxiliary_settings(cfg.get("auxiliary"))
 
-    _require_columns(frame, _referenced_columns(cfg), where)
+    _require_columns(frame, _referenced_columns(cfg) + auxiliary_columns(auxiliary), where)
     split_column = cfg.get("split_column")
     if split_column and cfg.get("exclude_splits"):
         frame = frame[~frame[split_column].astype(str).isin([str(v) for v in cfg.exclude_splits])]
@@ -87,6 +91,7 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
         scheme=scheme,
         given_splits=given_splits,
         groups=groups,
+        auxiliary=read_auxiliary(frame, auxiliary, _binary_column, where) if auxiliary else None,
     )
     max_rows = cfg.get("max_rows")
     if max_rows and max_rows < len(dataset):

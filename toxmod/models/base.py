@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 
 SCORER_FILE = "scorer.json"
@@ -22,7 +23,8 @@ class FitContext:
 
     ``valid_*`` feed per-epoch validation (checkpoint selection at ``target_fpr``); ``trainer``,
     ``checkpoint`` and ``early_stopping`` are the root config's groups; ``resume_from`` is a
-    checkpoint to continue from; ``tracker`` receives epoch curves.
+    checkpoint to continue from; ``tracker`` receives epoch curves; ``auxiliary`` holds training-only
+    extra targets of the train rows (``data.auxiliary``), for models that train extra heads.
     """
 
     run_dir: Path | None = None
@@ -36,6 +38,7 @@ class FitContext:
     early_stopping: Mapping[str, Any] | None = None
     resume_from: Path | None = None
     callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (profiling, ...)
+    auxiliary: AuxiliaryTargets | None = None
 
 
 class Scorer(ABC):

@@ -13,6 +13,7 @@ from toxmod.models.transformer.backbones import (
     MeanPoolClassifier,
     StudentArchitecture,
     build_classifier,
+    keep_first_outputs,
     load_saved_classifier,
     resolve_pretrained,
 )
@@ -44,6 +45,22 @@ def test_mean_pooling_ignores_padding_and_round_trips(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="model.pooling='max'"):
         build_classifier(config, 2, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_cutting_auxiliary_outputs_keeps_the_first_logits_exactly(tmp_path: Path, pooling: str) -> None:
+    config = StudentArchitecture(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=50).bert_config(5)
+    model = build_classifier(config, 5, pooling=pooling).eval()
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 4]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    wide = model(**inputs).logits
+    model.config.id2label = {0: "scam", 1: "topic_crypto"}  # what the scorer sets after the cut
+    cut = keep_first_outputs(model, keep=2, total=5)
+    assert torch.allclose(cut(**inputs).logits, wide[:, :2], atol=1e-6)  # same numbers, narrower GEMM
+    cut.save_pretrained(str(tmp_path))
+    again = load_saved_classifier(tmp_path).eval()
+    assert torch.allclose(again(**inputs).logits, cut(**inputs).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="no output layer with 7 outputs"):
+        keep_first_outputs(again, keep=2, total=7)
 
 
 def test_missing_local_directory_is_a_config_error() -> None:

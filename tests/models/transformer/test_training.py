@@ -64,6 +64,27 @@ def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store
 
 
 @pytest.mark.slow
+def test_auxiliary_tags_train_extra_heads_that_are_cut_before_saving(tmp_path: Path) -> None:
+    tags = "data.auxiliary.min_train_count=5"  # janitr.yaml trains heads on the raw tags
+    short = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=8", "tracking=none"]
+    with_tags = train(compose_train([*short, tags]), tmp_path / "with")
+    without = train(compose_train([*short, tags, "model.auxiliary_weight=0"]), tmp_path / "without")
+
+    run = load_run(with_tags.run_dir)
+    expected = run.part("train").auxiliary.supported(5).names
+    assert len(expected) >= 5 and with_tags.metrics["train/auxiliary_targets"] == len(expected)
+    assert without.metrics["train/auxiliary_targets"] == 0
+    config = json.loads((with_tags.run_dir / "model" / "config.json").read_text())
+    assert config["id2label"] == {"0": "scam", "1": "topic_crypto"}
+    holdout = list(run.part("holdout").texts[:64])
+    scores = run.scorer.predict_scores(holdout)
+    assert scores.shape == (64, 2)
+    # The heads shared the encoder's gradient: same seed and data, different weights.
+    assert not np.allclose(scores, load_run(without.run_dir).scorer.predict_scores(holdout))
+    assert evaluate_run(with_tags.run_dir).max_difference == 0.0
+
+
+@pytest.mark.slow
 def test_student_tokenizer_is_trained_on_the_train_split_only(tmp_path: Path) -> None:
     cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=2", "tracking=none"])
     run = load_run(train(cfg, tmp_path / "run").run_dir)
@@ -168,8 +189,9 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) ->
 def test_train_subsample_is_seeded_and_keeps_rows_aligned() -> None:
     texts = [f"text {i}" for i in range(100)]
     targets = np.arange(100)[:, None]
-    picked, picked_targets = train_subsample(texts, targets, 30, seed=1)
+    picked, picked_targets, picked_auxiliary = train_subsample(texts, targets, 30, 1, targets * 2)
     assert len(picked) == 30 and [f"text {t}" for t in picked_targets[:, 0]] == picked
+    assert np.array_equal(picked_auxiliary, picked_targets * 2)
     assert (
         train_subsample(texts, targets, 30, seed=1)[0] == picked != train_subsample(texts, targets, 30, 2)[0]
     )

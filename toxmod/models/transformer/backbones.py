@@ -183,3 +183,23 @@ def load_saved_classifier(directory: str | Path) -> Any:
     if (Path(directory) / POOLED_HEAD_FILE).is_file():
         return MeanPoolClassifier.from_pretrained(directory)
     return AutoModelForSequenceClassification.from_pretrained(str(directory))
+
+
+def keep_first_outputs(model: Any, keep: int, total: int) -> Any:
+    """Cut a classifier's output layer from ``total`` to its first ``keep`` outputs (in place).
+
+    Used to drop auxiliary heads after training: the output layer is the last ``Linear`` with
+    ``total`` outputs (BERT/DistilBERT ``classifier``, RoBERTa ``classifier.out_proj``, the mean-pool
+    ``head``); the remaining logits are exactly the first ``keep`` logits of the wider model.
+    """
+    if keep == total:
+        return model
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == total]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no output layer with {total} outputs to cut")
+    layer = layers[-1]
+    layer.weight = torch.nn.Parameter(layer.weight.detach()[:keep].clone())
+    if layer.bias is not None:
+        layer.bias = torch.nn.Parameter(layer.bias.detach()[:keep].clone())
+    layer.out_features = keep
+    return model

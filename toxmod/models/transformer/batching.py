@@ -16,18 +16,29 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TokenizedTexts(Dataset):
-    """Token ids (truncated to ``max_length``) and, optionally, a target row per text."""
+    """Token ids (truncated to ``max_length``) and, optionally, target and auxiliary-target rows."""
 
-    def __init__(self, input_ids: list[list[int]], targets: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        input_ids: list[list[int]],
+        targets: torch.Tensor | None = None,
+        auxiliary: torch.Tensor | None = None,
+    ) -> None:
         self.input_ids = input_ids
         self.targets = targets
+        self.auxiliary = auxiliary
 
     @classmethod
     def encode(
-        cls, tokenizer: Any, texts: Sequence[str], max_length: int, targets: torch.Tensor | None = None
+        cls,
+        tokenizer: Any,
+        texts: Sequence[str],
+        max_length: int,
+        targets: torch.Tensor | None = None,
+        auxiliary: torch.Tensor | None = None,
     ) -> TokenizedTexts:
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        return cls(encoded, targets)
+        return cls(encoded, targets, auxiliary)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -40,6 +51,8 @@ class TokenizedTexts(Dataset):
         item: dict[str, Any] = {"input_ids": self.input_ids[index]}
         if self.targets is not None:
             item["targets"] = self.targets[index]
+        if self.auxiliary is not None:
+            item["auxiliary"] = self.auxiliary[index]
         return item
 
 
@@ -58,8 +71,9 @@ class PadCollator:
             input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
             attention_mask[row, : len(ids)] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "targets" in items[0]:
-            batch["targets"] = torch.stack([item["targets"] for item in items])
+        for key in ("targets", "auxiliary"):
+            if key in items[0]:
+                batch[key] = torch.stack([item[key] for item in items])
         return batch
 
 

@@ -27,7 +27,7 @@ from toxmod.models.transformer.batching import (
     TokenizedTexts,
     bucketed_batches,
 )
-from toxmod.models.transformer.objectives import Objective
+from toxmod.models.transformer.objectives import AuxiliaryBCE, Objective
 
 RNG_STATE_KEY = "toxmod_rng_states"
 
@@ -99,7 +99,11 @@ class TextDataModule(pl.LightningDataModule):
 
 
 class TextClassifierModule(pl.LightningModule):
-    """An HF sequence classifier trained with a scheme's objective; validation at the operating point."""
+    """An HF sequence classifier trained with a scheme's objective; validation at the operating point.
+
+    With ``auxiliary`` heads the model has extra outputs after the scheme's: their loss is added in
+    training; validation, thresholds and scores see the scheme's outputs only.
+    """
 
     def __init__(
         self,
@@ -111,10 +115,12 @@ class TextClassifierModule(pl.LightningModule):
         target_fpr: float,
         valid_targets: np.ndarray | None = None,
         weight_decay_exclude: tuple[str, ...] = ("bias", "LayerNorm.weight", "layer_norm.weight"),
+        auxiliary: AuxiliaryBCE | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.objective = objective
+        self.auxiliary = auxiliary
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.total_steps = total_steps
@@ -130,11 +136,20 @@ class TextClassifierModule(pl.LightningModule):
         return self.objective.scheme
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The scheme's logits (auxiliary outputs, if any, are left out)."""
+        return self._all_logits(input_ids, attention_mask)[:, : self.objective.n_outputs]
+
+    def _all_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = self.objective.loss(logits, batch["targets"])
+        logits = self._all_logits(batch["input_ids"], batch["attention_mask"])
+        n_outputs = self.objective.n_outputs
+        loss = self.objective.loss(logits[:, :n_outputs], batch["targets"])
+        if self.auxiliary is not None:
+            auxiliary_loss = self.auxiliary.loss(logits[:, n_outputs:], batch["auxiliary"])
+            self.log("train/auxiliary_loss", auxiliary_loss, batch_size=len(logits))
+            loss = loss + auxiliary_loss
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 

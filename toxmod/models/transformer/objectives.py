@@ -67,9 +67,14 @@ class MultiLabelBCE(Objective):
 
     @staticmethod
     def auto_weights(scheme: LabelScheme, targets: np.ndarray) -> np.ndarray:
-        positives = np.asarray(targets, dtype=np.float64).sum(axis=0)
-        negatives = len(targets) - positives
-        return np.clip(negatives / np.maximum(positives, 1.0), 1.0, AUTO_WEIGHT_LIMIT)
+        return negatives_per_positive(targets)
+
+
+def negatives_per_positive(targets: np.ndarray) -> np.ndarray:
+    """Per-column BCE ``pos_weight`` from binary targets: negatives / positives, clipped to [1, 100]."""
+    positives = np.asarray(targets, dtype=np.float64).sum(axis=0)
+    negatives = len(targets) - positives
+    return np.clip(negatives / np.maximum(positives, 1.0), 1.0, AUTO_WEIGHT_LIMIT)
 
 
 class LevelsCrossEntropy(Objective):
@@ -90,6 +95,39 @@ class LevelsCrossEntropy(Objective):
         counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(scheme.output_names))
         balanced = len(targets) / (len(counts) * np.maximum(counts, 1))
         return np.clip(balanced, 1.0 / AUTO_WEIGHT_LIMIT, AUTO_WEIGHT_LIMIT)
+
+
+class AuxiliaryBCE:
+    """Training-only sigmoid heads on auxiliary tags (``data.auxiliary``), whatever the scheme.
+
+    Loss: ``weight`` x mean BCE over the tags, ``pos_weight`` = negatives / positives on train; it is
+    added to the scheme's objective. The heads are extra outputs after the scheme's own.
+    """
+
+    def __init__(self, names: Sequence[str], weight: float, pos_weight: np.ndarray | None = None) -> None:
+        if weight < 0:
+            raise ConfigError(f"model.auxiliary_weight={weight}; expected a weight >= 0")
+        self.names = list(names)
+        self.weight = float(weight)
+        self.pos_weight = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
+
+    @classmethod
+    def from_train(cls, names: Sequence[str], targets: np.ndarray, weight: float) -> AuxiliaryBCE:
+        """Heads for ``names`` with ``pos_weight`` from the train split's auxiliary targets."""
+        return cls(names, weight, negatives_per_positive(targets))
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.names)
+
+    def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Weighted mean BCE of a batch (``logits``: the auxiliary outputs only)."""
+        weights = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        bce = functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=weights)
+        return self.weight * bce
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"multilabel": MultiLabelBCE, "levels": LevelsCrossEntropy}

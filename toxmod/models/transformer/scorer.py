@@ -18,6 +18,7 @@ from toxmod.models.base import FitContext, Scorer
 from toxmod.models.transformer.backbones import (
     StudentArchitecture,
     build_classifier,
+    keep_first_outputs,
     load_saved_classifier,
     resolve_pretrained,
 )
@@ -50,6 +51,7 @@ class TransformerScorer(Scorer):
         eval_batch_size: int = 64,
         max_epochs: int = 3,
         label_weights: LabelWeights = "auto",
+        auxiliary_weight: float = 1.0,
         optimizer: Any = None,
         scheduler: Any = None,
         pool_batches: int = 50,
@@ -65,6 +67,7 @@ class TransformerScorer(Scorer):
         self.max_length, self.batch_size, self.eval_batch_size = max_length, batch_size, eval_batch_size
         self.max_epochs = max_epochs  # used when the trainer config does not set trainer.max_epochs
         self.label_weights = label_weights
+        self.auxiliary_weight = auxiliary_weight  # loss weight of data.auxiliary heads (0: none built)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.pool_batches = pool_batches
         self.max_train_rows = max_train_rows
@@ -85,10 +88,15 @@ class TransformerScorer(Scorer):
             return "student"
         return resolve_pretrained(self.pretrained, self.package)
 
-    def build(self, train_texts: Sequence[str], scheme: LabelScheme) -> None:
-        """Tokenizer and freshly-headed model for ``scheme`` (the student's tokenizer learns train texts)."""
+    def build(
+        self, train_texts: Sequence[str], scheme: LabelScheme, auxiliary_names: Sequence[str] = ()
+    ) -> None:
+        """Tokenizer and freshly-headed model for ``scheme`` (the student's tokenizer learns train texts).
+
+        ``auxiliary_names`` add training-only outputs after the scheme's (``drop_auxiliary_outputs``).
+        """
         source = self.weight_source()
-        n_outputs = len(scheme.output_names)
+        n_outputs = len(scheme.output_names) + len(auxiliary_names)
         if source == "student":
             self.tokenizer = train_wordpiece_tokenizer(train_texts, **self._tokenizer_settings())
             max_position = max(int(self.student.get("max_position", 512)), self.max_length)
@@ -100,8 +108,17 @@ class TransformerScorer(Scorer):
             self.tokenizer = load_tokenizer(source)
             self.model = build_classifier(source, n_outputs, self.pooling)
         self.model.train()  # from_pretrained returns eval mode; dropout belongs on while training
-        self.model.config.id2label = dict(enumerate(scheme.output_names))
-        self.model.config.label2id = {name: i for i, name in enumerate(scheme.output_names)}
+        self._name_outputs([*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])
+
+    def drop_auxiliary_outputs(self, scheme: LabelScheme) -> None:
+        """Cut the model back to the scheme's outputs (what is saved, scored and exported)."""
+        total = len(self.model.config.id2label)
+        self.model = keep_first_outputs(self.model, len(scheme.output_names), total)
+        self._name_outputs(scheme.output_names)
+
+    def _name_outputs(self, names: Sequence[str]) -> None:
+        self.model.config.id2label = dict(enumerate(names))
+        self.model.config.label2id = {name: i for i, name in enumerate(names)}
 
     def _tokenizer_settings(self) -> dict[str, Any]:
         settings = {"vocab_size": int((self.student or {}).get("vocab_size", 8000))}

@@ -25,7 +25,7 @@ from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext
 from toxmod.models.transformer.batching import TokenizedTexts
-from toxmod.models.transformer.objectives import objective_for
+from toxmod.models.transformer.objectives import AuxiliaryBCE, objective_for
 from toxmod.models.transformer.schedules import linear_warmup
 from toxmod.runs import CHECKPOINT_DIR, LAST_CHECKPOINT
 
@@ -75,12 +75,22 @@ def fine_tune(
 
     quiet_libraries()
     hardware = context.hardware or CPU_HARDWARE
-    texts, targets = train_subsample(texts, targets, scorer.max_train_rows, scorer.seed)
+    auxiliary_names, auxiliary_values = _auxiliary_targets(scorer, context, len(texts))
+    texts, targets, auxiliary_values = train_subsample(
+        texts, targets, scorer.max_train_rows, scorer.seed, auxiliary_values
+    )
     pl.seed_everything(scorer.seed, workers=True, verbose=False)
-    scorer.build(texts, scheme)
+    scorer.build(texts, scheme, auxiliary_names)
     objective = objective_for(scheme, scorer.label_weights, targets)
+    auxiliary = None
+    if auxiliary_values is not None:
+        auxiliary = AuxiliaryBCE.from_train(auxiliary_names, auxiliary_values, scorer.auxiliary_weight)
     train = TokenizedTexts.encode(
-        scorer.tokenizer, texts, scorer.max_length, objective.target_tensor(targets)
+        scorer.tokenizer,
+        texts,
+        scorer.max_length,
+        objective.target_tensor(targets),
+        None if auxiliary is None else auxiliary.target_tensor(auxiliary_values),
     )
     valid = None
     if context.valid_texts is not None and len(context.valid_texts):
@@ -112,6 +122,7 @@ def fine_tune(
         total_steps,
         context.target_fpr,
         None if context.valid_targets is None else np.asarray(context.valid_targets),
+        auxiliary=auxiliary,
     )
     run_dir = Path(context.run_dir) if context.run_dir else Path(tempfile.mkdtemp(prefix="toxmod-fit-"))
     callbacks, best = _callbacks(run_dir / CHECKPOINT_DIR, scheme, context, has_valid=valid is not None)
@@ -138,8 +149,10 @@ def fine_tune(
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     scorer.model = module.model.cpu().eval()
+    scorer.drop_auxiliary_outputs(scheme)
     summary = {
         "train/rows_used": float(len(texts)),
+        "train/auxiliary_targets": float(len(auxiliary_names)),
         **_progress(trainer, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
         "train/planned_steps": float(total_steps),
     }
@@ -149,17 +162,35 @@ def fine_tune(
 
 
 def train_subsample(
-    texts: list[str], targets: np.ndarray, max_rows: int | None, seed: int
-) -> tuple[list[str], np.ndarray]:
+    texts: list[str],
+    targets: np.ndarray,
+    max_rows: int | None,
+    seed: int,
+    auxiliary: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """A seeded random subset of the train split (``model.max_train_rows``), e.g. for CPU budgets.
 
-    The split itself (and its hash) is unchanged, so the run still compares with full-data runs on
-    the same valid/calib/holdout; ``train/rows_used`` records what was trained on.
+    Texts, targets and auxiliary targets stay row-aligned. The split itself (and its hash) is
+    unchanged, so the run still compares with full-data runs on the same valid/calib/holdout;
+    ``train/rows_used`` records what was trained on.
     """
     if not max_rows or max_rows >= len(texts):
-        return texts, targets
+        return texts, targets, auxiliary
     chosen = np.sort(np.random.default_rng(seed).choice(len(texts), int(max_rows), replace=False))
-    return [texts[i] for i in chosen], np.asarray(targets)[chosen]
+    picked_auxiliary = None if auxiliary is None else np.asarray(auxiliary)[chosen]
+    return [texts[i] for i in chosen], np.asarray(targets)[chosen], picked_auxiliary
+
+
+def _auxiliary_targets(
+    scorer: TransformerScorer, context: FitContext, n_rows: int
+) -> tuple[list[str], np.ndarray | None]:
+    """The auxiliary tags to train heads on (none when absent or ``model.auxiliary_weight=0``)."""
+    auxiliary = context.auxiliary
+    if auxiliary is None or not auxiliary.names or not scorer.auxiliary_weight:
+        return [], None
+    if len(auxiliary) != n_rows:
+        raise ValueError(f"{len(auxiliary)} auxiliary target rows for {n_rows} train texts")
+    return list(auxiliary.names), auxiliary.values
 
 
 def _progress(trainer: Any, last_checkpoint: Path) -> dict[str, float]:
