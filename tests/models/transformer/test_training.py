@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
@@ -116,6 +117,23 @@ def test_levels_student_run(tmp_path: Path) -> None:
     # The monitored operating point of a levels scheme is its top level's cumulative decision.
     scheme = load_scorer(result.run_dir / "model").scheme
     assert default_monitor(scheme) == "valid/at_least_hate/recall_at_fpr"
+
+
+@pytest.mark.slow
+def test_levels_run_with_auxiliary_columns(tmp_path: Path) -> None:
+    # Auxiliary 0/1 columns beside ordinal levels: "at least one annotator voted hate / offensive".
+    frame = pd.read_csv(davidson_slice(tmp_path, n=600), dtype=str, keep_default_na=False)
+    frame["any_hate_vote"] = (frame.hate_speech.astype(int) > 0).astype(int)
+    frame["any_offensive_vote"] = (frame.offensive_language.astype(int) > 0).astype(int)
+    frame.to_csv(tmp_path / "votes.csv", index=False)
+    auxiliary = "data.auxiliary={columns: [any_hate_vote, any_offensive_vote]}"
+    overrides = ["data=davidson", f"data.path={tmp_path / 'votes.csv'}", "split=stratified", *TINY_STUDENT]
+    cfg = compose_train([*overrides, auxiliary, "trainer.max_steps=6", "tracking=none"])
+    result = train(cfg, tmp_path / "run")
+    assert result.metrics["train/auxiliary_targets"] == 2
+    scorer = load_scorer(result.run_dir / "model")
+    scores = scorer.predict_scores(["you are great", "i hate you"])
+    assert scores.shape == (2, 3) and np.allclose(scores.sum(axis=1), 1.0)  # levels only, heads cut
 
 
 def _weights(run_dir: Path) -> dict[str, np.ndarray]:
