@@ -116,10 +116,6 @@ class AuxiliaryBCE:
         """Heads for ``names`` with ``pos_weight`` from the train split's auxiliary targets."""
         return cls(names, weight, negatives_per_positive(targets))
 
-    @property
-    def n_outputs(self) -> int:
-        return len(self.names)
-
     def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(targets), dtype=torch.float32)
 
