@@ -45,7 +45,7 @@ from toxmod.runs import (
     score_split,
     write_json,
 )
-from toxmod.splits import Split, prepare_split, write_split_folder
+from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.tracking import Tracker, flatten
 
 
@@ -66,10 +66,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     resume = resolve_resume(str(cfg.resume), cfg) if cfg.get("resume") else None
     run_dir = resume.run_dir if resume else Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if resume:
-        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
-        for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
-            (run_dir / marker).unlink(missing_ok=True)
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     np.random.seed(int(cfg.seed))
@@ -81,9 +77,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
         raise ConfigError(
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
+    if resume:  # checked before anything in the run directory is touched
+        _check_resumable(run_dir, cfg, build_manifest(dataset, split)["split_sha256"])
+        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
+        for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
+            (run_dir / marker).unlink(missing_ok=True)
     manifest = write_split_folder(run_dir / SPLIT_DIR, dataset, split)
-    if resume:
-        _check_same_split(run_dir, manifest["split_sha256"])
     write_json(run_dir / LEAKAGE_FILE, leakage)
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
 
@@ -126,7 +125,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     return TrainResult(metrics, tracker.run_id, run_dir)
 
 
-def _check_same_split(run_dir: Path, split_sha256: str) -> None:
+def _check_resumable(run_dir: Path, cfg: DictConfig, split_sha256: str) -> None:
+    """A resumed run must train on the same split, with the same auxiliary heads (checkpoint shapes)."""
     tracking_file = run_dir / TRACKING_FILE
     if tracking_file.is_file():
         previous = json.loads(tracking_file.read_text()).get("split_sha256")
@@ -135,6 +135,21 @@ def _check_same_split(run_dir: Path, split_sha256: str) -> None:
                 f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
                 "a resumed run must train on the same split"
             )
+    if (run_dir / CONFIG_FILE).is_file():
+        before, now = _auxiliary_heads(OmegaConf.load(run_dir / CONFIG_FILE)), _auxiliary_heads(cfg)
+        if before != now:
+            raise ConfigError(
+                f"resume: data.auxiliary / model.auxiliary_weight changed ({now} vs the run's {before}); "
+                "the checkpoint's heads were built from the run's own settings"
+            )
+
+
+def _auxiliary_heads(cfg: DictConfig) -> Any:
+    """What decides the auxiliary heads' shape: the tag settings, if heads are trained at all."""
+    settings = cfg.data.get("auxiliary")
+    if settings is None or not cfg.model.get("auxiliary_weight", 1.0):
+        return None
+    return OmegaConf.to_container(settings, resolve=True)
 
 
 def _fit_context(

@@ -179,6 +179,16 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     missing = run_cli("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
 
+    # A resume that cannot continue the run is refused before the finished chunk is touched.
+    manifest = (run_dirs[0] / "split" / "MANIFEST.json").read_bytes()
+    other_split = run_cli("train", *common, "data.max_rows=500", f"resume={run_dirs[0]}")
+    assert other_split.returncode == 2 and "resume: the split changed" in other_split.stderr
+    other_heads = run_cli("train", *common, "data.auxiliary.min_train_count=3", f"resume={run_dirs[0]}")
+    assert other_heads.returncode == 2
+    assert "resume: data.auxiliary / model.auxiliary_weight changed" in other_heads.stderr
+    assert (run_dirs[0] / "split" / "MANIFEST.json").read_bytes() == manifest
+    assert (run_dirs[0] / "holdout_eval.json").is_file() and stored_runs(store)[0].info.status == "FINISHED"
+
 
 @pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) -> None:
