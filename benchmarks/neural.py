@@ -288,7 +288,7 @@ def main() -> None:
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": f"python benchmarks/neural.py --suites {suite}"
             + (" --train-rows N (N per row; 0 = all)" if suite.startswith("jigsaw") else "")
-            + (" --seeds 0,1" if suite == "janitr" else ""),
+            + (" --seeds N (N per row: its overrides)" if suite == "janitr" else ""),
         }
         columns = [c for c in rows[0] if c != "suite"]
         console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))

@@ -90,7 +90,7 @@ def read_auxiliary(
             .astype(str)
             .map(lambda value: {t.strip() for t in value.split(separator) if t.strip()})
         )
-        for tag in sorted(set().union(*tag_lists) - exclude) if len(tag_lists) else []:
+        for tag in sorted(set().union(*tag_lists) - exclude):
             names.append(tag)
             columns.append(tag_lists.map(lambda tags, tag=tag: tag in tags).to_numpy().astype(np.int64))
     for column in settings.get("columns") or []:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from toxmod.data.schemes import LabelScheme
+from toxmod.data.schemes import LabelScheme, MultiLabelScheme
 from toxmod.errors import ConfigError
 
 AUTO_WEIGHT_LIMIT = 100.0
@@ -100,8 +100,8 @@ class LevelsCrossEntropy(Objective):
 class AuxiliaryBCE:
     """Training-only sigmoid heads on auxiliary tags (``data.auxiliary``), whatever the scheme.
 
-    Loss: ``weight`` x mean BCE over the tags, ``pos_weight`` = negatives / positives on train; it is
-    added to the scheme's objective. The heads are extra outputs after the scheme's own.
+    Loss: ``weight`` x the multi-label BCE over the tags (``pos_weight`` = negatives / positives on
+    train); it is added to the scheme's objective. The heads are extra outputs after the scheme's own.
     """
 
     def __init__(self, names: Sequence[str], weight: float, pos_weight: np.ndarray | None = None) -> None:
@@ -109,21 +109,23 @@ class AuxiliaryBCE:
             raise ConfigError(f"model.auxiliary_weight={weight}; expected a weight >= 0")
         self.names = list(names)
         self.weight = float(weight)
-        self.pos_weight = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
+        self.bce = MultiLabelBCE(MultiLabelScheme(self.names), pos_weight)
 
     @classmethod
     def from_train(cls, names: Sequence[str], targets: np.ndarray, weight: float) -> AuxiliaryBCE:
         """Heads for ``names`` with ``pos_weight`` from the train split's auxiliary targets."""
         return cls(names, weight, negatives_per_positive(targets))
 
+    @property
+    def pos_weight(self) -> torch.Tensor | None:
+        return self.bce.weights
+
     def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+        return self.bce.target_tensor(targets)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Weighted mean BCE of a batch (``logits``: the auxiliary outputs only)."""
-        weights = None if self.pos_weight is None else self.pos_weight.to(logits.device)
-        bce = functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=weights)
-        return self.weight * bce
+        return self.weight * self.bce.loss(logits, targets)
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"multilabel": MultiLabelBCE, "levels": LevelsCrossEntropy}
