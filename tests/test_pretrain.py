@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import compose_train, janitr_frame
 from toxmod.config import compose_config
+from toxmod.data.text import normalize_text
+from toxmod.errors import ConfigError
 from toxmod.pretrain import corpus_texts, run_pretraining
 from toxmod.train import train
 
@@ -23,6 +25,26 @@ def test_corpus_file_loses_every_evaluation_text(tmp_path: Path) -> None:
     cfg = compose_config("pretrain", [*TINY, f"pretrain.corpus={corpus}"])
     texts, info = corpus_texts(cfg)
     assert texts == ["an unlabeled domain post about airdrops"] and info["removed"] == 1
+
+
+def test_corpus_data_config_is_all_its_texts_minus_evaluation_texts() -> None:
+    frame = janitr_frame()
+    frame = frame[frame["split"] != "none"]
+    is_evaluation = frame["split"].isin(["valid", "calib", "holdout"])
+    evaluation = set(frame.loc[is_evaluation, "text"].map(normalize_text))
+    expected = [t for t in frame["text"] if normalize_text(t) not in evaluation]
+    assert 0.95 * (frame["split"] == "train").sum() < len(expected)  # train, less copies of evaluation texts
+
+    cfg = compose_config("pretrain", [*TINY, "pretrain.corpus=janitr"])
+    texts, info = corpus_texts(cfg)
+    assert texts == expected and info["corpus"] == "data=janitr (all rows)"
+    assert info["removed"] == len(frame) - len(expected)
+
+
+def test_unknown_corpus_names_the_data_configs(tmp_path: Path) -> None:
+    cfg = compose_config("pretrain", [*TINY, f"pretrain.corpus={tmp_path / 'missing.txt'}"])
+    with pytest.raises(ConfigError, match=r"no such file .*a data config \(.*janitr.*ruddit"):
+        corpus_texts(cfg)
 
 
 @pytest.mark.slow

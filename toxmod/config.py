@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root
@@ -30,6 +30,30 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group shipped in ``conf/<group>/`` (``_``-prefixed bases left out)."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def group_option(cfg: DictConfig, config_name: str, group: str, option: str) -> DictConfig:
+    """``group=option`` composed as ``config_name`` would, its interpolations resolved against ``cfg``.
+
+    E.g. another data config beside the run's own ``data`` (DAPT corpus); ``paths`` overrides hold.
+    """
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    override = [f"{group}={option}"]
+    if GlobalHydra.instance().is_initialized():  # inside a running entry point
+        composed = compose(config_name=config_name, overrides=override)
+    else:
+        composed = compose_config(config_name, override)
+    combined = cfg.copy()
+    with open_dict(combined):
+        combined[group] = composed[group]
+    return combined[group]
 
 
 def _is_multirun(argv: Sequence[str]) -> bool:

@@ -1,7 +1,8 @@
-"""``python -m toxmod.pretrain model=minilm [pretrain.corpus=train_split|<file>]``: DAPT for an encoder.
+"""``python -m toxmod.pretrain model=minilm [pretrain.corpus=train_split|<data config>|<file>]``: DAPT.
 
-Continues masked-LM training on unlabeled domain text -- by default the train split of ``data=``;
-a corpus file is filtered so no text of valid/calib/holdout is ever seen. Fine-tune from the
+Continues masked-LM training of an encoder on unlabeled domain text -- by default the train split of
+``data=``; another data config's texts (all rows, labels unused) or a corpus file are filtered so
+no text of ``data=``'s valid/calib/holdout is ever seen. Fine-tune from the
 result with ``python -m toxmod.train model=minilm model.init_from=<printed directory>``.
 """
 
@@ -14,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import instantiate_component, run_entry_point
+from toxmod.config import group_option, group_options, instantiate_component, run_entry_point
 from toxmod.data import build_dataset
 from toxmod.data.readers import read_table
 from toxmod.data.text import normalize_text
@@ -37,16 +38,22 @@ def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
     if corpus == TRAIN_SPLIT_CORPUS:
         texts = [str(t) for t in split.part(dataset, "train").texts]
         return texts, {"corpus": f"{dataset.name} train split", "texts": len(texts), "removed": 0}
-    texts = _read_corpus(Path(corpus).expanduser(), str(cfg.pretrain.text_column))
+    path = Path(corpus).expanduser()
+    if corpus in group_options("data") and not path.is_file():
+        other = build_dataset(group_option(cfg, "pretrain", "data", corpus))
+        texts, source = [str(t) for t in other.texts if str(t).strip()], f"data={corpus} (all rows)"
+    else:
+        texts, source = _read_corpus(path, str(cfg.pretrain.text_column)), corpus
     held_out = {t for part in EVALUATION_PARTS for t in split.part(dataset, part).normalized_texts}
     kept = [t for t in texts if normalize_text(t) not in held_out]
-    return kept, {"corpus": corpus, "texts": len(kept), "removed": len(texts) - len(kept)}
+    return kept, {"corpus": source, "texts": len(kept), "removed": len(texts) - len(kept)}
 
 
 def _read_corpus(path: Path, text_column: str) -> list[str]:
     if not path.is_file():
         raise ConfigError(
-            f"pretrain.corpus={path}: no such file (use {TRAIN_SPLIT_CORPUS}, a .txt or a table)"
+            f"pretrain.corpus={path}: no such file (use {TRAIN_SPLIT_CORPUS}, a data config"
+            f" ({', '.join(group_options('data'))}), a .txt or a table)"
         )
     if path.suffix == ".txt":
         texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
