@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -90,3 +91,30 @@ def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:
     if not run_dir or not Path(run_dir).is_dir():
         raise ConfigError(f"resume={run_id}: the run's directory {run_dir} is not on this machine")
     return Path(run_dir)
+
+
+def check_resumable(run_dir: Path, cfg: DictConfig, split_sha256: str) -> None:
+    """A resumed run must train on the same split, with the same auxiliary heads (checkpoint shapes)."""
+    tracking_file = run_dir / TRACKING_FILE
+    if tracking_file.is_file():
+        previous = json.loads(tracking_file.read_text()).get("split_sha256")
+        if previous and previous != split_sha256:
+            raise ConfigError(
+                f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
+                "a resumed run must train on the same split"
+            )
+    if (run_dir / CONFIG_FILE).is_file():
+        before, now = _auxiliary_heads(OmegaConf.load(run_dir / CONFIG_FILE)), _auxiliary_heads(cfg)
+        if before != now:
+            raise ConfigError(
+                f"resume: data.auxiliary / model.auxiliary_weight changed ({now} vs the run's {before}); "
+                "the checkpoint's heads were built from the run's own settings"
+            )
+
+
+def _auxiliary_heads(cfg: DictConfig) -> Any:
+    """What decides the auxiliary heads' shape: the tag settings, if heads are trained at all."""
+    settings = cfg.data.get("auxiliary")
+    if settings is None or not cfg.model.get("auxiliary_weight", 1.0):
+        return None
+    return OmegaConf.to_container(settings, resolve=True)

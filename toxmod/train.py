@@ -6,7 +6,6 @@ thresholds on calibration data -> metrics per split -> run directory + MLflow ru
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import FitContext
 from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
-from toxmod.resume import ResumePoint, resolve_resume
+from toxmod.resume import ResumePoint, check_resumable, resolve_resume
 from toxmod.runs import (
     CONFIG_FILE,
     EVALUATION_SPLIT,
@@ -78,7 +77,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
     if resume:  # checked before anything in the run directory is touched
-        _check_resumable(run_dir, cfg, build_manifest(dataset, split)["split_sha256"])
+        check_resumable(run_dir, cfg, build_manifest(dataset, split)["split_sha256"])
         console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
         for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
             (run_dir / marker).unlink(missing_ok=True)
@@ -123,33 +122,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
             f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
         )
     return TrainResult(metrics, tracker.run_id, run_dir)
-
-
-def _check_resumable(run_dir: Path, cfg: DictConfig, split_sha256: str) -> None:
-    """A resumed run must train on the same split, with the same auxiliary heads (checkpoint shapes)."""
-    tracking_file = run_dir / TRACKING_FILE
-    if tracking_file.is_file():
-        previous = json.loads(tracking_file.read_text()).get("split_sha256")
-        if previous and previous != split_sha256:
-            raise ConfigError(
-                f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
-                "a resumed run must train on the same split"
-            )
-    if (run_dir / CONFIG_FILE).is_file():
-        before, now = _auxiliary_heads(OmegaConf.load(run_dir / CONFIG_FILE)), _auxiliary_heads(cfg)
-        if before != now:
-            raise ConfigError(
-                f"resume: data.auxiliary / model.auxiliary_weight changed ({now} vs the run's {before}); "
-                "the checkpoint's heads were built from the run's own settings"
-            )
-
-
-def _auxiliary_heads(cfg: DictConfig) -> Any:
-    """What decides the auxiliary heads' shape: the tag settings, if heads are trained at all."""
-    settings = cfg.data.get("auxiliary")
-    if settings is None or not cfg.model.get("auxiliary_weight", 1.0):
-        return None
-    return OmegaConf.to_container(settings, resolve=True)
 
 
 def _fit_context(
