@@ -28,6 +28,7 @@ from toxmod.models.transformer.batching import (
     bucketed_batches,
 )
 from toxmod.models.transformer.objectives import AuxiliaryBCE, Objective
+from toxmod.models.transformer.parameter_groups import parameter_groups, scale_learning_rates
 
 RNG_STATE_KEY = "toxmod_rng_states"
 
@@ -116,6 +117,7 @@ class TextClassifierModule(pl.LightningModule):
         valid_targets: np.ndarray | None = None,
         weight_decay_exclude: tuple[str, ...] = ("bias", "LayerNorm.weight", "layer_norm.weight"),
         auxiliary: AuxiliaryBCE | None = None,
+        layer_lr_decay: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -127,6 +129,7 @@ class TextClassifierModule(pl.LightningModule):
         self.target_fpr = target_fpr
         self.valid_targets = valid_targets
         self.weight_decay_exclude = weight_decay_exclude
+        self.layer_lr_decay = layer_lr_decay
         self._valid_logits: list[torch.Tensor] = []
         self._valid_losses: list[torch.Tensor] = []
         self._last_batch_end: float | None = None
@@ -185,12 +188,8 @@ class TextClassifierModule(pl.LightningModule):
         self._last_batch_end = None  # validation time is not training throughput
 
     def configure_optimizers(self) -> Any:
-        decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
-            if not parameter.requires_grad:
-                continue
-            (no_decay if any(key in name for key in self.weight_decay_exclude) else decay).append(parameter)
-        optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        groups = parameter_groups(self.model, self.weight_decay_exclude, self.layer_lr_decay)
+        optimizer = scale_learning_rates(self.optimizer_factory(groups))
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)

@@ -54,6 +54,7 @@ class TransformerScorer(Scorer):
         auxiliary_weight: float = 1.0,
         optimizer: Any = None,
         scheduler: Any = None,
+        layer_lr_decay: float = 1.0,
         pool_batches: int = 50,
         max_train_rows: int | None = None,
         score_device: str = "auto",
@@ -69,6 +70,7 @@ class TransformerScorer(Scorer):
         self.label_weights = label_weights
         self.auxiliary_weight = auxiliary_weight  # loss weight of data.auxiliary heads (0: none built)
         self.optimizer, self.scheduler = optimizer, scheduler
+        self.layer_lr_decay = layer_lr_decay  # 1.0: one learning rate; < 1: lower layers move less
         self.pool_batches = pool_batches
         self.max_train_rows = max_train_rows
         self.score_device = score_device

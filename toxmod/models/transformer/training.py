@@ -123,6 +123,7 @@ def fine_tune(
         context.target_fpr,
         None if context.valid_targets is None else np.asarray(context.valid_targets),
         auxiliary=auxiliary,
+        layer_lr_decay=scorer.layer_lr_decay,
     )
     run_dir = Path(context.run_dir) if context.run_dir else Path(tempfile.mkdtemp(prefix="toxmod-fit-"))
     callbacks, best = _callbacks(run_dir / CHECKPOINT_DIR, scheme, context, has_valid=valid is not None)
