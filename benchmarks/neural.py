@@ -4,7 +4,7 @@
     python benchmarks/neural.py --suites janitr --seeds 0,1    # minilm, minilm-no-aux, student; ~35 min
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
     python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
-    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2   # twice over it (~75 min)
+    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --seeds 0,1  # 2 seeds: ~2 h
 
 Results merge into ``benchmarks/results/neural.json``; tables go to
 ``docs/benchmarks_neural.md``.
@@ -106,36 +106,37 @@ JIGSAW_BATCH_SIZE = 32
 
 def suite_toxicity(data: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """`model=minilm data=jigsaw|jigsaw_levels` on the Kaggle-test holdout, with the CPU subsample."""
-    out = Path(tempfile.mkdtemp(prefix=f"bench-{data}-"))
-    budget = [
-        f"model.max_train_rows={args.train_rows or 'null'}",
-        f"model.max_epochs={args.epochs}",
-        f"model.batch_size={JIGSAW_BATCH_SIZE}",
-    ]
-    overrides = [
-        "hardware=cpu",
-        "model=minilm",
-        f"data={data}",
-        *budget,
-        f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
-        f"tracking.artifact_root={out / 'art'}",
-    ]
-    start = time.perf_counter()
-    result = train(compose_config("train", overrides), out / "run")
-    m = result.metrics
-    row = {
-        "suite": data,
-        "model": "minilm",
-        "train_rows_used": m.get("train/rows_used"),
-        "mean_roc_auc": m["holdout/mean_roc_auc"],
-        "macro_f1": m["holdout/macro_f1"],
-        "weighted_f1": m.get("holdout/weighted_f1"),
-        "headline": m.get("holdout/exact_match", m.get("holdout/accuracy")),
-        "train_seconds": m["train_seconds"],
-        "wall_seconds": time.perf_counter() - start,
-        "overrides": " ".join(budget),
-    }
-    yield row
+    for seed in args.seeds:
+        out = Path(tempfile.mkdtemp(prefix=f"bench-{data}-"))
+        budget = [
+            f"model.max_train_rows={args.train_rows or 'null'}",
+            f"model.max_epochs={args.epochs}",
+            f"model.batch_size={JIGSAW_BATCH_SIZE}",
+            f"seed={seed}",
+        ]
+        overrides = [
+            "hardware=cpu",
+            "model=minilm",
+            f"data={data}",
+            *budget,
+            f"tracking.uri=sqlite:///{out / 'mlruns.db'}",
+            f"tracking.artifact_root={out / 'art'}",
+        ]
+        start = time.perf_counter()
+        result = train(compose_config("train", overrides), out / "run")
+        m = result.metrics
+        yield {
+            "suite": data,
+            "model": "minilm",
+            "train_rows_used": m.get("train/rows_used"),
+            "mean_roc_auc": m["holdout/mean_roc_auc"],
+            "macro_f1": m["holdout/macro_f1"],
+            "weighted_f1": m.get("holdout/weighted_f1"),
+            "headline": m.get("holdout/exact_match", m.get("holdout/accuracy")),
+            "train_seconds": m["train_seconds"],
+            "wall_seconds": time.perf_counter() - start,
+            "overrides": " ".join(budget),
+        }
 
 
 class StepTimer:
@@ -254,6 +255,14 @@ def suite_throughput(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             )
 
 
+# What the per-row overrides of a suite stand for, in its recorded command.
+TOXICITY_FLAGS = " --train-rows N --epochs E --seeds S (N, E, S per row: its overrides; N = 0: all rows)"
+COMMAND_FLAGS = {
+    "janitr": " --seeds S (S per row: its overrides)",
+    "jigsaw": TOXICITY_FLAGS,
+    "jigsaw_levels": TOXICITY_FLAGS,
+}
+
 SUITES = {
     "janitr": suite_janitr,
     "jigsaw": lambda args: suite_toxicity("jigsaw", args),
@@ -267,7 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", default="overhead,throughput")
     parser.add_argument("--models", default="", help=f"janitr suite: comma-separated, of {list(JANITR_RUNS)}")
-    parser.add_argument("--seeds", default="0", help="janitr suite: comma-separated seeds, one run each")
+    parser.add_argument("--seeds", default="0", help="janitr, jigsaw suites: seeds, one run each")
     parser.add_argument("--steps", type=int, default=40, help="overhead: training steps per side")
     parser.add_argument("--texts", type=int, default=256, help="throughput: holdout texts scored")
     parser.add_argument(
@@ -288,9 +297,7 @@ def main() -> None:
                 "rows": merge_rows(results.get(suite, {}).get("rows", []), [row]),
                 "machine": machine,
                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "command": f"python benchmarks/neural.py --suites {suite}"
-                + (" --train-rows N --epochs E (N, E per row; 0 = all)" if suite.startswith("jigsaw") else "")
-                + (" --seeds N (N per row: its overrides)" if suite == "janitr" else ""),
+                "command": f"python benchmarks/neural.py --suites {suite}{COMMAND_FLAGS.get(suite, '')}",
             }
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             DOC.write_text(render(results))
