@@ -5,6 +5,7 @@
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
     python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
     python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --seeds 0,1  # 2 seeds: ~2 h
+    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --monitor valid/mean_roc_auc
 
 Results merge into ``benchmarks/results/neural.json``; tables go to
 ``docs/benchmarks_neural.md``.
@@ -113,6 +114,8 @@ def suite_toxicity(data: str, args: argparse.Namespace) -> Iterator[dict[str, An
             f"model.max_epochs={args.epochs}",
             f"model.batch_size={JIGSAW_BATCH_SIZE}",
             f"seed={seed}",
+            # Which validation picks the saved weights (several epochs only); default: the framework's.
+            *([f"checkpoint.monitor={args.monitor}"] if args.monitor else []),
         ]
         overrides = [
             "hardware=cpu",
@@ -256,7 +259,10 @@ def suite_throughput(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 # What the per-row overrides of a suite stand for, in its recorded command.
-TOXICITY_FLAGS = " --train-rows N --epochs E --seeds S (N, E, S per row: its overrides; N = 0: all rows)"
+TOXICITY_FLAGS = (
+    " --train-rows N --epochs E --seeds S [--monitor M] (per row: its overrides; N = 0: all rows;"
+    " M: checkpoint.monitor, absent = the default)"
+)
 COMMAND_FLAGS = {
     "janitr": " --seeds S (S per row: its overrides)",
     "jigsaw": TOXICITY_FLAGS,
@@ -283,6 +289,9 @@ def main() -> None:
         "--train-rows", type=int, default=12000, help="jigsaw suites: train rows used (0 = the whole split)"
     )
     parser.add_argument("--epochs", type=int, default=1, help="jigsaw suites: epochs over those rows")
+    parser.add_argument(
+        "--monitor", default="", help="jigsaw suites: checkpoint.monitor (default: primary label recall)"
+    )
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(seed) for seed in args.seeds.split(",") if seed]
