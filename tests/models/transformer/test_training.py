@@ -65,6 +65,30 @@ def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store
 
 
 @pytest.mark.slow
+def test_checkpoint_monitor_keeps_the_validation_it_names(tmp_path: Path, store: dict[str, str]) -> None:
+    epochs = 3
+    cfg = compose_train(
+        [
+            *JANITR_SLICE,
+            *TINY_STUDENT,
+            f"trainer.max_epochs={epochs}",
+            "checkpoint.monitor=valid/mean_roc_auc",
+            *tracking_overrides(store),
+        ]
+    )
+    result = train(cfg, tmp_path / "run")
+    history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/mean_roc_auc")
+    points = sorted((point.step, point.value) for point in history)
+    per_epoch, after_fit = points[:epochs], points[epochs:]
+    best_step, best_value = max(per_epoch, key=lambda point: point[1])  # the first of equal bests
+    assert result.metrics["valid/best_monitored"] == pytest.approx(best_value)
+    checkpoints = {p.name for p in (result.run_dir / "checkpoints").iterdir()}
+    assert f"best-step={best_step + 1}.ckpt" in checkpoints
+    # The saved model is that validation's weights: re-scored on valid, the same mean ROC-AUC.
+    assert len(after_fit) == 1 and after_fit[0][1] == pytest.approx(best_value, abs=1e-6)
+
+
+@pytest.mark.slow
 def test_auxiliary_tags_train_extra_heads_that_are_cut_before_saving(tmp_path: Path) -> None:
     tags = "data.auxiliary.min_train_count=5"  # janitr.yaml trains heads on the raw tags
     short = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=8", "tracking=none"]
