@@ -4,8 +4,8 @@
     python benchmarks/neural.py --suites janitr --seeds 0,1    # minilm, minilm-no-aux, student; ~35 min
     python benchmarks/neural.py --suites jigsaw,jigsaw_levels  # MiniLM, CPU subsample, ~12 min each
     python benchmarks/neural.py --suites jigsaw --train-rows 0 # the whole train split (~40 min on 2 cores)
-    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --seeds 0,1  # 2 seeds: ~2 h
-    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --monitor valid/mean_roc_auc
+    python benchmarks/neural.py --suites jigsaw --train-rows 0 --epochs 2 --seeds 0,1 \
+        --monitor valid/mean_roc_auc                            # checkpoint on the target; ~2 h
 
 Results merge into ``benchmarks/results/neural.json``; tables go to
 ``docs/benchmarks_neural.md``.
