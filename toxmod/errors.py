@@ -28,6 +28,11 @@ class ConfigError(ToxmodError):
     """A config key has a missing or invalid value."""
 
 
+def is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises after its graceful shutdown."""
+    return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)
+
+
 def exit_on_user_error(func: F) -> F:
     """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and exit code 2."""
 

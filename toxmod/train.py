@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from toxmod.config import instantiate_component, run_entry_point
 from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets
-from toxmod.errors import ConfigError, exit_on_user_error
+from toxmod.errors import ConfigError, exit_on_user_error, is_interrupt
 from toxmod.evaluation import evaluate_predictions
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import FitContext
@@ -27,10 +27,12 @@ from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
 from toxmod.resume import ResumePoint, check_resumable, resolve_resume
 from toxmod.runs import (
+    CHECKPOINT_DIR,
     CONFIG_FILE,
     EVALUATION_SPLIT,
     FAILED_FILE,
     HOLDOUT_EVAL_FILE,
+    LAST_CHECKPOINT,
     LEAKAGE_FILE,
     MODEL_DIR,
     SPLIT_DIR,
@@ -115,7 +117,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
                 cfg, run_dir, dataset, split, manifest, tracker, fit_split, hardware, resume
             )
     except BaseException as error:
-        (run_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
+        if is_interrupt(error):
+            message = "interrupted (Ctrl-C)"
+            if (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
+                message += f"; continue it with resume={run_dir}"
+            console.print(message)
+        else:
+            message = f"{type(error).__name__}: {error}"
+        (run_dir / FAILED_FILE).write_text(message + "\n")
         raise
     if tracker.run_id:
         console.print(
@@ -145,6 +154,11 @@ def _fit_context(
         checkpoint=_plain(cfg.get("checkpoint")),
         early_stopping=_plain(cfg.get("early_stopping")),
         resume_from=resume.checkpoint if resume else None,
+        callbacks=[
+            instantiate_component(node, f"callbacks.{name}")
+            for name, node in (cfg.get("callbacks") or {}).items()
+            if node is not None
+        ],
         auxiliary=_supported_auxiliary(cfg, train_part),
     )
 

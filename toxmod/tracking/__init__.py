@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from toxmod.errors import is_interrupt
+
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
 
@@ -105,11 +107,7 @@ class MlflowTracker:
         try:
             yield self
         except BaseException as error:
-            # Lightning turns Ctrl-C into SystemExit(1) after its graceful shutdown.
-            interrupted = isinstance(error, KeyboardInterrupt) or isinstance(
-                error.__context__, KeyboardInterrupt
-            )
-            self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FAILED")
+            self.client.set_terminated(self.run_id, "KILLED" if is_interrupt(error) else "FAILED")
             raise
         self.client.set_terminated(self.run_id, "FINISHED")
 

@@ -164,6 +164,12 @@ def _weights(run_dir: Path) -> dict[str, np.ndarray]:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
 
+def _last_checkpoint(run_dir: Path) -> dict:
+    import torch
+
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
 @pytest.mark.slow
 def test_two_chunks_of_50_steps_equal_one_run_of_100(tmp_path: Path, store: dict[str, str]) -> None:
     base = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5", *tracking_overrides(store)]
@@ -291,3 +297,51 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     assert metrics["train/global_steps"] == target
     runs = stored_runs(store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("interrupt_after", "presses", "saved_step"),
+    [
+        (24, 1, 25),  # the last batch of epoch 1: the next step (after epoch 1's validation) is saved
+        (30, 1, 31),  # mid-epoch
+        (30, 2, 24),  # a second Ctrl-C stops at once: back to the epoch-end checkpoint
+    ],
+)
+def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, store: dict[str, str], interrupt_after: int, presses: int, saved_step: int
+) -> None:
+    outputs = tmp_path / "outputs"
+    common = [
+        *JANITR_SLICE,
+        *TINY_STUDENT,
+        "trainer.max_epochs=5",
+        "checkpoint.every_n_steps=1000",  # no periodic checkpoint: 24 batches per epoch
+        *tracking_overrides(store),
+        f"paths.output_dir={outputs}",
+    ]
+    interrupted = run_cli(
+        "train",
+        *common,
+        "+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtStep",
+        f"+callbacks.ctrl_c.step={interrupt_after}",
+        f"+callbacks.ctrl_c.presses={presses}",
+    )
+    assert interrupted.returncode != 0 and "Ctrl-C: finishing this step" in interrupted.stderr
+    run_dir = next(outputs.glob("train/*/checkpoints/last.ckpt")).parent.parent
+    assert not (run_dir / "holdout_eval.json").exists()
+    failed = (run_dir / "FAILED").read_text().strip()
+    assert failed == f"interrupted (Ctrl-C); continue it with resume={run_dir}"
+    assert _last_checkpoint(run_dir)["global_step"] == saved_step
+    assert [r.info.status for r in stored_runs(store)] == ["KILLED"]
+
+    target = [f"trainer.max_steps={interrupt_after + 10}"]
+    resumed = train(compose_train([*common, *target, "resume=last"]), tmp_path / "unused")
+    whole = train(compose_train([*common, *target]), tmp_path / "whole")
+    assert resumed.run_dir == run_dir and resumed.metrics["train/global_steps"] == interrupt_after + 10
+    for name, value in whole.metrics.items():
+        if name.startswith(("holdout/", "valid/", "calib/", "threshold/")):
+            assert resumed.metrics[name] == pytest.approx(value, abs=1e-5), name
+    final, single = _last_checkpoint(run_dir)["state_dict"], _last_checkpoint(whole.run_dir)["state_dict"]
+    assert max(float((final[k] - single[k]).abs().max()) for k in single) < 1e-5
+    assert sorted(r.info.status for r in stored_runs(store)) == ["FINISHED", "FINISHED"]

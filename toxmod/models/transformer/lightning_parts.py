@@ -7,6 +7,9 @@ Validation computes the operating point every epoch: thresholds at the target FP
 from __future__ import annotations
 
 import random
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -268,3 +272,65 @@ class SaveAtMaxSteps(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:
             trainer.save_checkpoint(self.path)
+
+
+class SaveLastAtEpochEnd(Checkpoint):
+    """Writes ``last.ckpt`` at the end of every whole training epoch (after that epoch's validation).
+
+    A ``Checkpoint``, so Lightning runs it with the checkpoint callbacks, in list order: placed after
+    the best-checkpoint callback, the saved state already includes this validation's best score.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Not when max_steps ends a chunk mid-epoch: SaveAtMaxSteps wrote that position already, and
+        # an epoch-end save there would make resume skip the rest of the epoch.
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            trainer.save_checkpoint(self.path)
+
+
+class StopOnCtrlC(pl.Callback):
+    """First Ctrl-C: finish the running step, write ``last.ckpt``, then stop (nothing computed is lost).
+
+    The run then ends as an interrupt (MLflow KILLED) and ``resume=last`` continues exactly where it
+    stopped. A second Ctrl-C interrupts at once. Installed for single-process training in the main
+    thread only; under DDP a Ctrl-C stops every process at once and loses the steps since the last
+    checkpoint.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGINT, self._request)
+        self._installed = True
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        self._restore()  # a second Ctrl-C goes to the previous handler: stop now
+        print(
+            "\nCtrl-C: finishing this step and writing last.ckpt (resume=last continues); "
+            "press Ctrl-C again to stop now",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.requested:
+            trainer.save_checkpoint(self.path)
+            raise KeyboardInterrupt
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+            self._installed = False

@@ -1,8 +1,9 @@
 """One Lightning fine-tune: tokenize, build data/module/trainer from the run's config, fit, keep the best.
 
 Checkpoints live in ``<run_dir>/checkpoints``: ``best-step=<n>.ckpt`` (the monitored operating-point
-metric), ``last.ckpt`` (every ``checkpoint.every_n_steps`` steps, every validation and when fit
-stops) -- ``resume=last`` continues from it with optimizer, scheduler, RNG and data position.
+metric), ``last.ckpt`` (every ``checkpoint.every_n_steps`` steps, every epoch end, when
+``max_steps`` ends a chunk and on the first Ctrl-C) -- ``resume=last`` continues from it with
+optimizer, scheduler, RNG and data position.
 """
 
 from __future__ import annotations
@@ -233,23 +234,27 @@ def _callbacks(
 ) -> tuple[list[Any], Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
-    from toxmod.models.transformer.lightning_parts import SaveAtMaxSteps
+    from toxmod.models.transformer.lightning_parts import SaveAtMaxSteps, SaveLastAtEpochEnd, StopOnCtrlC
 
     settings = dict(context.checkpoint)
     monitor = settings.get("monitor") or default_monitor(scheme)
     mode = str(settings.get("mode", "max"))
     every_n_steps = settings.get("every_n_steps")
+    last = str(directory / LAST_CHECKPOINT)
     callbacks: list[Any] = [
-        ModelCheckpoint(
+        SaveAtMaxSteps(last),
+        StopOnCtrlC(last),
+        RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50),
+    ]
+    if every_n_steps:
+        periodic = ModelCheckpoint(
             dirpath=str(directory),
             filename="periodic",
             save_top_k=0,
             save_last=True,
-            every_n_train_steps=int(every_n_steps) if every_n_steps else None,
-        ),
-        SaveAtMaxSteps(str(directory / LAST_CHECKPOINT)),
-        RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50),
-    ]
+            every_n_train_steps=int(every_n_steps),
+        )
+        callbacks.append(periodic)
     best = None
     if has_valid:
         best = ModelCheckpoint(
@@ -265,4 +270,7 @@ def _callbacks(
         early = dict(context.early_stopping or {})
         if early.pop("enabled", False):
             callbacks.append(EarlyStopping(monitor=early.pop("monitor", None) or monitor, mode=mode, **early))
+    # After the best checkpoint (Lightning keeps checkpoint callbacks in this order, at the end), so
+    # the epoch-end last.ckpt already holds this validation's best score.
+    callbacks.append(SaveLastAtEpochEnd(last))
     return callbacks, best
