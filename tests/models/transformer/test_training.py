@@ -89,6 +89,30 @@ def test_checkpoint_monitor_keeps_the_validation_it_names(tmp_path: Path, store:
 
 
 @pytest.mark.slow
+def test_early_stopping_stops_patience_validations_after_the_best(
+    tmp_path: Path, store: dict[str, str]
+) -> None:
+    patience, max_epochs = 2, 10
+    cfg = compose_train(
+        [
+            *JANITR_SLICE,
+            *TINY_STUDENT,
+            f"trainer.max_epochs={max_epochs}",
+            "early_stopping.enabled=true",
+            f"early_stopping.patience={patience}",
+            *tracking_overrides(store),
+        ]
+    )
+    result = train(cfg, tmp_path / "run")
+    history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/scam/recall_at_fpr")
+    # Epoch-end validations only (24 batches per epoch: steps 23, 47, ...).
+    values = [p.value for p in sorted(history, key=lambda p: p.step) if (p.step + 1) % 24 == 0]
+    best = values.index(max(values)) + 1  # 1-based epoch of the first best (ties do not improve)
+    assert len(values) == best + patience < max_epochs
+    assert result.metrics["train/global_steps"] == 24 * len(values)  # 24 batches per epoch
+
+
+@pytest.mark.slow
 def test_auxiliary_tags_train_extra_heads_that_are_cut_before_saving(tmp_path: Path) -> None:
     tags = "data.auxiliary.min_train_count=5"  # janitr.yaml trains heads on the raw tags
     short = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=8", "tracking=none"]
