@@ -127,6 +127,14 @@ def case_manifest_of_other_data(tmp_path: Path, frozen: Path) -> tuple[list[str]
     ], "data_sha256 000000000000"
 
 
+def case_unknown_checkpoint_monitor(tmp_path: Path) -> tuple[list[str], str]:
+    overrides = ["data=janitr", "data.max_rows=600", "model=student", "student=tiny"]
+    return [*overrides, "checkpoint.monitor=valid/scam/recal_at_fpr"], (
+        "checkpoint.monitor=valid/scam/recal_at_fpr is not a validation metric; "
+        "choose one of valid/scam/recall_at_fpr,"
+    )
+
+
 SIMPLE_CASES = [
     case_missing_file,
     case_missing_text_column,
@@ -138,6 +146,7 @@ SIMPLE_CASES = [
     case_unknown_group_option,
     case_unknown_key,
     case_leakage,
+    case_unknown_checkpoint_monitor,
 ]
 SPLIT_CASES = [case_split_ids_not_in_data, case_manifest_mismatch, case_manifest_of_other_data]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import compose_train
-from toxmod.config import compose_config, one_line_hydra_error
+from toxmod.config import compose_config, instantiate_component, one_line_hydra_error
 from toxmod.hardware import resolve_hardware
 from toxmod.paths import CONFIG_DIR
 
@@ -73,4 +73,21 @@ def test_hydra_errors_become_one_line() -> None:
     assert (
         one_line_hydra_error(message)
         == "In 'train': Could not find 'model/x' (available options in 'model': a, b)"
+    )
+
+
+def test_extra_callbacks_are_instantiated_from_config_with_one_line_errors() -> None:
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from omegaconf import OmegaConf
+
+    from toxmod.errors import ConfigError
+
+    cfg = compose_train(["+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor"])
+    assert isinstance(instantiate_component(cfg.callbacks.lr, "callbacks.lr"), LearningRateMonitor)
+    missing = OmegaConf.create({"_target_": "no.such.Callback"})
+    with pytest.raises(ConfigError) as error:
+        instantiate_component(missing, "callbacks.x")
+    assert str(error.value) == (
+        "callbacks.x config (no.such.Callback): Error loading 'no.such.Callback': "
+        "ModuleNotFoundError(\"No module named 'no'\")"
     )

@@ -104,7 +104,10 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
         return instantiate(params, _convert_="all", **kwargs)
     except Exception as error:  # Hydra wraps constructor errors in InstantiationException
         cause = error.__cause__ or error
-        message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        # "Error loading 'x.Y':" alone says nothing; its next line names the missing module.
+        shown = lines[:2] if lines and lines[0].endswith(":") else lines[:1]
+        message = " ".join(shown) or type(cause).__name__
         if isinstance(cause, ConfigError):
             raise cause from None
         raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error

@@ -28,6 +28,13 @@ class ConfigError(ToxmodError):
     """A config key has a missing or invalid value."""
 
 
+def require_positive_int(key: str, value: Any) -> int:
+    """``value`` as an int >= 1, else a ConfigError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r}: expected a positive integer")
+    return value
+
+
 def is_interrupt(error: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises after its graceful shutdown."""
     return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
 
 from tests.helpers import compose_train, davidson_slice, run_cli, stored_runs, tracking_overrides
+from toxmod.errors import ConfigError
 from toxmod.evaluate import evaluate_run, load_run
 from toxmod.models import load_scorer
 from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
@@ -266,6 +268,31 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) ->
     run_id = json.loads((run_dir / "tracking.json").read_text())["run_id"]
     history = MlflowClient(store["uri"]).get_metric_history(run_id, "valid/scam/recall_at_fpr")
     assert len(history) == 1 and MlflowClient(store["uri"]).get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.max_length=0", "model.max_length=0: expected a positive integer"),
+        ("model.max_length=4", "model.max_length=4: at least 8 tokens"),
+        ("model.batch_size=0", "model.batch_size=0: expected a positive integer"),
+        ("model.max_train_rows=-3", "model.max_train_rows=-3: expected a positive integer"),
+        ("trainer.max_steps=abc", "trainer.max_steps='abc': expected an integer"),
+        ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: expected a positive"),
+        ("early_stopping.monitor=valid/f1", "early_stopping.monitor=valid/f1 is not a validation metric"),
+    ],
+)
+def test_bad_neural_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "tracking=none", override])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_max_length_beyond_the_pretrained_positions_is_refused(tmp_path: Path) -> None:
+    cfg = compose_train([*JANITR_SLICE, "model=minilm", "model.max_length=1024", "tracking=none"])
+    with pytest.raises(ConfigError, match=r"model.max_length=1024: .* takes at most 512 tokens"):
+        train(cfg, tmp_path / "run")
 
 
 def test_train_subsample_is_seeded_and_keeps_rows_aligned() -> None:

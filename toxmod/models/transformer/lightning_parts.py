@@ -218,6 +218,15 @@ class TextClassifierModule(pl.LightningModule):
             torch.cuda.set_rng_state_all(states["cuda"])
 
 
+VALIDATION_SUMMARY_METRICS = ("macro_f1", "mean_roc_auc")
+
+
+def validation_metric_names(scheme: LabelScheme) -> list[str]:
+    """Every metric a validation logs: what ``checkpoint.monitor`` / early stopping can watch."""
+    summary = [f"valid/{name}" for name in VALIDATION_SUMMARY_METRICS + (scheme.headline_name,)]
+    return [f"valid/{name}/recall_at_fpr" for name in scheme.decision_names] + summary + ["valid/loss"]
+
+
 def validation_metrics(
     scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, target_fpr: float
 ) -> dict[str, float]:
@@ -228,9 +237,8 @@ def validation_metrics(
         f"valid/{name}/recall_at_fpr": float(thresholds.details[name]["fit_recall"])
         for name in thresholds.names
     }
-    for name in ("macro_f1", "mean_roc_auc", scheme.headline_name):
-        if name in values:
-            metrics[f"valid/{name}"] = float(values[name])
+    for name in VALIDATION_SUMMARY_METRICS + (scheme.headline_name,):
+        metrics[f"valid/{name}"] = float(values.get(name, np.nan))
     return {k: (0.0 if np.isnan(v) else v) for k, v in metrics.items()}
 
 

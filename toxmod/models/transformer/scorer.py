@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from toxmod.data.schemes import LabelScheme
+from toxmod.errors import ConfigError, require_positive_int
 from toxmod.models.base import FitContext, Scorer
 from toxmod.models.transformer.backbones import (
     StudentArchitecture,
@@ -26,6 +27,8 @@ from toxmod.models.transformer.batching import PadCollator, TokenizedTexts, buck
 from toxmod.models.transformer.objectives import OBJECTIVES, LabelWeights
 from toxmod.models.transformer.tokenization import load_tokenizer, train_wordpiece_tokenizer
 from toxmod.reports import scoring_progress
+
+MIN_MAX_LENGTH = 8  # [CLS] + a few tokens + [SEP]
 
 
 class TransformerScorer(Scorer):
@@ -61,6 +64,14 @@ class TransformerScorer(Scorer):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        sizes = {"max_length": max_length, "batch_size": batch_size, "eval_batch_size": eval_batch_size}
+        sizes.update({"max_epochs": max_epochs, "pool_batches": pool_batches})
+        for name, value in sizes.items():
+            require_positive_int(f"model.{name}", value)
+        if max_length < MIN_MAX_LENGTH:
+            raise ConfigError(f"model.max_length={max_length}: at least {MIN_MAX_LENGTH} tokens")
+        if max_train_rows:  # null or 0: every train row
+            require_positive_int("model.max_train_rows", max_train_rows)
         self.pretrained, self.package, self.init_from = pretrained, package, init_from
         self.student = dict(student) if student else None
         self.tokenizer_params = dict(tokenizer or {})
@@ -109,6 +120,12 @@ class TransformerScorer(Scorer):
         else:
             self.tokenizer = load_tokenizer(source)
             self.model = build_classifier(source, n_outputs, self.pooling)
+            limit = getattr(self.model.config, "max_position_embeddings", None)
+            if limit and self.max_length > min(limit, self.tokenizer.model_max_length):
+                raise ConfigError(
+                    f"model.max_length={self.max_length}: {source} takes at most "
+                    f"{min(limit, self.tokenizer.model_max_length)} tokens"
+                )
         self.model.train()  # from_pretrained returns eval mode; dropout belongs on while training
         self._name_outputs([*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError
+from toxmod.errors import ConfigError, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext
 from toxmod.models.transformer.batching import TokenizedTexts
@@ -50,6 +50,26 @@ def default_monitor(scheme: LabelScheme) -> str:
     return f"valid/{decision}/recall_at_fpr"
 
 
+def check_fit_settings(scheme: LabelScheme, context: FitContext) -> None:
+    """Trainer and monitor settings that would otherwise fail deep in Lightning, or after an epoch."""
+    from toxmod.models.transformer.lightning_parts import validation_metric_names
+
+    trainer = context.trainer
+    require_positive_int("trainer.accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1))
+    for key in ("max_epochs", "max_steps"):
+        value = trainer.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"trainer.{key}={value!r}: expected an integer (-1 or null: open)")
+    known = validation_metric_names(scheme)
+    watched = {
+        "checkpoint.monitor": context.checkpoint.get("monitor"),
+        "early_stopping.monitor": (context.early_stopping or {}).get("monitor"),
+    }
+    for key, name in watched.items():
+        if name and str(name).startswith("valid/") and name not in known:
+            raise ConfigError(f"{key}={name} is not a validation metric; choose one of {', '.join(known)}")
+
+
 def planned_steps(batches_per_epoch: int, trainer_cfg: Mapping[str, Any]) -> int:
     """Optimizer steps the LR schedule spans: ``max_epochs`` worth (``max_steps`` when epochs are open)."""
     accumulate = int(trainer_cfg.get("accumulate_grad_batches", 1) or 1)
@@ -75,6 +95,7 @@ def fine_tune(
     from toxmod.models.transformer.lightning_parts import TextClassifierModule, TextDataModule
 
     quiet_libraries()
+    check_fit_settings(scheme, context)
     hardware = context.hardware or CPU_HARDWARE
     auxiliary_names, auxiliary_values = _auxiliary_targets(scorer, context, len(texts))
     texts, targets, auxiliary_values = train_subsample(
@@ -238,6 +259,7 @@ def _callbacks(
 
     settings = dict(context.checkpoint)
     monitor = settings.get("monitor") or default_monitor(scheme)
+    early = dict(context.early_stopping or {})
     mode = str(settings.get("mode", "max"))
     every_n_steps = settings.get("every_n_steps")
     last = str(directory / LAST_CHECKPOINT)
@@ -267,7 +289,6 @@ def _callbacks(
             save_weights_only=bool(settings.get("best_weights_only", True)),
         )
         callbacks.append(best)
-        early = dict(context.early_stopping or {})
         if early.pop("enabled", False):
             callbacks.append(EarlyStopping(monitor=early.pop("monitor", None) or monitor, mode=mode, **early))
     # After the best checkpoint (Lightning keeps checkpoint callbacks in this order, at the end), so
