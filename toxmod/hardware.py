@@ -62,6 +62,8 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
     precision = cfg.get("precision") or DEFAULT_PRECISION[accelerator]
     strategy = str(cfg.get("strategy") or "auto")
     devices = cfg.get("devices", 1)
+    if isinstance(devices, bool) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
+        raise ConfigError(f"hardware.devices={devices!r}: expected a count >= 1, -1 (all) or auto")
     # DDP on one machine: each process gets its share of the cores.
     threads = int(cfg.get("threads") or max((os.cpu_count() or 1) // process_count(strategy, devices), 1))
     workers = cfg.get("num_workers")

@@ -194,6 +194,7 @@ def _fit_and_evaluate(
     scheme = dataset.scheme
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer = instantiate_component(cfg.model, "model")
+    thresholder = instantiate_component(cfg.threshold, "threshold")  # bad settings fail before training
     console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
     start = time.perf_counter()
     context = _fit_context(cfg, run_dir, parts["train"], parts["valid"], tracker, hardware, resume)
@@ -203,7 +204,6 @@ def _fit_and_evaluate(
 
     wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
     scored = {name: score_split(scorer, parts[name]) for name in wanted}
-    thresholder = instantiate_component(cfg.threshold, "threshold")
     thresholds = thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
     thresholds.save(run_dir / THRESHOLDS_FILE)
 

@@ -280,6 +280,12 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) ->
         ("trainer.max_steps=abc", "trainer.max_steps='abc': expected an integer"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: expected a positive"),
         ("early_stopping.monitor=valid/f1", "early_stopping.monitor=valid/f1 is not a validation metric"),
+        ("model.init_from=/nonexistent", "model.init_from=/nonexistent: no such directory"),
+        ("model.optimizer.lr=-1", "model.optimizer: Invalid learning rate: -1"),
+        ("model.scheduler.warmup_ratio=2", "model.scheduler.warmup_ratio=2: expected 0 <= ratio <= 1"),
+        ("student.layers=0", "student.layers=0: expected a positive integer"),
+        ("hardware.devices=0", "hardware.devices=0: expected a count >= 1, -1 (all) or auto"),
+        ("threshold.target_fpr=2", "threshold.target_fpr must be in [0, 1), got 2"),
     ],
 )
 def test_bad_neural_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from toxmod.errors import ConfigError
+from toxmod.errors import ConfigError, require_positive_int
 
 HUB_CACHE_HINT = (
     "download it where you are online (e.g. `hf download {name} --local-dir DIR`) "
@@ -33,6 +33,12 @@ class StudentArchitecture:
     vocab_size: int = 8000
     max_position: int = 512
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "intermediate", "vocab_size", "max_position"):
+            require_positive_int(f"student.{name}", getattr(self, name))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"student.dropout={self.dropout}: expected 0 <= dropout < 1")
 
     def bert_config(self, n_outputs: int) -> Any:
         from transformers import BertConfig
@@ -60,11 +66,14 @@ def _package_weights(package: str) -> Path | None:
     return Path(module.get_model_path())
 
 
-def resolve_pretrained(pretrained: str | None, package: str | None = None) -> str:
+def resolve_pretrained(
+    pretrained: str | None, package: str | None = None, key: str = "model.pretrained"
+) -> str:
     """A local directory holding the weights, or a hub name transformers can fetch (online only).
 
     Order: ``pretrained`` when it is an existing directory; the ``package``'s bundled weights
-    (offline); the HF cache; the Hub. Offline with none of these -> one-line ConfigError.
+    (offline); the HF cache; the Hub. Offline with none of these -> one-line ConfigError naming
+    ``key`` (the config key ``pretrained`` came from).
     """
     if pretrained and Path(pretrained).expanduser().is_dir():
         return str(Path(pretrained).expanduser().resolve())
@@ -76,15 +85,15 @@ def resolve_pretrained(pretrained: str | None, package: str | None = None) -> st
             "pass model.pretrained=<local dir with config.json and weights>"
         )
     if _looks_like_path(pretrained):
-        raise ConfigError(f"model.pretrained={pretrained}: no such directory")
-    return _from_hub(pretrained)
+        raise ConfigError(f"{key}={pretrained}: no such directory")
+    return _from_hub(pretrained, key)
 
 
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1
 
 
-def _from_hub(name: str) -> str:
+def _from_hub(name: str, key: str) -> str:
     from huggingface_hub import snapshot_download
 
     try:
@@ -93,7 +102,7 @@ def _from_hub(name: str) -> str:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise ConfigError(
-            f"model.pretrained={name} is not a local directory and HF_HUB_OFFLINE is set: "
+            f"{key}={name} is not a local directory and HF_HUB_OFFLINE is set: "
             + HUB_CACHE_HINT.format(name=name)
         )
     try:
@@ -101,8 +110,7 @@ def _from_hub(name: str) -> str:
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
-            f"model.pretrained={name} could not be downloaded ({reason[:120]}); "
-            + HUB_CACHE_HINT.format(name=name)
+            f"{key}={name} could not be downloaded ({reason[:120]}); " + HUB_CACHE_HINT.format(name=name)
         ) from None
 
 

@@ -11,9 +11,13 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from toxmod.errors import ConfigError
+
 
 def linear_warmup(optimizer: Optimizer, total_steps: int, warmup_ratio: float = 0.1) -> LambdaLR:
     """Linear warmup over ``warmup_ratio`` of the steps, then linear decay to zero."""
+    if not 0 <= warmup_ratio <= 1:
+        raise ConfigError(f"model.scheduler.warmup_ratio={warmup_ratio}: expected 0 <= ratio <= 1")
     warmup = max(int(math.ceil(warmup_ratio * total_steps)), 0)
 
     def factor(step: int) -> float:

@@ -96,7 +96,7 @@ class TransformerScorer(Scorer):
     def weight_source(self) -> str:
         """Where the initial weights come from (a local directory, or ``student``)."""
         if self.init_from:
-            return resolve_pretrained(self.init_from)
+            return resolve_pretrained(self.init_from, key="model.init_from")
         if self.student:
             return "student"
         return resolve_pretrained(self.pretrained, self.package)

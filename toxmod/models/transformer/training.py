@@ -50,10 +50,23 @@ def default_monitor(scheme: LabelScheme) -> str:
     return f"valid/{decision}/recall_at_fpr"
 
 
-def check_fit_settings(scheme: LabelScheme, context: FitContext) -> None:
-    """Trainer and monitor settings that would otherwise fail deep in Lightning, or after an epoch."""
+def check_fit_settings(scorer: TransformerScorer, scheme: LabelScheme, context: FitContext) -> None:
+    """Settings that would otherwise fail deep in Lightning, or only after an epoch of training.
+
+    The optimizer and scheduler are built once on a dummy parameter, so a bad learning rate or
+    schedule argument is reported with its config key before anything is trained.
+    """
     from toxmod.models.transformer.lightning_parts import validation_metric_names
 
+    dummy = [torch.nn.Parameter(torch.zeros(1))]
+    try:
+        optimizer = (scorer.optimizer or _default_optimizer)(dummy)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.optimizer: {error}") from None
+    try:
+        (scorer.scheduler if scorer.scheduler is not None else linear_warmup)(optimizer, total_steps=10)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.scheduler: {error}") from None
     trainer = context.trainer
     require_positive_int("trainer.accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1))
     for key in ("max_epochs", "max_steps"):
@@ -95,7 +108,7 @@ def fine_tune(
     from toxmod.models.transformer.lightning_parts import TextClassifierModule, TextDataModule
 
     quiet_libraries()
-    check_fit_settings(scheme, context)
+    check_fit_settings(scorer, scheme, context)
     hardware = context.hardware or CPU_HARDWARE
     auxiliary_names, auxiliary_values = _auxiliary_targets(scorer, context, len(texts))
     texts, targets, auxiliary_values = train_subsample(
