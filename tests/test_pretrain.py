@@ -11,6 +11,7 @@ from tests.helpers import compose_train, janitr_frame
 from toxmod.config import compose_config
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError
+from toxmod.models.transformer.pretraining import check_pretrain_settings
 from toxmod.pretrain import corpus_texts, run_pretraining
 from toxmod.train import train
 
@@ -64,3 +65,23 @@ def test_dapt_then_fine_tune_from_it(tmp_path: Path) -> None:
     assert result.metrics["train/global_steps"] == 4
     # Same data config and seed: DAPT saw exactly the fine-tune's train split.
     assert record["texts"] == result.metrics["train_rows"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "bad", "good", "message"),
+    [
+        ("mlm_probability", 1.5, 0.3, "pretrain.mlm_probability=1.5: expected a number in (0, 1)"),
+        ("max_epochs", 0, 2, "pretrain.max_epochs=0: expected a positive integer"),
+        ("lr", -1, 1e-4, "pretrain.lr=-1: expected a number > 0"),
+        ("warmup_ratio", "abc", 0, "pretrain.warmup_ratio='abc': expected a number in [0, 1]"),
+        ("max_steps", 2.5, 10, "pretrain.max_steps=2.5: expected an integer (-1: open)"),
+    ],
+)
+def test_bad_pretrain_settings_are_one_line_errors(
+    setting: str, bad: object, good: object, message: str
+) -> None:
+    settings = {"batch_size": 32, "max_epochs": 1, "max_steps": -1, "lr": 5e-5}
+    with pytest.raises(ConfigError) as error:
+        check_pretrain_settings({**settings, setting: bad})
+    assert str(error.value) == message
+    check_pretrain_settings({**settings, setting: good})

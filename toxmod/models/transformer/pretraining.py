@@ -12,6 +12,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from toxmod.errors import ConfigError, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
 from toxmod.models.transformer.schedules import linear_warmup
@@ -51,6 +52,24 @@ def masked_lm_model(scorer: TransformerScorer, texts: Sequence[str]) -> tuple[An
     return load_tokenizer(source), AutoModelForMaskedLM.from_pretrained(source)
 
 
+def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
+    """One-line ConfigErrors for ``pretrain.*`` values that would fail inside torch or Lightning."""
+    for key in ("batch_size", "max_epochs"):
+        require_positive_int(f"pretrain.{key}", settings.get(key, 1))
+    max_steps = settings.get("max_steps", -1)
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)):
+        raise ConfigError(f"pretrain.max_steps={max_steps!r}: expected an integer (-1: open)")
+    bounds = {  # key: (default, accepted, description)
+        "lr": (5e-5, lambda v: v > 0, "> 0"),
+        "warmup_ratio": (0.06, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        "mlm_probability": (0.15, lambda v: 0 < v < 1, "in (0, 1)"),
+    }
+    for key, (default, accepted, description) in bounds.items():
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not accepted(value):
+            raise ConfigError(f"pretrain.{key}={value!r}: expected a number {description}")
+
+
 def pretrain(
     scorer: TransformerScorer,
     texts: Sequence[str],
@@ -65,6 +84,7 @@ def pretrain(
     from toxmod.models.transformer.training import quiet_libraries
 
     quiet_libraries()
+    check_pretrain_settings(settings)
     pl.seed_everything(scorer.seed, workers=True, verbose=False)
     tokenizer, model = masked_lm_model(scorer, texts)
     encoded = TokenizedTexts.encode(tokenizer, texts, scorer.max_length)
