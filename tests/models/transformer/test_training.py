@@ -247,27 +247,41 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
 
 
 @pytest.mark.slow
-def test_ddp_on_cpu_with_two_processes(tmp_path: Path, store: dict[str, str]) -> None:
-    result = run_cli(
-        "train",
+def test_ddp_on_cpu_with_two_processes_and_exact_resume(tmp_path: Path, store: dict[str, str]) -> None:
+    common = [
         *JANITR_SLICE,
         *TINY_STUDENT,
         "hardware=ddp",
         "hardware.accelerator=cpu",
-        "trainer.max_epochs=1",
+        "trainer.max_epochs=2",
         *tracking_overrides(store),
-        f"paths.output_dir={tmp_path}",
-    )
+    ]
+    result = run_cli("train", *common, f"paths.output_dir={tmp_path / 'whole'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = next(tmp_path.glob("train/*"))
+    run_dir = next((tmp_path / "whole").glob("train/*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # 24 batches of 16 per epoch, sharded over 2 processes: 12 optimizer steps per epoch.
-    assert metrics["train/global_steps"] == 12
+    assert metrics["train/global_steps"] == 24
     assert json.loads((run_dir / "holdout_eval.json").read_text())["model"] == "student"
     # The spawned rank-0 worker logged the epoch curve into the parent's MLflow run.
     run_id = json.loads((run_dir / "tracking.json").read_text())["run_id"]
     history = MlflowClient(store["uri"]).get_metric_history(run_id, "valid/scam/recall_at_fpr")
-    assert len(history) == 1 and MlflowClient(store["uri"]).get_run(run_id).info.status == "FINISHED"
+    assert len(history) == 2 and MlflowClient(store["uri"]).get_run(run_id).info.status == "FINISHED"
+
+    # Chunked: 8 steps, then resumed to the end. Each rank's RNG state rides in the checkpoint
+    # (the ranks draw different dropout masks), so the result equals the run in one go.
+    chunked = [*common, f"paths.output_dir={tmp_path / 'chunked'}"]
+    assert run_cli("train", *chunked, "trainer.max_steps=8").returncode == 0
+    resumed = run_cli("train", *chunked, "resume=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    chunked_dir = next((tmp_path / "chunked").glob("train/*/checkpoints")).parent
+    chunked_metrics = json.loads((chunked_dir / "metrics.json").read_text())
+    assert chunked_metrics["train/global_steps"] == 24
+    for name, value in metrics.items():
+        if name.startswith(("holdout/", "valid/", "calib/", "threshold/")):
+            assert chunked_metrics[name] == pytest.approx(value, abs=1e-5), name
+    final, single = _last_checkpoint(chunked_dir)["state_dict"], _last_checkpoint(run_dir)["state_dict"]
+    assert max(float((final[k] - single[k]).abs().max()) for k in single) < 1e-5
 
 
 @pytest.mark.parametrize(

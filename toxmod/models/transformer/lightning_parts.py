@@ -200,17 +200,25 @@ class TextClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[RNG_STATE_KEY] = {
+        state = {
             "torch": torch.get_rng_state(),
             "numpy": np.random.get_state(),
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
+        # Every rank's own states (DDP ranks draw different dropout masks); all ranks save together.
+        per_rank = [state]
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(per_rank, state)
+        checkpoint[RNG_STATE_KEY] = {"per_rank": per_rank}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get(RNG_STATE_KEY)
-        if not states:
+        saved = checkpoint.get(RNG_STATE_KEY)
+        if not saved:
             return
+        per_rank = saved.get("per_rank", [saved])
+        states = per_rank[min(self.trainer.global_rank, len(per_rank) - 1)]
         torch.set_rng_state(states["torch"])
         np.random.set_state(states["numpy"])
         random.setstate(states["python"])
