@@ -272,7 +272,6 @@ def _callbacks(
 
     settings = dict(context.checkpoint)
     monitor = settings.get("monitor") or default_monitor(scheme)
-    early = dict(context.early_stopping or {})
     mode = str(settings.get("mode", "max"))
     every_n_steps = settings.get("every_n_steps")
     last = str(directory / LAST_CHECKPOINT)
@@ -302,6 +301,7 @@ def _callbacks(
             save_weights_only=bool(settings.get("best_weights_only", True)),
         )
         callbacks.append(best)
+        early = dict(context.early_stopping or {})
         if early.pop("enabled", False):
             callbacks.append(EarlyStopping(monitor=early.pop("monitor", None) or monitor, mode=mode, **early))
     # After the best checkpoint (Lightning keeps checkpoint callbacks in this order, at the end), so
