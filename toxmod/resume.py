@@ -1,5 +1,9 @@
-"""``resume=last | <checkpoint> | <run dir> | <run id>``: find where a chunked or killed run stopped.
+"""``resume=last | auto | <checkpoint> | <run dir> | <run id>``: find where a chunked or killed run stopped.
 
+``last`` and ``auto`` look for the newest checkpointed run of *this job*: the same resolved config
+except for the keys a later chunk may change (how far to train, where it runs and is recorded), so
+in a sweep every job finds its own run. ``auto`` starts a new run when there is none (re-running an
+interrupted sweep with ``resume=auto`` continues what was started and runs the rest).
 A resumed run writes into its original run directory and MLflow run; only its Hydra log folder is new.
 """
 
@@ -13,7 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from toxmod.errors import ConfigError
+from toxmod.reports import console
 from toxmod.runs import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, TRACKING_FILE
+from toxmod.tracking import flatten
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,36 @@ class ResumePoint:
     run_id: str | None
 
 
-def resolve_resume(spec: str, cfg: DictConfig) -> ResumePoint:
-    """Turn ``resume=`` into a ``ResumePoint`` (one-line ConfigError when nothing matches)."""
-    if spec == "last":
-        return _point(_latest_run_dir(cfg), None)
+# Keys a resumed chunk may change (prefixes end with "."); every other resolved key must match.
+RESUME_FREE_KEYS = (
+    "resume",
+    "trainer.max_steps",
+    "trainer.max_epochs",
+    "model.max_epochs",
+    "data.path",  # the same rows are checked by the split hash (check_resumable)
+    "checkpoint.",
+    "early_stopping.",
+    "callbacks.",
+    "paths.",
+    "hardware.",
+    "tracking.",
+    "bootstrap",
+    "evaluate_splits",
+    "run_name",
+    "tags",
+    "optimized_metric",
+)
+AUTO = "auto"
+
+
+def resolve_resume(spec: str, cfg: DictConfig) -> ResumePoint | None:
+    """Turn ``resume=`` into a ``ResumePoint`` (one-line ConfigError when nothing matches).
+
+    ``None`` only for ``resume=auto`` when this job has no checkpointed run yet.
+    """
+    if spec in ("last", AUTO):
+        run_dir = _latest_run_of_this_job(cfg, required=spec == "last")
+        return _point(run_dir, None) if run_dir else None
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".ckpt":
         return _point(path.parent.parent, path)
@@ -48,32 +80,70 @@ def _point(run_dir: Path, checkpoint: Path | None) -> ResumePoint:
     return ResumePoint(run_dir.resolve(), checkpoint.resolve(), run_id)
 
 
-def _latest_run_dir(cfg: DictConfig) -> Path:
-    """The most recently checkpointed run of the same model and data under outputs/ and multirun/."""
-    roots = [Path(cfg.paths.output_dir), Path(cfg.paths.root) / "multirun"]
-    candidates = []
+def job_differences(previous: DictConfig, current: DictConfig) -> dict[str, tuple[str, str]]:
+    """``{key: (previous, current)}`` for resolved keys that differ, outside ``RESUME_FREE_KEYS``."""
+    before = flatten(OmegaConf.to_container(previous, resolve=True), limit=None)
+    now = flatten(OmegaConf.to_container(current, resolve=True), limit=None)
+    return {
+        key: (before.get(key, "<absent>"), now.get(key, "<absent>"))
+        for key in sorted(set(before) | set(now))
+        if not _free_to_change(key) and before.get(key) != now.get(key)
+    }
+
+
+def _free_to_change(key: str) -> bool:
+    # "callbacks." also covers "callbacks" itself (an empty group flattens to its own name).
+    return any(
+        key == free.rstrip(".") or (free.endswith(".") and key.startswith(free)) for free in RESUME_FREE_KEYS
+    )
+
+
+def _latest_run_of_this_job(cfg: DictConfig, required: bool) -> Path | None:
+    """The newest checkpointed run under outputs/ and multirun/ whose config matches this job's."""
+    roots = [Path(cfg.paths.output_dir), Path(cfg.paths.multirun_dir)]
+    same_model_and_data = []
     for root in roots:
         for checkpoint in root.glob(f"**/{CHECKPOINT_DIR}/{LAST_CHECKPOINT}"):
             run_dir = checkpoint.parent.parent
-            if _same_job(run_dir, cfg):
-                candidates.append((checkpoint.stat().st_mtime, run_dir))
-    if not candidates:
-        raise ConfigError(
-            f"resume=last: no run of model={cfg.model.name} data={cfg.data.name} has "
+            previous = _saved_config(run_dir)
+            if previous is not None and _model_and_data(previous) == _model_and_data(cfg):
+                same_model_and_data.append((checkpoint.stat().st_mtime, run_dir, previous))
+    matching = [
+        (mtime, run_dir)
+        for mtime, run_dir, previous in same_model_and_data
+        if not job_differences(previous, cfg)
+    ]
+    if matching:
+        return max(matching)[1]
+    if not same_model_and_data:
+        reason = (
+            f"no run of model={cfg.model.name} data={cfg.data.name} has "
             f"{CHECKPOINT_DIR}/{LAST_CHECKPOINT} under {roots[0]} or {roots[1]}"
         )
-    return max(candidates)[1]
+    else:
+        _, newest, previous = max(same_model_and_data, key=lambda item: item[0])
+        shown = [
+            f"{key}={now} (the run: {before})"
+            for key, (before, now) in job_differences(previous, cfg).items()
+        ]
+        reason = (
+            f"no checkpointed run of this job; the newest of model={cfg.model.name} data={cfg.data.name} "
+            f"({newest}) differs: {', '.join(shown[:3])}{' ...' if len(shown) > 3 else ''}; "
+            "pass resume=<its run dir> to continue it anyway"
+        )
+    if required:
+        raise ConfigError(f"resume=last: {reason}")
+    console.print(f"resume=auto: {reason.split(';')[0]}; starting a new run")
+    return None
 
 
-def _same_job(run_dir: Path, cfg: DictConfig) -> bool:
+def _saved_config(run_dir: Path) -> DictConfig | None:
     config_file = run_dir / CONFIG_FILE
-    if not config_file.is_file():
-        return False
-    previous = OmegaConf.load(config_file)
-    return (
-        previous.get("model", {}).get("name") == cfg.model.name
-        and previous.get("data", {}).get("name") == cfg.data.name
-    )
+    return OmegaConf.load(config_file) if config_file.is_file() else None
+
+
+def _model_and_data(cfg: DictConfig) -> tuple[Any, Any]:
+    return cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
 
 
 def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:

@@ -15,15 +15,20 @@ PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested mapping -> ``{"model.max_depth": "4", ...}`` (lists kept as their string form)."""
+def flatten(
+    config: Mapping[str, Any], prefix: str = "", limit: int | None = PARAM_VALUE_LIMIT
+) -> dict[str, str]:
+    """Nested mapping -> ``{"model.max_depth": "4", ...}`` (lists kept as their string form).
+
+    Values are cut to ``limit`` characters (MLflow's parameter limit; ``None``: whole).
+    """
     flat: dict[str, str] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
+            flat.update(flatten(value, f"{name}.", limit))
         else:
-            flat[name] = str(value)[:PARAM_VALUE_LIMIT]
+            flat[name] = str(value)[:limit]
     return flat
 
 

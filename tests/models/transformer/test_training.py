@@ -247,6 +247,36 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
 
 
 @pytest.mark.slow
+def test_resume_in_a_sweep_finds_each_jobs_own_run(tmp_path: Path, store: dict[str, str]) -> None:
+    common = [
+        "-m",
+        *JANITR_SLICE,
+        *TINY_STUDENT,
+        *tracking_overrides(store),
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        f"paths.multirun_dir={tmp_path / 'multirun'}",
+    ]
+    first = run_cli("train", *common, "seed=0,1", "trainer.max_steps=4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    started = {r.data.params["seed"]: r.info.run_id for r in stored_runs(store)}
+    assert set(started) == {"0", "1"}
+
+    # The interrupted sweep again, one job more: seeds 0 and 1 continue their own runs, 2 starts.
+    again = run_cli("train", *common, "seed=0,1,2", "trainer.max_steps=8", "resume=auto")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resume=auto: no checkpointed run of this job" in again.stdout  # seed 2
+    runs = stored_runs(store)
+    assert {r.data.params["seed"]: r.info.run_id for r in runs if r.data.params["seed"] != "2"} == started
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.metrics["train/global_steps"] for r in runs} == {8.0}
+
+    other = run_cli("train", *common[1:], "seed=5", "resume=last")
+    assert other.returncode == 2
+    assert "resume=last: no checkpointed run of this job" in other.stderr
+    assert "seed=5 (the run: " in other.stderr
+
+
+@pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes_and_exact_resume(tmp_path: Path, store: dict[str, str]) -> None:
     common = [
         *JANITR_SLICE,
