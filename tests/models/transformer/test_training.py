@@ -102,10 +102,15 @@ def test_early_stopping_stops_patience_validations_after_the_best(
             f"trainer.max_epochs={max_epochs}",
             "early_stopping.enabled=true",
             f"early_stopping.patience={patience}",
+            "checkpoint.every_n_steps=30",  # first periodic save after epoch 1's save (step 24)
             *tracking_overrides(store),
         ]
     )
     result = train(cfg, tmp_path / "run")
+    # One last.ckpt, kept current by every writer (no "last-v1.ckpt" beside a stale one).
+    files = sorted(p.name for p in (result.run_dir / "checkpoints").iterdir())
+    assert len(files) == 2 and files[0].startswith("best-step=") and files[1] == "last.ckpt"
+    assert _last_checkpoint(result.run_dir)["global_step"] == result.metrics["train/global_steps"]
     history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/scam/recall_at_fpr")
     # Epoch-end validations only (24 batches per epoch: steps 23, 47, ...).
     values = [p.value for p in sorted(history, key=lambda p: p.step) if (p.step + 1) % 24 == 0]
@@ -404,8 +409,8 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
 @pytest.mark.parametrize(
     ("interrupt_after", "presses", "saved_step"),
     [
-        (24, 1, 25),  # the last batch of epoch 1: the next step (after epoch 1's validation) is saved
-        (30, 1, 31),  # mid-epoch
+        (24, 1, 24),  # the last batch of epoch 1: saved at the epoch end, after its validation
+        (30, 1, 30),  # mid-epoch
         (30, 2, 24),  # a second Ctrl-C stops at once: back to the epoch-end checkpoint
     ],
 )

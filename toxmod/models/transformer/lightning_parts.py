@@ -275,62 +275,55 @@ class TrackerLogger(Logger):
         self.tracker.log_metrics(values, step=step)
 
 
-class SaveAtMaxSteps(pl.Callback):
-    """Writes ``last.ckpt`` right after the step that reaches ``trainer.max_steps`` (the end of a chunk).
+class LastCheckpoint(Checkpoint):
+    """The one writer of ``last.ckpt``: what ``resume=`` continues from.
 
-    Saved from the batch-end hook, like Lightning's periodic checkpoints, so resuming continues the
-    same epoch exactly where it stopped.
+    Written from the batch-end hook (Lightning restores that as "mid-epoch", so a resume continues
+    the same epoch exactly) every ``every_n_steps`` steps, at the step that reaches
+    ``trainer.max_steps`` (the end of a chunk) and at the first Ctrl-C; and at the end of every
+    whole epoch. A ``Checkpoint``, so Lightning runs it with the checkpoint callbacks, in list order:
+    placed after the best-checkpoint callback, the epoch-end save holds that validation's best score.
+
+    Ctrl-C: the SIGINT handler only sets a flag; the next batch end finishes the running step,
+    saves and stops (the run ends as an interrupt, MLflow KILLED), so nothing computed is lost.
+    A second Ctrl-C interrupts at once. Installed for single-process training in the main thread;
+    under DDP a Ctrl-C stops every process at once and loses the steps since the last save.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, every_n_steps: int | None = None) -> None:
+        self.path, self.every_n_steps = path, every_n_steps
+        self.stop_requested = False
+        self._previous_handler: Any = None
+        self._handler_installed = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if 0 < trainer.max_steps <= trainer.global_step:
+        step = trainer.global_step
+        periodic = bool(self.every_n_steps) and step % int(self.every_n_steps) == 0
+        # Ctrl-C on an epoch's last batch waits for the epoch end: its validation runs first, then
+        # the epoch-end save (a batch-end save there would resume without that validation).
+        stop_now = self.stop_requested and not _last_batch_of_epoch(trainer)
+        if periodic or 0 < trainer.max_steps <= step or stop_now:
             trainer.save_checkpoint(self.path)
-
-
-class SaveLastAtEpochEnd(Checkpoint):
-    """Writes ``last.ckpt`` at the end of every whole training epoch (after that epoch's validation).
-
-    A ``Checkpoint``, so Lightning runs it with the checkpoint callbacks, in list order: placed after
-    the best-checkpoint callback, the saved state already includes this validation's best score.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
+        if stop_now:
+            raise KeyboardInterrupt
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Not when max_steps ends a chunk mid-epoch: SaveAtMaxSteps wrote that position already, and
-        # an epoch-end save there would make resume skip the rest of the epoch.
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        # Not when max_steps ends a chunk mid-epoch: the batch end saved that position, and an
+        # epoch-end save there would make resume skip the rest of the epoch.
+        if _last_batch_of_epoch(trainer):
             trainer.save_checkpoint(self.path)
-
-
-class StopOnCtrlC(pl.Callback):
-    """First Ctrl-C: finish the running step, write ``last.ckpt``, then stop (nothing computed is lost).
-
-    The run then ends as an interrupt (MLflow KILLED) and ``resume=last`` continues exactly where it
-    stopped. A second Ctrl-C interrupts at once. Installed for single-process training in the main
-    thread only; under DDP a Ctrl-C stops every process at once and loses the steps since the last
-    checkpoint.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
+            if self.stop_requested:
+                raise KeyboardInterrupt
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
             return
-        self._previous = signal.signal(signal.SIGINT, self._request)
-        self._installed = True
+        self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+        self._handler_installed = True
 
-    def _request(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        self._restore()  # a second Ctrl-C goes to the previous handler: stop now
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        self._restore_handler()  # a second Ctrl-C goes to the previous handler: stop now
         print(
             "\nCtrl-C: finishing this step and writing last.ckpt (resume=last continues); "
             "press Ctrl-C again to stop now",
@@ -338,15 +331,15 @@ class StopOnCtrlC(pl.Callback):
             flush=True,
         )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if self.requested:
-            trainer.save_checkpoint(self.path)
-            raise KeyboardInterrupt
-
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._restore()
+        self._restore_handler()
 
-    def _restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
-            self._installed = False
+    def _restore_handler(self) -> None:
+        if self._handler_installed:
+            previous = self._previous_handler
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+            self._handler_installed = False
+
+
+def _last_batch_of_epoch(trainer: pl.Trainer) -> bool:
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)

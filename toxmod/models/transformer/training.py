@@ -268,27 +268,13 @@ def _callbacks(
 ) -> tuple[list[Any], Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
-    from toxmod.models.transformer.lightning_parts import SaveAtMaxSteps, SaveLastAtEpochEnd, StopOnCtrlC
+    from toxmod.models.transformer.lightning_parts import LastCheckpoint
 
     settings = dict(context.checkpoint)
     monitor = settings.get("monitor") or default_monitor(scheme)
     mode = str(settings.get("mode", "max"))
     every_n_steps = settings.get("every_n_steps")
-    last = str(directory / LAST_CHECKPOINT)
-    callbacks: list[Any] = [
-        SaveAtMaxSteps(last),
-        StopOnCtrlC(last),
-        RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50),
-    ]
-    if every_n_steps:
-        periodic = ModelCheckpoint(
-            dirpath=str(directory),
-            filename="periodic",
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=int(every_n_steps),
-        )
-        callbacks.append(periodic)
+    callbacks: list[Any] = [RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50)]
     best = None
     if has_valid:
         best = ModelCheckpoint(
@@ -306,5 +292,5 @@ def _callbacks(
             callbacks.append(EarlyStopping(monitor=early.pop("monitor", None) or monitor, mode=mode, **early))
     # After the best checkpoint (Lightning keeps checkpoint callbacks in this order, at the end), so
     # the epoch-end last.ckpt already holds this validation's best score.
-    callbacks.append(SaveLastAtEpochEnd(last))
+    callbacks.append(LastCheckpoint(str(directory / LAST_CHECKPOINT), every_n_steps))
     return callbacks, best
