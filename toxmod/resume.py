@@ -10,6 +10,7 @@ A resumed run writes into its original run directory and MLflow run; only its Hy
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,50 @@ def _model_and_data(cfg: DictConfig) -> tuple[Any, Any]:
     return cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
 
 
+def resumed_config(
+    run_dir: Path, current: DictConfig, explicit_overrides: Sequence[str] | None = None
+) -> DictConfig:
+    """The config a resumed chunk runs with: the run's own, plus the allowed overrides of ``current``.
+
+    So ``resume=<run dir> trainer.max_steps=N`` continues the run as it was configured without
+    repeating its overrides. Overrides of ``RESUME_FREE_KEYS`` apply; one that changes any other
+    key is refused, naming it. ``explicit_overrides`` are the command line's; ``None`` (a config
+    composed in Python) takes every free key from ``current`` and refuses every other difference.
+    """
+    saved = _saved_config(run_dir)
+    if saved is None:
+        return current
+    keys = None if explicit_overrides is None else [_override_key(o) for o in explicit_overrides]
+    differences = {
+        key: values
+        for key, values in job_differences(saved, current).items()
+        if keys is None or any(key == k or key.startswith(f"{k}.") for k in keys)
+    }
+    if differences:
+        shown = [f"{key}={now} (the run: {before})" for key, (before, now) in differences.items()]
+        raise ConfigError(
+            f"resume: a resumed run keeps its own settings, and {', '.join(shown[:3])}"
+            f"{' ...' if len(shown) > 3 else ''} differ; drop them, or start a new run"
+        )
+    resolved = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
+    merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
+    for key in resolved:  # config keys added since the run was made
+        if key not in merged:
+            merged[key] = resolved[key]
+    free = (
+        [k.rstrip(".") for k in RESUME_FREE_KEYS] if keys is None else [k for k in keys if _free_to_change(k)]
+    )
+    for key in {"resume", *free}:
+        value = OmegaConf.select(resolved, key, default=None)
+        OmegaConf.update(merged, key, value, force_add=True)
+    return merged
+
+
+def _override_key(override: str) -> str:
+    """``+a.b=1`` / ``~a.b`` / ``model=minilm`` -> the key it sets."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
 def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:
     from toxmod.config import instantiate_component
 
@@ -163,8 +208,11 @@ def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:
     return Path(run_dir)
 
 
-def check_resumable(run_dir: Path, cfg: DictConfig, split_sha256: str) -> None:
-    """A resumed run must train on the same split, with the same auxiliary heads (checkpoint shapes)."""
+def check_resumable(run_dir: Path, split_sha256: str) -> None:
+    """A resumed run must train on the same split: its rows may have changed on disk since.
+
+    (Its settings, the auxiliary heads' included, are the run's own: ``resumed_config``.)
+    """
     tracking_file = run_dir / TRACKING_FILE
     if tracking_file.is_file():
         previous = json.loads(tracking_file.read_text()).get("split_sha256")
@@ -173,18 +221,3 @@ def check_resumable(run_dir: Path, cfg: DictConfig, split_sha256: str) -> None:
                 f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
                 "a resumed run must train on the same split"
             )
-    if (run_dir / CONFIG_FILE).is_file():
-        before, now = _auxiliary_heads(OmegaConf.load(run_dir / CONFIG_FILE)), _auxiliary_heads(cfg)
-        if before != now:
-            raise ConfigError(
-                f"resume: data.auxiliary / model.auxiliary_weight changed ({now} vs the run's {before}); "
-                "the checkpoint's heads were built from the run's own settings"
-            )
-
-
-def _auxiliary_heads(cfg: DictConfig) -> Any:
-    """What decides the auxiliary heads' shape: the tag settings, if heads are trained at all."""
-    settings = cfg.data.get("auxiliary")
-    if settings is None or not cfg.model.get("auxiliary_weight", 1.0):
-        return None
-    return OmegaConf.to_container(settings, resolve=True)

@@ -7,6 +7,7 @@ thresholds on calibration data -> metrics per split -> run directory + MLflow ru
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import FitContext
 from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
-from toxmod.resume import ResumePoint, check_resumable, resolve_resume
+from toxmod.resume import ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -59,12 +60,15 @@ class TrainResult:
     run_dir: Path
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
+def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None = None) -> TrainResult:
     """Run one experiment and record it. Raises ToxmodError on bad input (the MLflow run is FAILED).
 
-    With ``resume=...`` the run continues in its original directory and MLflow run.
+    With ``resume=...`` the run continues in its original directory and MLflow run, with its own
+    config; ``overrides`` (the command line's) may change only what a later chunk may change.
     """
     resume = resolve_resume(str(cfg.resume), cfg) if cfg.get("resume") else None
+    if resume:
+        cfg = resumed_config(resume.run_dir, cfg, overrides)
     run_dir = resume.run_dir if resume else Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     hardware = resolve_hardware(cfg.hardware)
@@ -79,7 +83,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
     if resume:  # checked before anything in the run directory is touched
-        check_resumable(run_dir, cfg, build_manifest(dataset, split)["split_sha256"])
+        check_resumable(run_dir, build_manifest(dataset, split)["split_sha256"])
         console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
         for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
             (run_dir / marker).unlink(missing_ok=True)
@@ -258,7 +262,8 @@ def _print_results(
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exit_on_user_error
 def _hydra_main(cfg: DictConfig) -> float | None:
-    result = train(cfg, HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    result = train(cfg, hydra_config.runtime.output_dir, list(hydra_config.overrides.task))
     optimized = cfg.get("optimized_metric")
     return float(result.metrics[optimized]) if optimized else None
 

@@ -191,6 +191,19 @@ def test_levels_run_with_auxiliary_columns(tmp_path: Path) -> None:
     assert scores.shape == (2, 3) and np.allclose(scores.sum(axis=1), 1.0)  # levels only, heads cut
 
 
+@pytest.mark.slow
+def test_resume_is_refused_when_the_data_file_changed(tmp_path: Path) -> None:
+    data_path = davidson_slice(tmp_path, n=600)
+    overrides = ["data=davidson", f"data.path={data_path}", "split=stratified", *TINY_STUDENT]
+    overrides.append("tracking=none")
+    first = train(compose_train([*overrides, "trainer.max_steps=4"]), tmp_path / "run")
+    frame = pd.read_csv(data_path, dtype=str, keep_default_na=False)
+    frame.iloc[:550].to_csv(data_path, index=False)  # 50 rows gone: another split
+    with pytest.raises(ConfigError, match="resume: the split changed"):
+        train(compose_train([*overrides, "trainer.max_steps=8", f"resume={first.run_dir}"]), tmp_path / "x")
+    assert json.loads((first.run_dir / "metrics.json").read_text())["train/global_steps"] == 4
+
+
 def _weights(run_dir: Path) -> dict[str, np.ndarray]:
     return load_file(str(run_dir / "model" / "model.safetensors"))
 
@@ -240,13 +253,24 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     missing = run_cli("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
 
-    # A resume that cannot continue the run is refused before the finished chunk is touched.
+    # resume=<run dir> continues the run with its own settings: no need to repeat its overrides.
+    third = run_cli("train", f"resume={run_dirs[0]}", "trainer.max_steps=12")
+    assert third.returncode == 0, third.stderr[-2000:]
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
+    assert metrics["train/global_steps"] == 12 and metrics["train/rows_used"] == 377  # the 600-row slice
+    assert json.loads((run_dirs[0] / "holdout_eval.json").read_text())["model"] == "student"
+    assert len(stored_runs(store)) == 1  # the run's own tracking store and MLflow run
+
+    # An override that would change the run is refused before the finished chunk is touched.
     manifest = (run_dirs[0] / "split" / "MANIFEST.json").read_bytes()
     other_split = run_cli("train", *common, "data.max_rows=500", f"resume={run_dirs[0]}")
-    assert other_split.returncode == 2 and "resume: the split changed" in other_split.stderr
-    other_heads = run_cli("train", *common, "data.auxiliary.min_train_count=3", f"resume={run_dirs[0]}")
+    assert other_split.returncode == 2
+    assert "resume: a resumed run keeps its own settings, and data.max_rows=500 (the run: 600)" in (
+        other_split.stderr
+    )
+    other_heads = run_cli("train", "data.auxiliary.min_train_count=3", f"resume={run_dirs[0]}")
     assert other_heads.returncode == 2
-    assert "resume: data.auxiliary / model.auxiliary_weight changed" in other_heads.stderr
+    assert "data.auxiliary.min_train_count=3 (the run: 20)" in other_heads.stderr
     assert (run_dirs[0] / "split" / "MANIFEST.json").read_bytes() == manifest
     assert (run_dirs[0] / "holdout_eval.json").is_file() and stored_runs(store)[0].info.status == "FINISHED"
 
