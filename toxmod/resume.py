@@ -52,6 +52,8 @@ RESUME_FREE_KEYS = (
     "optimized_metric",
 )
 AUTO = "auto"
+# Settings of one chunk, never inherited from the run's previous chunk (absent: the defaults).
+CHUNK_KEYS = ("resume", "trainer.max_steps", "callbacks")
 
 
 def resolve_resume(spec: str, cfg: DictConfig) -> ResumePoint | None:
@@ -153,9 +155,10 @@ def resumed_config(
     """The config a resumed chunk runs with: the run's own, plus the allowed overrides of ``current``.
 
     So ``resume=<run dir> trainer.max_steps=N`` continues the run as it was configured without
-    repeating its overrides. Overrides of ``RESUME_FREE_KEYS`` apply; one that changes any other
-    key is refused, naming it. ``explicit_overrides`` are the command line's; ``None`` (a config
-    composed in Python) takes every free key from ``current`` and refuses every other difference.
+    repeating its overrides. ``CHUNK_KEYS`` always come from ``current``; overrides of the other
+    ``RESUME_FREE_KEYS`` apply; one that changes any other key is refused, naming it.
+    ``explicit_overrides`` are the command line's; ``None`` (a config composed in Python) takes
+    every free key from ``current`` and refuses every other difference.
     """
     saved = _saved_config(run_dir)
     if saved is None:
@@ -177,12 +180,13 @@ def resumed_config(
     for key in resolved:  # config keys added since the run was made
         if key not in merged:
             merged[key] = resolved[key]
-    free = (
-        [k.rstrip(".") for k in RESUME_FREE_KEYS] if keys is None else [k for k in keys if _free_to_change(k)]
-    )
-    for key in {"resume", *free}:
+    if keys is None:
+        applied = [free.rstrip(".") for free in RESUME_FREE_KEYS]
+    else:
+        applied = [key for key in keys if _free_to_change(key)]
+    for key in {*CHUNK_KEYS, *applied}:
         value = OmegaConf.select(resolved, key, default=None)
-        OmegaConf.update(merged, key, value, force_add=True)
+        OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged
 
 
