@@ -94,6 +94,12 @@ def job_differences(previous: DictConfig, current: DictConfig) -> dict[str, tupl
     }
 
 
+def describe_differences(differences: dict[str, tuple[str, str]], shown: int = 3) -> str:
+    """``key=now (the run: before), ...`` for the first ``shown`` differences."""
+    parts = [f"{key}={now} (the run: {before})" for key, (before, now) in differences.items()]
+    return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
+
+
 def _free_to_change(key: str) -> bool:
     # "callbacks." also covers "callbacks" itself (an empty group flattens to its own name).
     return any(
@@ -125,14 +131,10 @@ def _latest_run_of_this_job(cfg: DictConfig, required: bool) -> Path | None:
         )
     else:
         _, newest, previous = max(same_model_and_data, key=lambda item: item[0])
-        shown = [
-            f"{key}={now} (the run: {before})"
-            for key, (before, now) in job_differences(previous, cfg).items()
-        ]
         reason = (
             f"no checkpointed run of this job; the newest of model={cfg.model.name} data={cfg.data.name} "
-            f"({newest}) differs: {', '.join(shown[:3])}{' ...' if len(shown) > 3 else ''}; "
-            "pass resume=<its run dir> to continue it anyway"
+            f"({newest}) differs: {describe_differences(job_differences(previous, cfg))}; "
+            "to continue that run, pass resume=<its run dir> without those overrides"
         )
     if required:
         raise ConfigError(f"resume=last: {reason}")
@@ -170,10 +172,9 @@ def resumed_config(
         if keys is None or any(key == k or key.startswith(f"{k}.") for k in keys)
     }
     if differences:
-        shown = [f"{key}={now} (the run: {before})" for key, (before, now) in differences.items()]
         raise ConfigError(
-            f"resume: a resumed run keeps its own settings, and {', '.join(shown[:3])}"
-            f"{' ...' if len(shown) > 3 else ''} differ; drop them, or start a new run"
+            f"resume: a resumed run keeps its own settings, and {describe_differences(differences)} "
+            "differ; drop them, or start a new run"
         )
     resolved = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
     merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
