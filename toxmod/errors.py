@@ -35,6 +35,12 @@ def require_positive_int(key: str, value: Any) -> int:
     return value
 
 
+def require_int_or_open(key: str, value: Any, open_values: str = "-1 or null") -> None:
+    """``value`` an int, or null (open), else a ConfigError naming ``key``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}={value!r}: expected an integer ({open_values}: open)")
+
+
 def is_interrupt(error: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises after its graceful shutdown."""
     return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)

@@ -110,18 +110,15 @@ def _free_to_change(key: str) -> bool:
 def _latest_run_of_this_job(cfg: DictConfig, required: bool) -> Path | None:
     """The newest checkpointed run under outputs/ and multirun/ whose config matches this job's."""
     roots = [Path(cfg.paths.output_dir), Path(cfg.paths.multirun_dir)]
-    same_model_and_data = []
+    same_model_and_data = []  # (mtime, run dir, its config differences from this job)
     for root in roots:
         for checkpoint in root.glob(f"**/{CHECKPOINT_DIR}/{LAST_CHECKPOINT}"):
             run_dir = checkpoint.parent.parent
             previous = _saved_config(run_dir)
             if previous is not None and _model_and_data(previous) == _model_and_data(cfg):
-                same_model_and_data.append((checkpoint.stat().st_mtime, run_dir, previous))
-    matching = [
-        (mtime, run_dir)
-        for mtime, run_dir, previous in same_model_and_data
-        if not job_differences(previous, cfg)
-    ]
+                differences = job_differences(previous, cfg)
+                same_model_and_data.append((checkpoint.stat().st_mtime, run_dir, differences))
+    matching = [(mtime, run_dir) for mtime, run_dir, differences in same_model_and_data if not differences]
     if matching:
         return max(matching)[1]
     if not same_model_and_data:
@@ -130,10 +127,10 @@ def _latest_run_of_this_job(cfg: DictConfig, required: bool) -> Path | None:
             f"{CHECKPOINT_DIR}/{LAST_CHECKPOINT} under {roots[0]} or {roots[1]}"
         )
     else:
-        _, newest, previous = max(same_model_and_data, key=lambda item: item[0])
+        _, newest, differences = max(same_model_and_data, key=lambda item: item[0])
         reason = (
             f"no checkpointed run of this job; the newest of model={cfg.model.name} data={cfg.data.name} "
-            f"({newest}) differs: {describe_differences(job_differences(previous, cfg))}; "
+            f"({newest}) differs: {describe_differences(differences)}; "
             "to continue that run, pass resume=<its run dir> without those overrides"
         )
     if required:

@@ -12,7 +12,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from toxmod.errors import ConfigError, require_positive_int
+from toxmod.errors import ConfigError, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
 from toxmod.models.transformer.schedules import linear_warmup
@@ -56,9 +56,7 @@ def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
     """One-line ConfigErrors for ``pretrain.*`` values that would fail inside torch or Lightning."""
     for key in ("batch_size", "max_epochs"):
         require_positive_int(f"pretrain.{key}", settings.get(key, 1))
-    max_steps = settings.get("max_steps", -1)
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)):
-        raise ConfigError(f"pretrain.max_steps={max_steps!r}: expected an integer (-1: open)")
+    require_int_or_open("pretrain.max_steps", settings.get("max_steps", -1), open_values="-1")
     bounds = {  # key: (default, accepted, description)
         "lr": (5e-5, lambda v: v > 0, "> 0"),
         "warmup_ratio": (0.06, lambda v: 0 <= v <= 1, "in [0, 1]"),

@@ -120,11 +120,11 @@ class TransformerScorer(Scorer):
         else:
             self.tokenizer = load_tokenizer(source)
             self.model = build_classifier(source, n_outputs, self.pooling)
-            limit = getattr(self.model.config, "max_position_embeddings", None)
-            if limit and self.max_length > min(limit, self.tokenizer.model_max_length):
+            positions = getattr(self.model.config, "max_position_embeddings", None)
+            limit = min(positions, self.tokenizer.model_max_length) if positions else None
+            if limit and self.max_length > limit:
                 raise ConfigError(
-                    f"model.max_length={self.max_length}: {source} takes at most "
-                    f"{min(limit, self.tokenizer.model_max_length)} tokens"
+                    f"model.max_length={self.max_length}: {source} takes at most {limit} tokens"
                 )
         self.model.train()  # from_pretrained returns eval mode; dropout belongs on while training
         self._name_outputs([*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])

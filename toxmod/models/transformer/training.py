@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError, require_positive_int
+from toxmod.errors import ConfigError, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext
 from toxmod.models.transformer.batching import TokenizedTexts
@@ -70,9 +70,7 @@ def check_fit_settings(scorer: TransformerScorer, scheme: LabelScheme, context: 
     trainer = context.trainer
     require_positive_int("trainer.accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1))
     for key in ("max_epochs", "max_steps"):
-        value = trainer.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"trainer.{key}={value!r}: expected an integer (-1 or null: open)")
+        require_int_or_open(f"trainer.{key}", trainer.get(key))
     known = validation_metric_names(scheme)
     watched = {
         "checkpoint.monitor": context.checkpoint.get("monitor"),
