@@ -48,8 +48,13 @@ def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
 def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m toxmod.<module> overrides...`` as a user would (outputs kept out of the checkout)."""
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
-    if not any(o.startswith(("paths.output_dir=", "hydra.run.dir=")) for o in overrides):
-        overrides = (*overrides, f"paths.output_dir={Path(tempfile.gettempdir()) / 'toxmod-test-outputs'}")
+    output_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.output_dir=")), None)
+    if output_dir is None and not any(o.startswith("hydra.run.dir=") for o in overrides):
+        output_dir = str(Path(tempfile.gettempdir()) / "toxmod-test-outputs")
+        overrides = (*overrides, f"paths.output_dir={output_dir}")
+    if output_dir and not any(o.startswith("paths.multirun_dir=") for o in overrides):
+        # Never the checkout's multirun/: resume=last must not see a user's sweeps.
+        overrides = (*overrides, f"paths.multirun_dir={output_dir}-multirun")
     return subprocess.run(
         [sys.executable, "-m", f"toxmod.{module}", *overrides],
         capture_output=True,

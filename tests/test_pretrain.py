@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import compose_train, janitr_frame
+from tests.helpers import compose_train, janitr_frame, stored_runs, tracking_overrides
 from toxmod.config import compose_config
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError
@@ -65,6 +65,54 @@ def test_dapt_then_fine_tune_from_it(tmp_path: Path) -> None:
     assert result.metrics["train/global_steps"] == 4
     # Same data config and seed: DAPT saw exactly the fine-tune's train split.
     assert record["texts"] == result.metrics["train_rows"]
+
+
+@pytest.mark.slow
+def test_dapt_in_two_chunks_equals_one_run(tmp_path: Path, store: dict[str, str]) -> None:
+    from safetensors.torch import load_file
+
+    settings = [
+        *TINY[:-1],  # with a real MLflow store
+        *tracking_overrides(store),
+        "data.max_rows=600",
+        "pretrain.batch_size=16",
+        "pretrain.max_epochs=2",
+    ]
+    whole = run_pretraining(compose_config("pretrain", settings), tmp_path / "whole")
+    chunked_dir = tmp_path / "chunked"
+    run_pretraining(compose_config("pretrain", [*settings, "pretrain.max_steps=9"]), chunked_dir)
+    first_chunk = json.loads((chunked_dir / "dapt.json").read_text())
+    assert first_chunk["dapt/steps"] == 9 and (chunked_dir / "checkpoints" / "last.ckpt").is_file()
+    run_id = json.loads((chunked_dir / "tracking.json").read_text())["run_id"]
+    resume = f"resume={chunked_dir}"
+
+    with pytest.raises(ConfigError, match=r"pretrain.lr=0.001 \(the run: 5e-05\)"):
+        run_pretraining(compose_config("pretrain", [*settings, resume, "pretrain.lr=1e-3"]), tmp_path)
+    chunked = run_pretraining(compose_config("pretrain", [*settings, resume]), tmp_path / "new")
+
+    assert chunked == chunked_dir.resolve() / "dapt_model" and not (tmp_path / "new").exists()
+    records = [json.loads((d.parent / "dapt.json").read_text()) for d in (whole, chunked)]
+    assert records[0]["dapt/steps"] == records[1]["dapt/steps"] == records[0]["dapt/planned_steps"] > 9
+    assert records[0]["dapt/final_mlm_loss"] == pytest.approx(records[1]["dapt/final_mlm_loss"], abs=1e-5)
+    weights = [load_file(d / "model.safetensors") for d in (whole, chunked)]
+    assert max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0]) < 1e-5
+    dapt_runs = {run.info.run_id: run.info.status for run in stored_runs(store)}
+    assert len(dapt_runs) == 2 and dapt_runs[run_id] == "FINISHED" and set(dapt_runs.values()) == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_dapt_resume_is_refused_when_the_corpus_changed(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    posts = [f"airdrop number {i} is live, claim your tokens" for i in range(64)]
+    corpus.write_text("\n".join(posts))
+    settings = [*TINY, "data.max_rows=600", "pretrain.batch_size=16", f"pretrain.corpus={corpus}"]
+    run_dir = tmp_path / "dapt"
+    run_pretraining(compose_config("pretrain", [*settings, "pretrain.max_steps=2"]), run_dir)
+    corpus.write_text("\n".join(posts[:-1]))
+    changed = r"^resume: the corpus changed \(sha256 \w{12} vs the run.s \w{12}\)"
+    with pytest.raises(ConfigError, match=changed):
+        run_pretraining(compose_config("pretrain", [*settings, f"resume={run_dir}"]), tmp_path / "new")
+    assert (run_dir / "dapt.json").is_file()  # the finished chunk is left as it was
 
 
 @pytest.mark.parametrize(

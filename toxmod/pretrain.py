@@ -8,6 +8,9 @@ result with ``python -m toxmod.train model=minilm model.init_from=<printed direc
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +22,24 @@ from toxmod.config import group_option, group_options, instantiate_component, ru
 from toxmod.data import build_dataset
 from toxmod.data.readers import read_table
 from toxmod.data.text import normalize_text
-from toxmod.errors import ConfigError, DataError, exit_on_user_error
+from toxmod.errors import ConfigError, DataError, exit_on_user_error, is_interrupt
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.reports import console
-from toxmod.runs import CONFIG_FILE, write_json
+from toxmod.resume import resolve_resume, resumed_config
+from toxmod.runs import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    FAILED_FILE,
+    LAST_CHECKPOINT,
+    TRACKING_FILE,
+    record_failure,
+    write_json,
+)
 from toxmod.splits import prepare_split
 from toxmod.tracking import flatten
 
 TRAIN_SPLIT_CORPUS = "train_split"
+DAPT_FILE = "dapt.json"
 EVALUATION_PARTS = ("valid", "calib", "holdout")
 
 
@@ -68,11 +81,19 @@ def _read_corpus(path: Path, text_column: str) -> list[str]:
     return texts
 
 
-def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
-    """DAPT as configured; returns the directory to pass as ``model.init_from``."""
+def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> Path:
+    """DAPT as configured; returns the directory to pass as ``model.init_from``.
+
+    ``resume=last|auto|<run dir>|<last.ckpt>|<run id>`` continues an interrupted or chunked run
+    (``pretrain.max_steps``) in its own directory and MLflow run, with its own config.
+    """
     from toxmod.models.transformer.lightning_parts import TrackerLogger
     from toxmod.models.transformer.pretraining import pretrain
 
+    resume = resolve_resume(str(cfg.resume), cfg) if cfg.get("resume") else None
+    if resume:
+        cfg = resumed_config(resume.run_dir, cfg, overrides)
+    run_dir = resume.run_dir if resume else Path(run_dir)
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     scorer = instantiate_component(cfg.model, "model")
@@ -81,6 +102,13 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
             f"model={cfg.model.name} is not a transformer; DAPT needs model=minilm, student, ..."
         )
     texts, corpus = corpus_texts(cfg)
+    corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    corpus["corpus_sha256"] = corpus_sha256
+    if resume:  # checked before anything in the run directory is touched
+        _check_same_corpus(run_dir, corpus_sha256)
+        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
+        for marker in (DAPT_FILE, FAILED_FILE):  # unfinished again until this chunk ends
+            (run_dir / marker).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     tracker = instantiate_component(cfg.tracking, "tracking")
@@ -89,28 +117,63 @@ def run_pretraining(cfg: DictConfig, run_dir: Path) -> Path:
         "task": "dapt",
         "model": str(cfg.model.name),
         "dataset": str(cfg.data.name),
-        "run_dir": str(run_dir),
+        "run_dir": str(run_dir.resolve()),
     }
-    with tracker.run(run_name=f"dapt-{cfg.model.name}-{cfg.data.name}", tags=tags):
-        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        console.print(f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ...")
-        logger = TrackerLogger(tracker) if tracker.enabled else False
-        settings = OmegaConf.to_container(cfg.pretrain, resolve=True)
-        metrics = pretrain(scorer, texts, out_dir, hardware, settings, logger)
-        metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
-        write_json(run_dir / "dapt.json", {**corpus, **metrics, "init_from": str(out_dir)})
-        tracker.log_metrics(metrics)
-        tracker.log_artifact(run_dir / "dapt.json")
+    run_name = f"dapt-{cfg.model.name}-{cfg.data.name}"
+    try:
+        with tracker.run(run_name=run_name, tags=tags, resume_run_id=resume.run_id if resume else None):
+            write_json(run_dir / TRACKING_FILE, {"run_id": tracker.run_id, "corpus_sha256": corpus_sha256})
+            if resume is None:  # MLflow params are immutable; a resumed chunk records its config file
+                tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+            console.print(
+                f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ..."
+            )
+            logger = TrackerLogger(tracker) if tracker.enabled else False
+            settings = {
+                **OmegaConf.to_container(cfg.pretrain, resolve=True),
+                "every_n_steps": cfg.checkpoint.get("every_n_steps"),
+            }
+            metrics = pretrain(
+                scorer,
+                texts,
+                out_dir,
+                hardware,
+                settings,
+                logger,
+                last_checkpoint=run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT,
+                resume_from=resume.checkpoint if resume else None,
+            )
+            metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
+            write_json(run_dir / DAPT_FILE, {**corpus, **metrics, "init_from": str(out_dir)})
+            tracker.log_metrics(metrics)
+            tracker.log_artifact(run_dir / DAPT_FILE)
+    except BaseException as error:
+        message = record_failure(run_dir, error)
+        if is_interrupt(error):
+            console.print(message)
+        raise
     console.print(
         f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
     )
     return out_dir
 
 
+def _check_same_corpus(run_dir: Path, corpus_sha256: str) -> None:
+    """A resumed DAPT run must see the same texts (a corpus file or the data may have changed)."""
+    tracking_file = run_dir / TRACKING_FILE
+    previous = json.loads(tracking_file.read_text()).get("corpus_sha256") if tracking_file.is_file() else None
+    if previous and previous != corpus_sha256:
+        raise ConfigError(
+            f"resume: the corpus changed (sha256 {corpus_sha256[:12]} vs the run's {previous[:12]}); "
+            "a resumed run must train on the same texts"
+        )
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")
 @exit_on_user_error
 def _hydra_main(cfg: DictConfig) -> None:
-    run_pretraining(cfg, Path(HydraConfig.get().runtime.output_dir))
+    hydra_config = HydraConfig.get()
+    run_pretraining(cfg, Path(hydra_config.runtime.output_dir), list(hydra_config.overrides.task))
 
 
 def main() -> Any:

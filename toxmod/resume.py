@@ -38,6 +38,8 @@ RESUME_FREE_KEYS = (
     "trainer.max_steps",
     "trainer.max_epochs",
     "model.max_epochs",
+    "pretrain.max_steps",
+    "pretrain.max_epochs",
     "data.path",  # the same rows are checked by the split hash (check_resumable)
     "checkpoint.",
     "early_stopping.",
@@ -52,8 +54,9 @@ RESUME_FREE_KEYS = (
     "optimized_metric",
 )
 AUTO = "auto"
+_ABSENT = object()
 # Settings of one chunk, never inherited from the run's previous chunk (absent: the defaults).
-CHUNK_KEYS = ("resume", "trainer.max_steps", "callbacks")
+CHUNK_KEYS = ("resume", "trainer.max_steps", "pretrain.max_steps", "callbacks")
 
 
 def resolve_resume(spec: str, cfg: DictConfig) -> ResumePoint | None:
@@ -115,7 +118,7 @@ def _latest_run_of_this_job(cfg: DictConfig, required: bool) -> Path | None:
         for checkpoint in root.glob(f"**/{CHECKPOINT_DIR}/{LAST_CHECKPOINT}"):
             run_dir = checkpoint.parent.parent
             previous = _saved_config(run_dir)
-            if previous is not None and _model_and_data(previous) == _model_and_data(cfg):
+            if previous is not None and _task_model_and_data(previous) == _task_model_and_data(cfg):
                 differences = job_differences(previous, cfg)
                 same_model_and_data.append((checkpoint.stat().st_mtime, run_dir, differences))
     matching = [(mtime, run_dir) for mtime, run_dir, differences in same_model_and_data if not differences]
@@ -144,8 +147,8 @@ def _saved_config(run_dir: Path) -> DictConfig | None:
     return OmegaConf.load(config_file) if config_file.is_file() else None
 
 
-def _model_and_data(cfg: DictConfig) -> tuple[Any, Any]:
-    return cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
+def _task_model_and_data(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    return cfg.get("task_name"), cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
 
 
 def resumed_config(
@@ -183,6 +186,11 @@ def resumed_config(
     else:
         applied = [key for key in keys if _free_to_change(key)]
     for key in {*CHUNK_KEYS, *applied}:
+        if (
+            OmegaConf.select(merged, key, default=_ABSENT) is _ABSENT
+            and OmegaConf.select(resolved, key, default=_ABSENT) is _ABSENT
+        ):
+            continue  # a key of another entry point (e.g. pretrain.* in a fine-tune)
         value = OmegaConf.select(resolved, key, default=None)
         OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged

@@ -48,6 +48,20 @@ def git_sha(root: Path) -> str:
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def record_failure(run_dir: Path, error: BaseException) -> str:
+    """Write ``FAILED`` (why the run stopped) into ``run_dir``; a Ctrl-C says how to continue it."""
+    from toxmod.errors import is_interrupt
+
+    if is_interrupt(error):
+        message = "interrupted (Ctrl-C)"
+        if (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
+            message += f"; continue it with resume={run_dir}"
+    else:
+        message = f"{type(error).__name__}: {error}"
+    (run_dir / FAILED_FILE).write_text(message + "\n")
+    return message
+
+
 def write_json(path: Path, payload: Any) -> Path:
     """Write JSON (NaN written as null) and return the path."""
     path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")

@@ -28,12 +28,10 @@ from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
 from toxmod.resume import ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs import (
-    CHECKPOINT_DIR,
     CONFIG_FILE,
     EVALUATION_SPLIT,
     FAILED_FILE,
     HOLDOUT_EVAL_FILE,
-    LAST_CHECKPOINT,
     LEAKAGE_FILE,
     MODEL_DIR,
     SPLIT_DIR,
@@ -44,6 +42,7 @@ from toxmod.runs import (
     holdout_eval_record,
     model_size_metrics,
     prefixed,
+    record_failure,
     score_split,
     write_json,
 )
@@ -121,14 +120,9 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
                 cfg, run_dir, dataset, split, manifest, tracker, fit_split, hardware, resume
             )
     except BaseException as error:
+        message = record_failure(run_dir, error)
         if is_interrupt(error):
-            message = "interrupted (Ctrl-C)"
-            if (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
-                message += f"; continue it with resume={run_dir}"
             console.print(message)
-        else:
-            message = f"{type(error).__name__}: {error}"
-        (run_dir / FAILED_FILE).write_text(message + "\n")
         raise
     if tracker.run_id:
         console.print(

@@ -449,6 +449,7 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
         "checkpoint.every_n_steps=1000",  # no periodic checkpoint: 24 batches per epoch
         *tracking_overrides(store),
         f"paths.output_dir={outputs}",
+        f"paths.multirun_dir={tmp_path / 'multirun'}",
     ]
     interrupted = run_cli(
         "train",

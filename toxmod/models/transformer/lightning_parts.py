@@ -103,7 +103,43 @@ class TextDataModule(pl.LightningDataModule):
         return self._loader(self.valid_texts, batches)
 
 
-class TextClassifierModule(pl.LightningModule):
+class KeepsRngStates:
+    """Checkpoints carry every rank's torch/numpy/python/cuda RNG states; loading restores this rank's.
+
+    With the data position (the batch sampler) this makes a resumed run draw the same dropout and
+    masking as an uninterrupted one. Mixed in first: ``class M(KeepsRngStates, pl.LightningModule)``.
+    """
+
+    trainer: pl.Trainer
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        # Every rank's own states (DDP ranks draw different dropout masks); all ranks save together.
+        per_rank = [state]
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(per_rank, state)
+        checkpoint[RNG_STATE_KEY] = {"per_rank": per_rank}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(RNG_STATE_KEY)
+        if not saved:
+            return
+        per_rank = saved.get("per_rank", [saved])
+        states = per_rank[min(self.trainer.global_rank, len(per_rank) - 1)]
+        torch.set_rng_state(states["torch"])
+        np.random.set_state(states["numpy"])
+        random.setstate(states["python"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class TextClassifierModule(KeepsRngStates, pl.LightningModule):
     """An HF sequence classifier trained with a scheme's objective; validation at the operating point.
 
     With ``auxiliary`` heads the model has extra outputs after the scheme's: their loss is added in
@@ -198,32 +234,6 @@ class TextClassifierModule(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-        # Every rank's own states (DDP ranks draw different dropout masks); all ranks save together.
-        per_rank = [state]
-        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
-            per_rank = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(per_rank, state)
-        checkpoint[RNG_STATE_KEY] = {"per_rank": per_rank}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get(RNG_STATE_KEY)
-        if not saved:
-            return
-        per_rank = saved.get("per_rank", [saved])
-        states = per_rank[min(self.trainer.global_rank, len(per_rank) - 1)]
-        torch.set_rng_state(states["torch"])
-        np.random.set_state(states["numpy"])
-        random.setstate(states["python"])
-        if states["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
 
 
 VALIDATION_SUMMARY_METRICS = ("macro_f1", "mean_roc_auc")

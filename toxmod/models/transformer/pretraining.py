@@ -1,6 +1,9 @@
 """Domain-adaptive pretraining (DAPT): continue masked-LM training of an encoder on unlabeled text.
 
 The output directory (weights + tokenizer) is what ``model.init_from=<dir>`` fine-tunes from.
+Like a fine-tune, it writes ``last.ckpt`` (every ``every_n_steps`` steps, every epoch end, when
+``max_steps`` ends a chunk and at the first Ctrl-C) and continues from it exactly: optimizer,
+scheduler, RNG (the masking) and data position.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import torch
 from toxmod.errors import ConfigError, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
+from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint
 from toxmod.models.transformer.schedules import linear_warmup
 from toxmod.models.transformer.scorer import TransformerScorer
 
 
-class MaskedLMModule(pl.LightningModule):
+class MaskedLMModule(KeepsRngStates, pl.LightningModule):
     """Masked-LM loss of an ``AutoModelForMaskedLM``; AdamW with linear warmup."""
 
     def __init__(self, model: torch.nn.Module, lr: float, total_steps: int, warmup_ratio: float) -> None:
@@ -54,9 +58,13 @@ def masked_lm_model(scorer: TransformerScorer, texts: Sequence[str]) -> tuple[An
 
 def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
     """One-line ConfigErrors for ``pretrain.*`` values that would fail inside torch or Lightning."""
-    for key in ("batch_size", "max_epochs"):
-        require_positive_int(f"pretrain.{key}", settings.get(key, 1))
-    require_int_or_open("pretrain.max_steps", settings.get("max_steps", -1), open_values="-1")
+    require_positive_int("pretrain.batch_size", settings.get("batch_size", 1))
+    epochs, steps = settings.get("max_epochs", 1), settings.get("max_steps", -1)
+    if epochs not in (None, -1):
+        require_positive_int("pretrain.max_epochs", epochs)
+    require_int_or_open("pretrain.max_steps", steps, open_values="-1")
+    if epochs in (None, -1) and (steps is None or steps <= 0):
+        raise ConfigError("pretrain.max_epochs and pretrain.max_steps are both open: set one of them")
     bounds = {  # key: (default, accepted, description)
         "lr": (5e-5, lambda v: v > 0, "> 0"),
         "warmup_ratio": (0.06, lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -75,11 +83,18 @@ def pretrain(
     hardware: HardwareSettings,
     settings: Mapping[str, Any],
     logger: Any = False,
+    last_checkpoint: Path | None = None,
+    resume_from: Path | None = None,
 ) -> dict[str, float]:
-    """Run masked-LM training on ``texts`` and save weights + tokenizer to ``out_dir``."""
+    """Run masked-LM training on ``texts`` and save weights + tokenizer to ``out_dir``.
+
+    ``last_checkpoint`` is where ``last.ckpt`` goes (``settings["every_n_steps"]`` apart);
+    ``resume_from`` continues from such a checkpoint. The LR schedule spans ``max_epochs``
+    (``max_steps`` only when epochs are open), so chunks end where one whole run would.
+    """
     from transformers import DataCollatorForLanguageModeling
 
-    from toxmod.models.transformer.training import quiet_libraries
+    from toxmod.models.transformer.training import planned_steps, quiet_libraries
 
     quiet_libraries()
     check_pretrain_settings(settings)
@@ -87,10 +102,32 @@ def pretrain(
     tokenizer, model = masked_lm_model(scorer, texts)
     encoded = TokenizedTexts.encode(tokenizer, texts, scorer.max_length)
     batch_size = int(settings.get("batch_size", scorer.batch_size))
-    sampler = BucketBatchSampler(encoded.lengths, batch_size, scorer.seed, scorer.pool_batches)
-    epochs = int(settings.get("max_epochs", 1))
-    max_steps = int(settings.get("max_steps", -1) or -1)
-    total_steps = max_steps if max_steps > 0 else len(sampler) * epochs
+    limits = {
+        "max_epochs": int(settings.get("max_epochs", 1) or -1),
+        "max_steps": int(settings.get("max_steps", -1) or -1),
+    }
+    every_n_steps = settings.get("every_n_steps")
+    callbacks = [] if last_checkpoint is None else [LastCheckpoint(str(last_checkpoint), every_n_steps)]
+    trainer = pl.Trainer(
+        accelerator=hardware.accelerator,
+        devices=1,
+        precision=hardware.precision,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=bool(callbacks),
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        default_root_dir=str(out_dir.parent),
+        **limits,
+    )
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    sampler = BucketBatchSampler(
+        encoded.lengths,
+        batch_size,
+        scorer.seed,
+        scorer.pool_batches,
+        position=lambda: (trainer.current_epoch, progress.current.completed),
+    )
     collate = DataCollatorForLanguageModeling(
         tokenizer, mlm_probability=float(settings.get("mlm_probability", 0.15))
     )
@@ -98,28 +135,22 @@ def pretrain(
         encoded,
         batch_sampler=sampler,
         collate_fn=lambda items: collate([{"input_ids": i["input_ids"]} for i in items]),
+        # Not the global RNG: a (re)started iterator must not shift the masking draws.
+        generator=torch.Generator().manual_seed(scorer.seed),
     )
+    total_steps = planned_steps(len(sampler), limits)
     module = MaskedLMModule(
         model, float(settings.get("lr", 5e-5)), total_steps, float(settings.get("warmup_ratio", 0.06))
     )
-    trainer = pl.Trainer(
-        accelerator=hardware.accelerator,
-        devices=1,
-        precision=hardware.precision,
-        max_epochs=epochs,
-        max_steps=max_steps,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        log_every_n_steps=10,
-        default_root_dir=str(out_dir.parent),
-    )
-    trainer.fit(module, train_dataloaders=loader)
+    ckpt_path = str(resume_from) if resume_from else None
+    # Our own checkpoints: they carry RNG states (numpy/python objects), so not weights-only.
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     module.model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return {
         "dapt/texts": float(len(texts)),
         "dapt/steps": float(trainer.global_step),
+        "dapt/planned_steps": float(total_steps),
         "dapt/final_mlm_loss": float(trainer.callback_metrics.get("dapt/mlm_loss", float("nan"))),
     }
