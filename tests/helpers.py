@@ -62,7 +62,14 @@ def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess
         env=env,
         cwd=cwd or project_root(),
         timeout=600,
+        # Ctrl-C handled as in a terminal, even when the tests run as a background job (which
+        # starts with SIGINT ignored, and a child inherits that).
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def janitr_frame() -> pd.DataFrame:

@@ -9,7 +9,6 @@ result with ``python -m toxmod.train model=minilm model.init_from=<printed direc
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from toxmod.config import group_option, group_options, instantiate_component, ru
 from toxmod.data import build_dataset
 from toxmod.data.readers import read_table
 from toxmod.data.text import normalize_text
-from toxmod.errors import ConfigError, DataError, exit_on_user_error, is_interrupt
+from toxmod.errors import ConfigError, DataError, exit_on_user_error
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.reports import console
-from toxmod.resume import resolve_resume, resumed_config
+from toxmod.resume import check_resumable, resolve_resume, resumed_config
 from toxmod.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -105,7 +104,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
     corpus["corpus_sha256"] = corpus_sha256
     if resume:  # checked before anything in the run directory is touched
-        _check_same_corpus(run_dir, corpus_sha256)
+        check_resumable(run_dir, corpus_sha256, key="corpus_sha256", what="corpus")
         console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
         for marker in (DAPT_FILE, FAILED_FILE):  # unfinished again until this chunk ends
             (run_dir / marker).unlink(missing_ok=True)
@@ -148,25 +147,12 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
             tracker.log_metrics(metrics)
             tracker.log_artifact(run_dir / DAPT_FILE)
     except BaseException as error:
-        message = record_failure(run_dir, error)
-        if is_interrupt(error):
-            console.print(message)
+        record_failure(run_dir, error)
         raise
     console.print(
         f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
     )
     return out_dir
-
-
-def _check_same_corpus(run_dir: Path, corpus_sha256: str) -> None:
-    """A resumed DAPT run must see the same texts (a corpus file or the data may have changed)."""
-    tracking_file = run_dir / TRACKING_FILE
-    previous = json.loads(tracking_file.read_text()).get("corpus_sha256") if tracking_file.is_file() else None
-    if previous and previous != corpus_sha256:
-        raise ConfigError(
-            f"resume: the corpus changed (sha256 {corpus_sha256[:12]} vs the run's {previous[:12]}); "
-            "a resumed run must train on the same texts"
-        )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")

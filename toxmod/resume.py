@@ -218,16 +218,17 @@ def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:
     return Path(run_dir)
 
 
-def check_resumable(run_dir: Path, split_sha256: str) -> None:
-    """A resumed run must train on the same split: its rows may have changed on disk since.
+def check_resumable(run_dir: Path, sha256: str, key: str = "split_sha256", what: str = "split") -> None:
+    """A resumed run must train on the same split (or DAPT corpus): it may have changed on disk since.
 
-    (Its settings, the auxiliary heads' included, are the run's own: ``resumed_config``.)
+    ``key`` names the hash in the run's ``tracking.json``. (Its settings, the auxiliary heads'
+    included, are the run's own: ``resumed_config``.)
     """
     tracking_file = run_dir / TRACKING_FILE
     if tracking_file.is_file():
-        previous = json.loads(tracking_file.read_text()).get("split_sha256")
-        if previous and previous != split_sha256:
+        previous = json.loads(tracking_file.read_text()).get(key)
+        if previous and previous != sha256:
             raise ConfigError(
-                f"resume: the split changed (sha256 {split_sha256[:12]} vs the run's {previous[:12]}); "
-                "a resumed run must train on the same split"
+                f"resume: the {what} changed (sha256 {sha256[:12]} vs the run's {previous[:12]}); "
+                f"a resumed run must train on the same {what}"
             )

@@ -48,18 +48,19 @@ def git_sha(root: Path) -> str:
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def record_failure(run_dir: Path, error: BaseException) -> str:
-    """Write ``FAILED`` (why the run stopped) into ``run_dir``; a Ctrl-C says how to continue it."""
+def record_failure(run_dir: Path, error: BaseException) -> None:
+    """Write ``FAILED`` (why the run stopped) into ``run_dir``; a Ctrl-C also prints how to continue it."""
     from toxmod.errors import is_interrupt
+    from toxmod.reports import console
 
     if is_interrupt(error):
         message = "interrupted (Ctrl-C)"
         if (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
             message += f"; continue it with resume={run_dir}"
+        console.print(message)
     else:
         message = f"{type(error).__name__}: {error}"
     (run_dir / FAILED_FILE).write_text(message + "\n")
-    return message
 
 
 def write_json(path: Path, payload: Any) -> Path:

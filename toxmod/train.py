@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from toxmod.config import instantiate_component, run_entry_point
 from toxmod.data import SPLIT_NAMES, LabeledDataset, LabelScheme, build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets
-from toxmod.errors import ConfigError, exit_on_user_error, is_interrupt
+from toxmod.errors import ConfigError, exit_on_user_error
 from toxmod.evaluation import evaluate_predictions
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import FitContext
@@ -120,9 +120,7 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
                 cfg, run_dir, dataset, split, manifest, tracker, fit_split, hardware, resume
             )
     except BaseException as error:
-        message = record_failure(run_dir, error)
-        if is_interrupt(error):
-            console.print(message)
+        record_failure(run_dir, error)
         raise
     if tracker.run_id:
         console.print(

@@ -328,6 +328,8 @@ class LastCheckpoint(Checkpoint):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
             return
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return  # started with Ctrl-C ignored (e.g. a background job): leave it ignored
         self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
         self._handler_installed = True
 
