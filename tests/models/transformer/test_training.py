@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -476,3 +477,17 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
     final, single = _last_checkpoint(run_dir)["state_dict"], _last_checkpoint(whole.run_dir)["state_dict"]
     assert max(float((final[k] - single[k]).abs().max()) for k in single) < 1e-5
     assert sorted(r.info.status for r in stored_runs(store)) == ["FINISHED", "FINISHED"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stays_ignored_when_the_run_started_with_it_ignored(tmp_path: Path) -> None:
+    """A background job starts with SIGINT ignored; training must not start reacting to it."""
+    press = ["+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtStep", "+callbacks.ctrl_c.step=3"]
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "tracking=none", "trainer.max_steps=6", *press])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = train(cfg, tmp_path / "run")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.metrics["train/global_steps"] == 6 and not (tmp_path / "run" / "FAILED").exists()
