@@ -120,6 +120,7 @@ def test_dapt_resume_is_refused_when_the_corpus_changed(tmp_path: Path) -> None:
     [
         ("mlm_probability", 1.5, 0.3, "pretrain.mlm_probability=1.5: expected a number in (0, 1)"),
         ("max_epochs", 0, 2, "pretrain.max_epochs=0: expected a positive integer"),
+        ("max_epochs", -1, 2, "pretrain.max_epochs and pretrain.max_steps are both open: set one of them"),
         ("lr", -1, 1e-4, "pretrain.lr=-1: expected a number > 0"),
         ("warmup_ratio", "abc", 0, "pretrain.warmup_ratio='abc': expected a number in [0, 1]"),
         ("max_steps", 2.5, 10, "pretrain.max_steps=2.5: expected an integer (-1: open)"),

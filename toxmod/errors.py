@@ -41,6 +41,12 @@ def require_int_or_open(key: str, value: Any, open_values: str = "-1 or null") -
         raise ConfigError(f"{key}={value!r}: expected an integer ({open_values}: open)")
 
 
+def require_epochs_or_steps(prefix: str, max_epochs: Any, max_steps: Any) -> None:
+    """A run needs ``<prefix>.max_epochs`` (>= 0) or ``<prefix>.max_steps`` (> 0): both open is an error."""
+    if (max_epochs is None or int(max_epochs) < 0) and int(max_steps or -1) <= 0:
+        raise ConfigError(f"{prefix}.max_epochs and {prefix}.max_steps are both open: set one of them")
+
+
 def is_interrupt(error: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises after its graceful shutdown."""
     return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)

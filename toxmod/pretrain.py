@@ -24,11 +24,10 @@ from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError, exit_on_user_error
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.reports import console
-from toxmod.resume import check_resumable, resolve_resume, resumed_config
+from toxmod.resume import reopen_resumed_run, resolve_resume, resumed_config
 from toxmod.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
-    FAILED_FILE,
     LAST_CHECKPOINT,
     TRACKING_FILE,
     record_failure,
@@ -103,11 +102,8 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     texts, corpus = corpus_texts(cfg)
     corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
     corpus["corpus_sha256"] = corpus_sha256
-    if resume:  # checked before anything in the run directory is touched
-        check_resumable(run_dir, corpus_sha256, key="corpus_sha256", what="corpus")
-        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
-        for marker in (DAPT_FILE, FAILED_FILE):  # unfinished again until this chunk ends
-            (run_dir / marker).unlink(missing_ok=True)
+    if resume:
+        reopen_resumed_run(resume, corpus_sha256, DAPT_FILE, key="corpus_sha256", what="corpus")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     tracker = instantiate_component(cfg.tracking, "tracking")

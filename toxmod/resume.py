@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.errors import ConfigError
 from toxmod.reports import console
-from toxmod.runs import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, TRACKING_FILE
+from toxmod.runs import CHECKPOINT_DIR, CONFIG_FILE, FAILED_FILE, LAST_CHECKPOINT, TRACKING_FILE
 from toxmod.tracking import flatten
 
 
@@ -216,6 +216,17 @@ def _run_dir_of_run_id(run_id: str, cfg: DictConfig) -> Path:
     if not run_dir or not Path(run_dir).is_dir():
         raise ConfigError(f"resume={run_id}: the run's directory {run_dir} is not on this machine")
     return Path(run_dir)
+
+
+def reopen_resumed_run(
+    resume: ResumePoint, sha256: str, result_file: str, key: str = "split_sha256", what: str = "split"
+) -> None:
+    """Before a resumed chunk touches its run directory: the same inputs (``check_resumable``), then
+    the run is unfinished again until this chunk ends (its ``result_file`` and ``FAILED`` removed)."""
+    check_resumable(resume.run_dir, sha256, key, what)
+    console.print(f"[bold]resuming[/] {resume.run_dir} from {resume.checkpoint.name}")
+    for marker in (result_file, FAILED_FILE):
+        (resume.run_dir / marker).unlink(missing_ok=True)
 
 
 def check_resumable(run_dir: Path, sha256: str, key: str = "split_sha256", what: str = "split") -> None:

@@ -26,11 +26,10 @@ from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import FitContext
 from toxmod.paths import project_root
 from toxmod.reports import console, headline_table, results_table
-from toxmod.resume import ResumePoint, check_resumable, resolve_resume, resumed_config
+from toxmod.resume import ResumePoint, reopen_resumed_run, resolve_resume, resumed_config
 from toxmod.runs import (
     CONFIG_FILE,
     EVALUATION_SPLIT,
-    FAILED_FILE,
     HOLDOUT_EVAL_FILE,
     LEAKAGE_FILE,
     MODEL_DIR,
@@ -81,11 +80,8 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
         raise ConfigError(
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
-    if resume:  # checked before anything in the run directory is touched
-        check_resumable(run_dir, build_manifest(dataset, split)["split_sha256"])
-        console.print(f"[bold]resuming[/] {run_dir} from {resume.checkpoint.name}")
-        for marker in (HOLDOUT_EVAL_FILE, FAILED_FILE):  # unfinished again until this chunk ends
-            (run_dir / marker).unlink(missing_ok=True)
+    if resume:
+        reopen_resumed_run(resume, build_manifest(dataset, split)["split_sha256"], HOLDOUT_EVAL_FILE)
     manifest = write_split_folder(run_dir / SPLIT_DIR, dataset, split)
     write_json(run_dir / LEAKAGE_FILE, leakage)
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)

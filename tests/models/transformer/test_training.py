@@ -353,6 +353,7 @@ def test_ddp_on_cpu_with_two_processes_and_exact_resume(tmp_path: Path, store: d
         ("model.max_train_rows=-3", "model.max_train_rows=-3: expected a positive integer"),
         ("trainer.max_steps=abc", "trainer.max_steps='abc': expected an integer"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: expected a positive"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs and trainer.max_steps are both open: set one"),
         ("early_stopping.monitor=valid/f1", "early_stopping.monitor=valid/f1 is not a validation metric"),
         ("model.init_from=/nonexistent", "model.init_from=/nonexistent: no such directory"),
         ("model.optimizer.lr=-1", "model.optimizer: Invalid learning rate: -1"),

@@ -15,7 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from toxmod.errors import ConfigError, require_int_or_open, require_positive_int
+from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
 from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint
@@ -63,8 +63,7 @@ def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
     if epochs not in (None, -1):
         require_positive_int("pretrain.max_epochs", epochs)
     require_int_or_open("pretrain.max_steps", steps, open_values="-1")
-    if epochs in (None, -1) and (steps is None or steps <= 0):
-        raise ConfigError("pretrain.max_epochs and pretrain.max_steps are both open: set one of them")
+    require_epochs_or_steps("pretrain", epochs, steps)
     bounds = {  # key: (default, accepted, description)
         "lr": (5e-5, lambda v: v > 0, "> 0"),
         "warmup_ratio": (0.06, lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -138,7 +137,7 @@ def pretrain(
         # Not the global RNG: a (re)started iterator must not shift the masking draws.
         generator=torch.Generator().manual_seed(scorer.seed),
     )
-    total_steps = planned_steps(len(sampler), limits)
+    total_steps = planned_steps(len(sampler), limits, prefix="pretrain")
     module = MaskedLMModule(
         model, float(settings.get("lr", 5e-5)), total_steps, float(settings.get("warmup_ratio", 0.06))
     )

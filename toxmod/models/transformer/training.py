@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError, require_int_or_open, require_positive_int
+from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext
 from toxmod.models.transformer.batching import TokenizedTexts
@@ -81,15 +81,16 @@ def check_fit_settings(scorer: TransformerScorer, scheme: LabelScheme, context: 
             raise ConfigError(f"{key}={name} is not a validation metric; choose one of {', '.join(known)}")
 
 
-def planned_steps(batches_per_epoch: int, trainer_cfg: Mapping[str, Any]) -> int:
-    """Optimizer steps the LR schedule spans: ``max_epochs`` worth (``max_steps`` when epochs are open)."""
+def planned_steps(batches_per_epoch: int, trainer_cfg: Mapping[str, Any], prefix: str = "trainer") -> int:
+    """Optimizer steps the LR schedule spans: ``max_epochs`` worth (``max_steps`` when epochs are open).
+
+    ``prefix`` names the settings' group in the error when both are open.
+    """
     accumulate = int(trainer_cfg.get("accumulate_grad_batches", 1) or 1)
-    max_epochs = trainer_cfg.get("max_epochs")
+    max_epochs, max_steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
+    require_epochs_or_steps(prefix, max_epochs, max_steps)
     if max_epochs is None or int(max_epochs) < 0:
-        max_steps = int(trainer_cfg.get("max_steps", -1) or -1)
-        if max_steps <= 0:
-            raise ConfigError("trainer.max_epochs and trainer.max_steps are both open: set one of them")
-        return max_steps
+        return int(max_steps)
     return math.ceil(batches_per_epoch / accumulate) * int(max_epochs)
 
 
