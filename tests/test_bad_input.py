@@ -1,4 +1,6 @@
-"""Bad input through the real CLI: a one-line error naming the culprit, exit code 2, no FINISHED run."""
+"""Bad input through the real entry points: a one-line error naming the culprit, exit code 2, no
+FINISHED run. The entry points run in this process (``run_entry``); two cases also run as a real
+process, for the exit code a shell sees."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import janitr_frame, run_cli, stored_runs, tracking_overrides
+from tests.helpers import janitr_frame, run_cli, run_entry, stored_runs, tracking_overrides
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
@@ -21,7 +23,7 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
 def frozen_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real frozen split of a janitr slice, made by the split CLI."""
     folder = tmp_path_factory.mktemp("frozen") / "split"
-    made = run_cli("split", "data=janitr", "data.max_rows=600", f"out={folder}")
+    made = run_entry("split", "data=janitr", "data.max_rows=600", f"out={folder}")
     assert made.returncode == 0, made.stderr
     return folder
 
@@ -42,7 +44,11 @@ CSV = [
 
 
 def case_missing_file(tmp_path: Path) -> tuple[list[str], str]:
-    return ["data=csv", f"data.path={tmp_path / 'nope.csv'}"], "nope.csv does not exist"
+    return [
+        "data=csv",
+        f"data.path={tmp_path / 'nope.csv'}",
+        "data.label_columns=[spam]",
+    ], "nope.csv does not exist"
 
 
 def case_missing_text_column(tmp_path: Path) -> tuple[list[str], str]:
@@ -151,8 +157,14 @@ SIMPLE_CASES = [
 SPLIT_CASES = [case_split_ids_not_in_data, case_manifest_mismatch, case_manifest_of_other_data]
 
 
-def assert_user_error(tmp_path: Path, store: dict[str, str], overrides: list[str], expected: str) -> None:
-    result = run_cli("train", *overrides, *tracking_overrides(store), f"hydra.run.dir={tmp_path / 'run'}")
+def assert_user_error(
+    tmp_path: Path,
+    store: dict[str, str],
+    overrides: list[str],
+    expected: str,
+    run=run_entry,  # noqa: ANN001
+) -> None:
+    result = run("train", *overrides, *tracking_overrides(store), f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -180,10 +192,15 @@ def test_bad_frozen_splits_give_one_line_errors(
     assert_user_error(tmp_path, store, *case(tmp_path, frozen_folder))
 
 
+@pytest.mark.parametrize("case", [case_unknown_key, case_missing_file], ids=["unknown_key", "missing_file"])
+def test_a_real_process_exits_2_with_one_line(case, tmp_path: Path, store: dict[str, str]) -> None:  # noqa: ANN001
+    assert_user_error(tmp_path, store, *case(tmp_path), run=run_cli)
+
+
 def test_evaluate_and_compare_errors_are_one_line(tmp_path: Path, store: dict[str, str]) -> None:
-    result = run_cli("evaluate", "run=0123456789abcdef", *tracking_overrides(store))
+    result = run_entry("evaluate", "run=0123456789abcdef", *tracking_overrides(store))
     assert result.returncode == 2 and "neither a run directory nor a run id" in result.stderr
-    result = run_cli("compare", *tracking_overrides(store))
+    result = run_entry("compare", *tracking_overrides(store))
     assert result.returncode == 2 and "no FINISHED runs" in result.stderr
-    result = run_cli("evaluate", *tracking_overrides(store))
+    result = run_entry("evaluate", *tracking_overrides(store))
     assert result.returncode == 2 and result.stderr.strip() == "error: run is required (pass run=...)"

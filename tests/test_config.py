@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hydra._internal.utils import _locate
+from omegaconf import OmegaConf
 
 from tests.helpers import compose_train
 from toxmod.config import compose_config, instantiate_component, one_line_hydra_error
 from toxmod.hardware import resolve_hardware
+from toxmod.models import SCORER_REGISTRY, Scorer, scorer_class
+from toxmod.models.transformer.backbones import StudentArchitecture
 from toxmod.paths import CONFIG_DIR
+
+pytestmark = pytest.mark.data_free
 
 GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "trainer", "student", "experiment"]
 
@@ -21,12 +27,32 @@ def test_every_group_option_composes_and_resolves(group: str, option: str) -> No
     overrides = [f"{group}={option}"]
     if group == "data" and option == "csv":
         overrides.append("data.path=/tmp/some.csv")
-    cfg = compose_train(overrides)
-    container = cfg[group] if group != "experiment" else cfg
-    assert container is not None
-    from omegaconf import OmegaConf
+    resolved = OmegaConf.to_container(compose_train(overrides), resolve=True)  # every interpolation resolves
+    chosen = resolved if group == "experiment" else resolved[group]
+    assert chosen, f"{group}={option} composed to nothing"
+    if "name" in chosen:  # data, split, model: the option selected is the one composed
+        assert chosen["name"] == option
+    if "_target_" in chosen:  # model, split, threshold, tracking: the class or function exists
+        assert callable(_locate(chosen["_target_"]))
+    if group == "experiment":
+        assert resolved["tags"]["preset"] == option
+    if group == "student":
+        assert StudentArchitecture(**chosen).bert_config(2).num_hidden_layers == chosen["layers"]
+    if group == "hardware":
+        assert chosen["accelerator"] in ("auto", "cpu", "cuda", "mps") and chosen["devices"]
 
-    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_config_builds_a_registered_scorer(option: str) -> None:
+    scorer = instantiate_component(compose_train([f"model={option}"]).model, "model")
+    assert isinstance(scorer, Scorer) and scorer_class(scorer.kind) is type(scorer)
+
+
+def test_every_registered_kind_has_a_model_config() -> None:
+    kinds = {
+        instantiate_component(compose_train([f"model={o}"]).model, "model").kind for o in options("model")
+    }
+    assert kinds == set(SCORER_REGISTRY)
 
 
 def test_defaults_are_the_documented_main_job() -> None:

@@ -12,8 +12,8 @@ from toxmod.config import compose_config
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError
 from toxmod.models.transformer.pretraining import check_pretrain_settings
-from toxmod.pretrain import corpus_texts, run_pretraining
-from toxmod.train import train
+from toxmod.stages.pretrain import corpus_texts, run_pretraining
+from toxmod.stages.train import train
 
 TINY = ["model=student", "student=tiny", "model.max_length=48", "hardware=cpu", "tracking=none"]
 

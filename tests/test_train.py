@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import TINY_XGBOOST, compose_train, run_cli, stored_runs, tracking_overrides
+from tests.helpers import TINY_XGBOOST, compose_train, run_entry, stored_runs, tracking_overrides
 from toxmod.errors import ConfigError
-from toxmod.evaluate import evaluate_run
-from toxmod.train import train
+from toxmod.stages.evaluate import evaluate_run
+from toxmod.stages.train import train
 
 JANITR_SLICE = ["data=janitr", "data.max_rows=1500"]
 
@@ -120,19 +120,30 @@ def test_optuna_thresholds_in_a_run(tmp_path: Path, store: dict[str, str]) -> No
 
 
 def test_a_failure_inside_the_run_marks_it_failed(tmp_path: Path, store: dict[str, str]) -> None:
+    # A vocabulary pruned below its own limits fails inside fit, after the tracking run has started.
+    cfg = compose_train(
+        [*JANITR_SLICE, "model=tfidf_logreg", "model.min_df=100000", *tracking_overrides(store)]
+    )
+    with pytest.raises(ValueError, match="max_df corresponds to < documents than min_df"):
+        train(cfg, tmp_path / "run")
+    assert [r.info.status for r in stored_runs(store)] == ["FAILED"]
+    assert (tmp_path / "run" / "FAILED").is_file() and not (tmp_path / "run" / "holdout_eval.json").exists()
+
+
+def test_config_errors_come_before_any_data_or_tracking_run(tmp_path: Path, store: dict[str, str]) -> None:
     cfg = compose_train(
         [
-            *JANITR_SLICE,
-            "model=tfidf_logreg",
-            "model.max_features=5000",
+            "data=csv",
+            f"data.path={tmp_path / 'not-read.csv'}",  # would be a data error, were the file read
+            "data.label_columns=[scam]",
             "threshold.per_label={not_a_label: 0.1}",
             *tracking_overrides(store),
         ]
     )
-    with pytest.raises(ConfigError, match="threshold.per_label names"):
+    with pytest.raises(ConfigError, match=r"threshold.per_label names \['not_a_label'\]"):
         train(cfg, tmp_path / "run")
-    assert [r.info.status for r in stored_runs(store)] == ["FAILED"]
-    assert (tmp_path / "run" / "FAILED").is_file() and not (tmp_path / "run" / "holdout_eval.json").exists()
+    assert not Path(store["uri"].removeprefix("sqlite:///")).exists()  # no tracking store was opened
+    assert not (tmp_path / "run").exists()
 
 
 def test_thresholds_are_never_fit_on_the_holdout(tmp_path: Path) -> None:
@@ -145,32 +156,53 @@ def test_thresholds_are_never_fit_on_the_holdout(tmp_path: Path) -> None:
 def test_cli_train_evaluate_compare_and_frozen_split(tmp_path: Path, store: dict[str, str]) -> None:
     tracking = tracking_overrides(store)
     common = [*JANITR_SLICE, "model=tfidf_logreg", "model.max_features=20000", "bootstrap=50", *tracking]
-    first = run_cli("train", *common, f"hydra.run.dir={tmp_path / 'a'}")
+    first = run_entry("train", *common, f"hydra.run.dir={tmp_path / 'a'}")
     assert first.returncode == 0, first.stderr
-    run_id = MlflowClient(store["uri"]).search_runs(["1"])[0].info.run_id
+    [run] = stored_runs(store)
 
-    evaluated = run_cli("evaluate", f"run={run_id}", *tracking, f"paths.output_dir={tmp_path / 'out'}")
+    evaluated = run_entry(
+        "evaluate", f"run={run.info.run_id}", *tracking, f"paths.output_dir={tmp_path / 'out'}"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "reproduced: max |difference| from holdout_eval.json = 0" in evaluated.stdout
 
     # Freeze a stratified split of the same slice and train on it: a different split hash.
     folder = tmp_path / "frozen"
-    frozen = run_cli("split", *JANITR_SLICE, f"out={folder}", "split.seed=5")
+    frozen = run_entry("split", *JANITR_SLICE, f"out={folder}", "split.seed=5")
     assert frozen.returncode == 0, frozen.stderr
     manifest = json.loads((folder / "MANIFEST.json").read_text())
-    second = run_cli(
+    second = run_entry(
         "train", *common, "split=frozen", f"split.dir={folder}", f"hydra.run.dir={tmp_path / 'b'}"
     )
     assert second.returncode == 0, second.stderr
-    client = MlflowClient(store["uri"])
-    hashes = {r.info.run_id: r.data.tags["split_sha256"] for r in client.search_runs(["1"])}
+    hashes = {r.info.run_id: r.data.tags["split_sha256"] for r in stored_runs(store)}
     assert manifest["split_sha256"] in hashes.values() and len(set(hashes.values())) == 2
 
-    shown = run_cli("compare", *tracking)
+    shown = run_entry("compare", *tracking)
     assert shown.returncode == 0 and "left out 1 run(s) on another split" in shown.stdout
-    refused = run_cli("compare", *tracking, f"runs=[{','.join(hashes)}]")
+    refused = run_entry("compare", *tracking, f"runs=[{','.join(hashes)}]")
     assert (
         refused.returncode == 2 and "refusing to compare runs evaluated on different splits" in refused.stderr
     )
-    mixed = run_cli("compare", *tracking, "allow_mixed_splits=true")
+    mixed = run_entry("compare", *tracking, "allow_mixed_splits=true")
     assert mixed.returncode == 0 and "MIXED" in mixed.stdout
+
+
+def test_resume_auto_skips_a_finished_classical_job(tmp_path: Path, store: dict[str, str]) -> None:
+    outputs = [f"paths.output_dir={tmp_path / 'outputs'}", f"paths.multirun_dir={tmp_path / 'multirun'}"]
+    job = [
+        *JANITR_SLICE,
+        "model=tfidf_logreg",
+        "model.max_features=5000",
+        *outputs,
+        *tracking_overrides(store),
+    ]
+    first = train(compose_train([*job, "resume=auto"]), tmp_path / "outputs" / "train" / "a")
+    again = train(compose_train([*job, "resume=auto"]), tmp_path / "outputs" / "train" / "b")
+    assert again.skipped and again.run_dir == first.run_dir and again.run_id == first.run_id
+    assert again.metrics == json.loads((first.run_dir / "metrics.json").read_text())
+    assert len(stored_runs(store)) == 1 and not (tmp_path / "outputs" / "train" / "b").exists()
+    other_job = train(
+        compose_train([*job, "model.C=1.0", "resume=auto"]), tmp_path / "outputs" / "train" / "c"
+    )
+    assert not other_job.skipped and len(stored_runs(store)) == 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -13,6 +14,7 @@ from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root
 
 META_KEYS = ("name",)
+T = TypeVar("T")
 
 
 def register_resolvers() -> None:
@@ -111,6 +113,15 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError):
             raise cause from None
         raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error
+
+
+def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
+    """A settings dataclass from a config group's values; an unknown key is a one-line error naming it."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{group}.{unknown[0]} is not a setting; {group} has {', '.join(sorted(known))}")
+    return cls(**values)
 
 
 def run_entry_point(config_name: str, task: Callable[[], Any]) -> Any:

@@ -28,6 +28,10 @@ class ConfigError(ToxmodError):
     """A config key has a missing or invalid value."""
 
 
+class TrainingError(ToxmodError):
+    """Training cannot go on (a diverged loss, an undefined monitored metric); says what to change."""
+
+
 def require_positive_int(key: str, value: Any) -> int:
     """``value`` as an int >= 1, else a ConfigError naming ``key``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

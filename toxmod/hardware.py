@@ -34,6 +34,9 @@ class HardwareSettings:
         return process_count(self.strategy, self.devices)
 
 
+CPU = HardwareSettings("cpu", 1, "32-true", os.cpu_count() or 1, 0)  # what a model uses when told nothing
+
+
 def process_count(strategy: str, devices: Any) -> int:
     """One per device under a DDP strategy with a device count, else one."""
     return int(devices) if "ddp" in str(strategy) and str(devices).isdigit() else 1
@@ -73,8 +76,12 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
 
 
 def apply_threads(settings: HardwareSettings) -> None:
-    """Make torch (when imported) and BLAS use ``settings.threads``."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    """Make torch (when imported), BLAS and worker processes use ``settings.threads``.
+
+    Set on every call, not only the first: several runs in one process (a sweep, a notebook) each get
+    their own setting, and spawned workers (DDP) read it from the environment.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(settings.threads)
     import sys
 
     if "torch" in sys.modules:

@@ -10,6 +10,8 @@ import pytest
 from toxmod.calibration import OptunaThresholds, TargetFPRThresholds, Thresholds, threshold_at_fpr
 from toxmod.data.schemes import LevelsScheme, MultiLabelScheme
 
+pytestmark = pytest.mark.data_free
+
 
 def test_threshold_at_fpr_golden_values() -> None:
     scores = np.array([0.95, 0.9, 0.8, 0.8, 0.3, 0.1, 0.85, 0.7, 0.2, 0.05, 0.6, 0.4])
@@ -66,7 +68,7 @@ def test_optuna_search_respects_the_budget_and_resumes(tmp_path: Path) -> None:
     targets = (rng.random((300, 2)) < 0.3).astype(int)
     scores = np.clip(targets * 0.35 + rng.random((300, 2)) * 0.65, 0, 1)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    search = OptunaThresholds(n_trials=30, max_fpr=0.05, storage=storage, seed=0)
+    search = OptunaThresholds(n_trials=30, target_fpr=0.05, storage=storage, seed=0)
     fitted = search.fit(scheme, scores, targets)
     baseline = TargetFPRThresholds(0.05).fit(scheme, scores, targets)
     assert all(fitted.details[n]["fit_fpr"] <= 0.05 for n in scheme.decision_names)
@@ -75,7 +77,11 @@ def test_optuna_search_respects_the_budget_and_resumes(tmp_path: Path) -> None:
         scheme, scores, targets, baseline.as_array()
     )
     # Same inputs, same storage: the study is found again and no trial is repeated.
-    again = OptunaThresholds(n_trials=30, max_fpr=0.05, storage=storage, seed=0).fit(scheme, scores, targets)
+    again = OptunaThresholds(n_trials=30, target_fpr=0.05, storage=storage, seed=0).fit(
+        scheme, scores, targets
+    )
     assert again.details["_study"]["trials"] == 30 and again.values == fitted.values
-    more = OptunaThresholds(n_trials=40, max_fpr=0.05, storage=storage, seed=0).fit(scheme, scores, targets)
+    more = OptunaThresholds(n_trials=40, target_fpr=0.05, storage=storage, seed=0).fit(
+        scheme, scores, targets
+    )
     assert more.details["_study"]["trials"] == 40

@@ -7,6 +7,8 @@ import pytest
 
 from toxmod.data.schemes import LevelsScheme, MultiLabelScheme, scheme_from_description
 
+pytestmark = pytest.mark.data_free
+
 
 def test_multilabel_predicts_per_label_and_derives_the_none_label() -> None:
     scheme = MultiLabelScheme(["scam", "topic_crypto"], none_label="clean")

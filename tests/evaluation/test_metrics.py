@@ -17,6 +17,8 @@ from sklearn.metrics import (
 from toxmod.data.schemes import LevelsScheme, MultiLabelScheme
 from toxmod.evaluation import evaluate_predictions, expected_calibration_error
 
+pytestmark = pytest.mark.data_free
+
 
 @pytest.fixture
 def multilabel_case():  # noqa: ANN201

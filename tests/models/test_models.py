@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.helpers import TINY_XGBOOST, compose_train
+from tests.helpers import TINY_XGBOOST, compose_train, janitr_frame
 from toxmod.config import instantiate_component
 from toxmod.data import build_dataset
 from toxmod.errors import ToxmodError
 from toxmod.models import SCORER_REGISTRY, load_scorer
+from toxmod.stages.train import train
 
 MODELS = {
     "tfidf_xgboost": TINY_XGBOOST,
@@ -67,7 +68,40 @@ def test_fasttext_quantized_export_is_smaller() -> None:
     assert scorer.quantized_size_bytes < scorer.full_size_bytes
 
 
-def test_registry_names_every_model_config_and_rejects_unknown_dirs(tmp_path: Path) -> None:
-    assert set(MODELS) == set(SCORER_REGISTRY)
+def test_every_registered_kind_is_trained_here_and_unknown_dirs_are_refused(tmp_path: Path) -> None:
+    assert set(MODELS) == set(SCORER_REGISTRY)  # the tests above cover every kind
     with pytest.raises(ToxmodError, match="is not a saved toxmod model"):
         load_scorer(tmp_path)
+
+
+def ham_spam_csv(tmp_path: Path) -> Path:
+    """A binary task with a string label column: janitr's scam bucket as ham / spam."""
+    frame = janitr_frame()
+    frame = frame[frame.split != "none"].sample(n=900, random_state=0)
+    frame["label"] = np.where(frame.scam == "1", "spam", "ham")
+    path = tmp_path / "ham_spam.csv"
+    frame[["id", "text", "label", "scam"]].to_csv(path, index=False)
+    return path
+
+
+BINARY_SCHEMES = {
+    "two_levels": ["data.scheme=levels", "data.label_column=label", "data.levels=[ham,spam]"],
+    "one_label": ["data.scheme=multilabel", "data.label_columns=[scam]"],
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(BINARY_SCHEMES))
+@pytest.mark.parametrize("model", ["tfidf_xgboost", "tfidf_logreg", "fasttext"])
+def test_a_binary_task_works_as_two_levels_and_as_one_label(tmp_path: Path, model: str, scheme: str) -> None:
+    overrides = ["data=csv", f"data.path={ham_spam_csv(tmp_path)}", "data.id_column=id"]
+    overrides += [*BINARY_SCHEMES[scheme], "split=stratified", *MODELS[model], "tracking=none", "bootstrap=0"]
+    result = train(compose_train(overrides), tmp_path / "run")
+    scores = load_scorer(tmp_path / "run" / "model").predict_scores(["free airdrop, claim now", "nice day"])
+    if scheme == "two_levels":  # one probability per level, and one threshold: P(level >= spam)
+        assert scores.shape == (2, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
+        assert "holdout/at_least_spam/recall" in result.metrics and "holdout/accuracy" in result.metrics
+        assert result.metrics["calib/at_least_spam/fpr"] <= 0.02
+    else:
+        assert scores.shape == (2, 1)
+        assert result.metrics["calib/scam/fpr"] <= 0.02 and "holdout/exact_match" in result.metrics
+    assert result.metrics["holdout/mean_roc_auc"] > 0.75

@@ -15,8 +15,6 @@ from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.evaluation.metrics import confusion_counts, rates
 
-THRESHOLDS_FILE = "thresholds.json"
-
 
 @dataclass
 class Thresholds:
@@ -114,15 +112,24 @@ class TargetFPRThresholds:
         self.per_label = {str(k): float(v) for k, v in (per_label or {}).items()}
         self.fit_split = fit_split
 
+    @property
+    def budget(self) -> TargetFPRThresholds:
+        """The per-decision FPR targets (itself): what checkpoint selection on valid uses too."""
+        return self
+
     def target_for(self, name: str) -> float:
         return self.per_label.get(name, self.target_fpr)
 
-    def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
+    def check(self, scheme: LabelScheme) -> None:
+        """Settings that refer to the scheme: ``per_label`` must name its decisions."""
         unknown = set(self.per_label) - set(scheme.decision_names)
         if unknown:
             raise ConfigError(
                 f"threshold.per_label names {sorted(unknown)}; decisions are {scheme.decision_names}"
             )
+
+    def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
+        self.check(scheme)
         decision_scores, decision_targets = scheme.decision_scores(scores), scheme.decision_targets(targets)
         values, details = [], {}
         for j, name in enumerate(scheme.decision_names):
@@ -137,9 +144,10 @@ class TargetFPRThresholds:
 class OptunaThresholds:
     """Joint threshold search with Optuna (SQLite storage, resumable) for an objective under FPR budgets.
 
-    Each decision's search range starts at its target-FPR threshold, so every trial satisfies the
-    per-label calibration FPR budget by construction; the objective (``macro_f1`` or the scheme's
-    headline metric) is maximized on the calibration data.
+    Each decision's search range starts at its target-FPR threshold (``target_fpr``, ``per_label``:
+    the same budget ``threshold=target_fpr`` uses), so every trial satisfies the per-label
+    calibration FPR budget by construction; the objective (``macro_f1`` or the scheme's headline
+    metric) is maximized on the calibration data.
     """
 
     method = "optuna"
@@ -148,7 +156,7 @@ class OptunaThresholds:
         self,
         n_trials: int = 200,
         objective: str = "macro_f1",
-        max_fpr: float = 0.02,
+        target_fpr: float = 0.02,
         per_label: dict[str, float] | None = None,
         storage: str | None = None,
         study_name: str | None = None,
@@ -164,8 +172,11 @@ class OptunaThresholds:
             study_name,
             int(seed),
         )
-        self.budget = TargetFPRThresholds(max_fpr, per_label, fit_split)
+        self.budget = TargetFPRThresholds(target_fpr, per_label, fit_split)
         self.fit_split = fit_split
+
+    def check(self, scheme: LabelScheme) -> None:
+        self.budget.check(scheme)
 
     def _objective_value(
         self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray
@@ -223,7 +234,7 @@ class OptunaThresholds:
         decision_targets = scheme.decision_targets(targets)
         details = {
             name: {
-                "max_fpr": self.budget.target_for(name),
+                "target_fpr": self.budget.target_for(name),
                 "fit_fpr": float(passed[~decision_targets[:, j], j].mean()),
                 "fit_recall": float(passed[decision_targets[:, j], j].mean())
                 if decision_targets[:, j].any()

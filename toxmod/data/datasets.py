@@ -159,24 +159,36 @@ def _binary_column(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     return is_true.to_numpy().astype(np.int64)
 
 
-def encode_targets(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[LabelScheme, np.ndarray]:
-    """The scheme named by ``data.scheme`` and the encoded targets."""
+def scheme_from_config(cfg: DictConfig | dict[str, Any]) -> LabelScheme:
+    """The label scheme a data config describes (``data.scheme`` and its labels): no file is read."""
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     kind = cfg.get("scheme")
+    primary = cfg.get("primary_label") or ""
     if kind == "multilabel":
-        labels = list(cfg.get("label_columns") or [])
+        labels = [str(label) for label in cfg.get("label_columns") or []]
         if not labels:
             raise ConfigError(
                 "data.label_columns is empty: a multilabel scheme needs at least one label column"
             )
-        scheme = MultiLabelScheme(labels, cfg.get("none_label"), cfg.get("primary_label") or "")
-        return scheme, np.stack([_binary_column(frame, c, where) for c in labels], axis=1)
+        if primary and primary not in labels + [cfg.get("none_label")]:
+            raise ConfigError(f"data.primary_label={primary!r} is not one of data.label_columns {labels}")
+        return MultiLabelScheme(labels, cfg.get("none_label"), primary)
     if kind == "levels":
-        levels = list(cfg.get("levels") or [])
+        levels = [str(level) for level in cfg.get("levels") or []]
         if len(levels) < 2:
             raise ConfigError("data.levels must list at least two levels, lowest first")
-        scheme = LevelsScheme(levels, cfg.get("primary_label") or "")
-        return scheme, _encode_levels(frame, cfg, levels, where)
+        if primary and primary not in levels:
+            raise ConfigError(f"data.primary_label={primary!r} is not one of data.levels {levels}")
+        return LevelsScheme(levels, primary)
     raise ConfigError(f"data.scheme={kind!r} is not a label scheme; expected 'multilabel' or 'levels'")
+
+
+def encode_targets(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[LabelScheme, np.ndarray]:
+    """The scheme named by ``data.scheme`` and the encoded targets."""
+    scheme = scheme_from_config(cfg)
+    if isinstance(scheme, MultiLabelScheme):
+        return scheme, np.stack([_binary_column(frame, c, where) for c in scheme.labels], axis=1)
+    return scheme, _encode_levels(frame, cfg, scheme.levels, where)
 
 
 def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], where: str) -> np.ndarray:

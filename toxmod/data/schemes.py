@@ -21,11 +21,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TrainingTask:
-    """One estimator's worth of work: a named target column and how many classes it has."""
+    """One estimator's worth of work: a named target column, its classes, and its score columns.
+
+    ``score_columns`` is how many of the scheme's outputs the estimator provides: 1 for a binary
+    label (P(positive)), one per class for levels -- also when there are only two levels.
+    """
 
     name: str
     targets: np.ndarray
     n_classes: int
+    score_columns: int
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class MultiLabelScheme(LabelScheme):
         return list(self.labels)
 
     def training_tasks(self, targets: np.ndarray) -> list[TrainingTask]:
-        return [TrainingTask(label, targets[:, j].astype(int), 2) for j, label in enumerate(self.labels)]
+        return [TrainingTask(label, targets[:, j].astype(int), 2, 1) for j, label in enumerate(self.labels)]
 
     def decision_scores(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores, dtype=np.float64)
@@ -224,7 +229,8 @@ class LevelsScheme(LabelScheme):
         return name if name in self.decision_names else None
 
     def training_tasks(self, targets: np.ndarray) -> list[TrainingTask]:
-        return [TrainingTask("level", np.asarray(targets, dtype=int), len(self.levels))]
+        k = len(self.levels)
+        return [TrainingTask("level", np.asarray(targets, dtype=int), k, k)]
 
     def decision_scores(self, scores: np.ndarray) -> np.ndarray:
         # P(level >= k) for k = 1..K-1: reverse cumulative sum over the level axis.

@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 from toxmod.errors import ToxmodError
-from toxmod.models.base import SCORER_FILE, FitContext, Scorer, artifact_size_bytes
+from toxmod.models.base import (
+    SCORER_FILE,
+    CheckpointSettings,
+    EarlyStoppingSettings,
+    FitContext,
+    FitReport,
+    Scorer,
+    ValidationData,
+    artifact_size_bytes,
+)
 
 # kind -> "module:Class", imported only when a model of that kind is loaded.
 SCORER_REGISTRY: dict[str, str] = {
@@ -32,8 +41,19 @@ def load_scorer(directory: str | Path) -> Scorer:
     description_path = directory / SCORER_FILE
     if not description_path.is_file():
         raise ToxmodError(f"{directory} is not a saved toxmod model ({SCORER_FILE} missing)")
-    kind = json.loads(description_path.read_text())["kind"]
-    return scorer_class(kind).load(directory)
+    description = json.loads(description_path.read_text())
+    return scorer_class(description["kind"]).load(directory, description)
 
 
-__all__ = ["SCORER_REGISTRY", "FitContext", "Scorer", "artifact_size_bytes", "load_scorer", "scorer_class"]
+__all__ = [
+    "SCORER_REGISTRY",
+    "CheckpointSettings",
+    "EarlyStoppingSettings",
+    "FitContext",
+    "FitReport",
+    "Scorer",
+    "ValidationData",
+    "artifact_size_bytes",
+    "load_scorer",
+    "scorer_class",
+]

@@ -7,38 +7,100 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.schemes import LabelScheme, scheme_from_description
+from toxmod.hardware import CPU, HardwareSettings
 
 SCORER_FILE = "scorer.json"
+
+
+class MetricsLogger(Protocol):
+    """Where a trainer-driven model sends its curves (the run's tracker)."""
+
+    enabled: bool
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+
+class ValidationMetrics(Protocol):
+    """The valid split's metrics at the run's operating point, from a model's valid scores.
+
+    Built by the stage (thresholds and metrics live above the models); ``names`` are every metric
+    it returns (known before any data is read), which is what ``checkpoint.monitor`` may name.
+    """
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def __call__(self, scores: np.ndarray, targets: np.ndarray) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class ValidationData:
+    """The valid split, for per-epoch validation and checkpoint selection."""
+
+    texts: Sequence[str]
+    targets: np.ndarray
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """``checkpoint.*``: which validation metric picks the kept weights, and how often to save."""
+
+    monitor: str | None = None  # None: the model's default (its primary operating point)
+    mode: str = "max"
+    every_n_steps: int | None = None  # also write the last checkpoint every N optimizer steps
+    best_weights_only: bool = True
+    log_best: bool = True  # the stage logs the best checkpoint to the tracker
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSettings:
+    """``early_stopping.*``: stop after ``patience`` validations without improvement of ``monitor``."""
+
+    enabled: bool = False
+    monitor: str | None = None  # None: the checkpoint monitor
+    patience: int = 3
+    min_delta: float = 0.0
 
 
 @dataclass
 class FitContext:
     """What trainer-driven models use beyond texts and targets; classical models ignore it.
 
-    ``valid_*`` feed per-epoch validation (checkpoint selection at ``target_fpr``); ``trainer``,
-    ``checkpoint`` and ``early_stopping`` are the root config's groups; ``resume_from`` is a
-    checkpoint to continue from; ``tracker`` receives epoch curves; ``auxiliary`` holds training-only
-    extra targets of the train rows (``data.auxiliary``), for models that train extra heads.
+    ``validation`` is the valid split and ``validation_metrics`` what is computed on it every
+    validation; ``trainer`` holds Lightning ``Trainer`` arguments (``trainer.*``); ``checkpoint_dir`` and
+    ``last_checkpoint`` are where checkpoints go (the run record decides the names; None: a temporary
+    folder); ``resume_from`` is a checkpoint to continue from; ``auxiliary`` holds training-only extra
+    targets of the train rows (``data.auxiliary``); ``callbacks`` are extra Lightning callbacks.
     """
 
-    run_dir: Path | None = None
-    tracker: Any = None
-    hardware: Any = None
-    valid_texts: Sequence[str] | None = None
-    valid_targets: np.ndarray | None = None
-    target_fpr: float = 0.02
-    trainer: Mapping[str, Any] = field(default_factory=dict)
-    checkpoint: Mapping[str, Any] = field(default_factory=dict)
-    early_stopping: Mapping[str, Any] | None = None
+    hardware: HardwareSettings = CPU
+    validation: ValidationData | None = None
+    validation_metrics: ValidationMetrics | None = None
+    trainer: Mapping[str, object] = field(default_factory=dict)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
+    checkpoint_dir: Path | None = None
+    last_checkpoint: Path | None = None
     resume_from: Path | None = None
-    callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (profiling, ...)
+    metrics_logger: MetricsLogger | None = None
+    callbacks: Sequence[object] = ()
     auxiliary: AuxiliaryTargets | None = None
+
+
+@dataclass
+class FitReport:
+    """What fitting produced besides the model: numbers for the run's metrics, files for its record."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(
+        default_factory=dict
+    )  # record folder -> file (e.g. the best checkpoint)
 
 
 class Scorer(ABC):
@@ -53,6 +115,7 @@ class Scorer(ABC):
 
     def __init__(self) -> None:
         self.scheme: LabelScheme | None = None
+        self.fit_report = FitReport()
 
     @abstractmethod
     def fit(
@@ -80,6 +143,22 @@ class Scorer(ABC):
         """Constructor parameters, stored so ``load`` rebuilds the same object."""
         return {}
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Scorer:
+        """The unfitted object ``params()`` describes."""
+        return cls(**params)
+
+    def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:  # noqa: B027 - optional hook
+        """Refuse bad settings before any data is read (one-line ConfigError); ``context`` has no data yet."""
+
+    def place_on(self, hardware: HardwareSettings) -> None:  # noqa: B027 - optional hook
+        """Score on ``hardware`` (models that run on one device; CPU-only models ignore it)."""
+
+    @property
+    def parameter_count(self) -> int | None:
+        """Trainable parameters, for models where the count means something (None otherwise)."""
+        return None
+
     def save(self, directory: str | Path) -> Path:
         """Write the model to ``directory`` (created); ``load_scorer`` reads it back bit-exactly."""
         if self.scheme is None:
@@ -92,11 +171,11 @@ class Scorer(ABC):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> Scorer:
-        """Rebuild a saved model of this class."""
+    def load(cls, directory: str | Path, description: Mapping[str, Any] | None = None) -> Scorer:
+        """Rebuild a saved model of this class (``description``: its ``scorer.json``, if already read)."""
         directory = Path(directory)
-        description = json.loads((directory / SCORER_FILE).read_text())
-        scorer = cls(**description.get("params", {}))
+        description = description or json.loads((directory / SCORER_FILE).read_text())
+        scorer = cls.from_params(description.get("params", {}))
         scorer.scheme = scheme_from_description(description["scheme"])
         scorer._load_weights(directory)
         return scorer

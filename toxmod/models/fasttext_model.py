@@ -138,6 +138,10 @@ class FastTextScorer(Scorer):
                 )
                 self.model.save_model(str(Path(tmp) / QUANTIZED_MODEL_FILE))
                 self.quantized_size_bytes = (Path(tmp) / QUANTIZED_MODEL_FILE).stat().st_size
+        sizes = {"model_full_size_bytes": self.full_size_bytes}
+        if self.quantized_size_bytes is not None:
+            sizes["model_quantized_size_bytes"] = self.quantized_size_bytes
+        self.fit_report.metrics = {name: float(size) for name, size in sizes.items()}
         return self
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:

@@ -26,10 +26,10 @@ def _threads(n_jobs: int | None) -> int:
     return int(n_jobs) if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
 
 
-def _task_probabilities(estimator: Any, features: sparse.csr_matrix, n_classes: int) -> np.ndarray:
-    """Binary task -> P(positive) as one column; multi-class task -> one column per class."""
+def _task_probabilities(estimator: Any, features: sparse.csr_matrix, score_columns: int) -> np.ndarray:
+    """A binary label's P(positive) as one column, or one column per class (levels, two included)."""
     probabilities = estimator.predict_proba(features)
-    return probabilities[:, 1:2] if n_classes == 2 else probabilities
+    return probabilities[:, 1:2] if score_columns == 1 else probabilities
 
 
 def logistic_regression(
@@ -58,7 +58,7 @@ class TfidfScorer(Scorer):
         self._params: dict[str, Any] = {"seed": seed, "n_jobs": n_jobs, **featurizer_params}
         self.featurizer = TfidfFeaturizer(**featurizer_params)
         self.estimators: list[Any] = []
-        self.task_classes: list[int] = []
+        self.task_columns: list[int] = []  # score columns each estimator provides
 
     def params(self) -> dict[str, Any]:
         return dict(self._params)
@@ -78,17 +78,17 @@ class TfidfScorer(Scorer):
         features = self.featurizer.fit_transform(list(texts))
         tasks = scheme.training_tasks(targets)
         self.estimators = [self._fit_task(features, task) for task in tasks]
-        self.task_classes = [task.n_classes for task in tasks]
+        self.task_columns = [task.score_columns for task in tasks]
         return self
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         features = self.featurizer.transform(list(texts))
-        columns = [_task_probabilities(e, features, k) for e, k in zip(self.estimators, self.task_classes)]
+        columns = [_task_probabilities(e, features, k) for e, k in zip(self.estimators, self.task_columns)]
         return np.concatenate(columns, axis=1).astype(np.float64)
 
     def _save_weights(self, directory: Path) -> None:
         joblib.dump(
-            {"featurizer": self.featurizer, "estimators": self.estimators, "task_classes": self.task_classes},
+            {"featurizer": self.featurizer, "estimators": self.estimators, "task_columns": self.task_columns},
             directory / WEIGHTS_FILE,
         )
 
@@ -96,7 +96,7 @@ class TfidfScorer(Scorer):
         state = joblib.load(directory / WEIGHTS_FILE)
         self.featurizer = state["featurizer"]
         self.estimators = state["estimators"]
-        self.task_classes = state["task_classes"]
+        self.task_columns = state["task_columns"]
 
 
 class TfidfLogRegScorer(TfidfScorer):

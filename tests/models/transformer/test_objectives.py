@@ -11,31 +11,16 @@ import torch
 from toxmod.data import LevelsScheme, MultiLabelScheme
 from toxmod.errors import ConfigError
 from toxmod.models.transformer.objectives import (
-    AuxiliaryBCE,
     LevelsCrossEntropy,
     MultiLabelBCE,
     objective_for,
     resolve_label_weights,
 )
 
+pytestmark = pytest.mark.data_free
+
 MULTI = MultiLabelScheme(["scam", "topic_crypto"], none_label="clean")
 LEVELS = LevelsScheme(["neither", "offensive", "hate"])
-
-
-def test_auxiliary_bce_is_weighted_mean_bce_with_train_pos_weight() -> None:
-    train = np.array([[1, 0], [0, 0], [0, 1], [0, 0], [0, 0]])
-    auxiliary = AuxiliaryBCE.from_train(["promo", "spam"], train, weight=0.5)
-    assert auxiliary.pos_weight.tolist() == [4.0, 4.0]  # 4 negatives per positive
-    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
-    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    plain_mean = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, targets, pos_weight=torch.tensor([4.0, 4.0])
-    )
-    assert auxiliary.loss(logits, targets).item() == pytest.approx(0.5 * plain_mean.item(), rel=1e-6)
-    # by hand: 0.5 * (4 log 2 + log(1 + e^2) + log(1 + e) + 4 log(1 + e)) / 4
-    assert auxiliary.loss(logits, targets).item() == pytest.approx(1.4332, abs=1e-4)
-    with pytest.raises(ConfigError, match="model.auxiliary_weight=-1"):
-        AuxiliaryBCE(["promo"], weight=-1)
 
 
 def test_bce_with_pos_weight_matches_hand_computation() -> None:

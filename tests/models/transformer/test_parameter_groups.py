@@ -10,6 +10,8 @@ from toxmod.models.transformer.backbones import StudentArchitecture, build_class
 from toxmod.models.transformer.parameter_groups import parameter_groups, scale_learning_rates
 from toxmod.models.transformer.schedules import linear_warmup
 
+pytestmark = pytest.mark.data_free
+
 EXCLUDE = ("bias", "LayerNorm.weight")
 
 

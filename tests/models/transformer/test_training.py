@@ -13,30 +13,32 @@ import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
 
-from tests.helpers import compose_train, davidson_slice, run_cli, stored_runs, tracking_overrides
-from toxmod.errors import ConfigError
-from toxmod.evaluate import evaluate_run, load_run
+from tests.conftest import SharedRun
+from tests.helpers import (
+    JANITR_SLICE,
+    TINY_STUDENT,
+    compose_train,
+    davidson_slice,
+    janitr_frame,
+    run_cli,
+    run_entry,
+    stored_runs,
+    tracking_overrides,
+)
+from toxmod.errors import ConfigError, TrainingError
 from toxmod.models import load_scorer
 from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
 from toxmod.models.transformer.training import default_monitor, train_subsample
-from toxmod.train import train
-
-TINY_STUDENT = [
-    "model=student",
-    "student=tiny",
-    "model.max_length=48",
-    "model.batch_size=16",
-    "model.eval_batch_size=64",
-    "hardware.num_workers=0",
-    "bootstrap=0",
-]
-JANITR_SLICE = ["data=janitr", "data.max_rows=600"]
+from toxmod.runs import load_run
+from toxmod.stages.evaluate import evaluate_run
+from toxmod.stages.train import train
 
 
 @pytest.mark.slow
-def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store: dict[str, str]) -> None:
-    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=2", *tracking_overrides(store)])
-    result = train(cfg, tmp_path / "run")
+def test_multilabel_student_run_is_recorded_and_reproduced(
+    tmp_path: Path, tiny_student_run: SharedRun
+) -> None:
+    result, store = tiny_student_run.result, tiny_student_run.store
     run = MlflowClient(store["uri"]).get_run(result.run_id)
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
@@ -61,7 +63,7 @@ def test_multilabel_student_run_is_recorded_and_reproduced(tmp_path: Path, store
 
     evaluation = evaluate_run(result.run_dir)
     assert evaluation.reproduced and evaluation.max_difference == 0.0
-    by_run_id = run_cli(
+    by_run_id = run_entry(
         "evaluate", f"run={result.run_id}", *tracking_overrides(store), f"paths.output_dir={tmp_path}"
     )
     assert by_run_id.returncode == 0 and "reproduced: max |difference|" in by_run_id.stdout
@@ -142,9 +144,8 @@ def test_auxiliary_tags_train_extra_heads_that_are_cut_before_saving(tmp_path: P
 
 
 @pytest.mark.slow
-def test_student_tokenizer_is_trained_on_the_train_split_only(tmp_path: Path) -> None:
-    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_steps=2", "tracking=none"])
-    run = load_run(train(cfg, tmp_path / "run").run_dir)
+def test_student_tokenizer_is_trained_on_the_train_split_only(tiny_student_run: SharedRun) -> None:
+    run = load_run(tiny_student_run.result.run_dir)
     saved = run.scorer.tokenizer.get_vocab()
     settings = {"vocab_size": 2000, "min_frequency": 2, "lowercase": True}
     train_texts = list(run.part("train").texts)
@@ -241,9 +242,9 @@ def test_two_chunks_of_50_steps_equal_one_run_of_100(tmp_path: Path, store: dict
 def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: dict[str, str]) -> None:
     outputs = tmp_path / "outputs"
     common = [*JANITR_SLICE, *TINY_STUDENT, *tracking_overrides(store), f"paths.output_dir={outputs}"]
-    first = run_cli("train", *common, "trainer.max_steps=4")
+    first = run_entry("train", *common, "trainer.max_steps=4")
     assert first.returncode == 0, first.stderr[-2000:]
-    second = run_cli("train", *common, "trainer.max_steps=8", "resume=last")
+    second = run_entry("train", *common, "trainer.max_steps=8", "resume=last")
     assert second.returncode == 0, second.stderr[-2000:]
     run_dirs = [p.parent.parent for p in outputs.glob("train/*/checkpoints/last.ckpt")]
     assert len(run_dirs) == 1  # the second chunk wrote into the first run's directory
@@ -251,11 +252,11 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     assert metrics["train/global_steps"] == 8
     runs = stored_runs(store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    missing = run_cli("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
+    missing = run_entry("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
 
     # resume=<run dir> continues the run with its own settings: no need to repeat its overrides.
-    third = run_cli("train", f"resume={run_dirs[0]}", "trainer.max_steps=12")
+    third = run_entry("train", f"resume={run_dirs[0]}", "trainer.max_steps=12")
     assert third.returncode == 0, third.stderr[-2000:]
     metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
     assert metrics["train/global_steps"] == 12 and metrics["train/rows_used"] == 377  # the 600-row slice
@@ -264,12 +265,12 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
 
     # An override that would change the run is refused before the finished chunk is touched.
     manifest = (run_dirs[0] / "split" / "MANIFEST.json").read_bytes()
-    other_split = run_cli("train", *common, "data.max_rows=500", f"resume={run_dirs[0]}")
+    other_split = run_entry("train", *common, "data.max_rows=500", f"resume={run_dirs[0]}")
     assert other_split.returncode == 2
     assert "resume: a resumed run keeps its own settings, and data.max_rows=500 (the run: 600)" in (
         other_split.stderr
     )
-    other_heads = run_cli("train", "data.auxiliary.min_train_count=3", f"resume={run_dirs[0]}")
+    other_heads = run_entry("train", "data.auxiliary.min_train_count=3", f"resume={run_dirs[0]}")
     assert other_heads.returncode == 2
     assert "data.auxiliary.min_train_count=3 (the run: 20)" in other_heads.stderr
     assert (run_dirs[0] / "split" / "MANIFEST.json").read_bytes() == manifest
@@ -286,13 +287,13 @@ def test_resume_in_a_sweep_finds_each_jobs_own_run(tmp_path: Path, store: dict[s
         f"paths.output_dir={tmp_path / 'outputs'}",
         f"paths.multirun_dir={tmp_path / 'multirun'}",
     ]
-    first = run_cli("train", *common, "seed=0,1", "trainer.max_steps=4")
+    first = run_entry("train", *common, "seed=0,1", "trainer.max_steps=4")
     assert first.returncode == 0, first.stderr[-2000:]
     started = {r.data.params["seed"]: r.info.run_id for r in stored_runs(store)}
     assert set(started) == {"0", "1"}
 
     # The interrupted sweep again, one job more: seeds 0 and 1 continue their own runs, 2 starts.
-    again = run_cli("train", *common, "seed=0,1,2", "trainer.max_steps=8", "resume=auto")
+    again = run_entry("train", *common, "seed=0,1,2", "trainer.max_steps=8", "resume=auto")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resume=auto: no checkpointed run of this job" in again.stdout  # seed 2
     runs = stored_runs(store)
@@ -300,7 +301,14 @@ def test_resume_in_a_sweep_finds_each_jobs_own_run(tmp_path: Path, store: dict[s
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.metrics["train/global_steps"] for r in runs} == {8.0}
 
-    other = run_cli("train", *common[1:], "seed=5", "resume=last")
+    # The same sweep once more: every job already finished what it asks for, so nothing runs.
+    records = sorted((tmp_path / "multirun").glob("train/*/*/holdout_eval.json"))
+    before = [path.stat().st_mtime_ns for path in records]
+    done = run_entry("train", *common, "seed=0,1,2", "trainer.max_steps=8", "resume=auto")
+    assert done.returncode == 0 and done.stdout.count("this job already finished") == 3
+    assert [path.stat().st_mtime_ns for path in records] == before and len(stored_runs(store)) == 3
+
+    other = run_entry("train", *common[1:], "seed=5", "resume=last")
     assert other.returncode == 2
     assert "resume=last: no checkpointed run of this job" in other.stderr
     assert "seed=5 (the run: " in other.stderr
@@ -316,7 +324,7 @@ def test_ddp_on_cpu_with_two_processes_and_exact_resume(tmp_path: Path, store: d
         "trainer.max_epochs=2",
         *tracking_overrides(store),
     ]
-    result = run_cli("train", *common, f"paths.output_dir={tmp_path / 'whole'}")
+    result = run_entry("train", *common, f"paths.output_dir={tmp_path / 'whole'}")
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = next((tmp_path / "whole").glob("train/*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -329,10 +337,12 @@ def test_ddp_on_cpu_with_two_processes_and_exact_resume(tmp_path: Path, store: d
     assert len(history) == 2 and MlflowClient(store["uri"]).get_run(run_id).info.status == "FINISHED"
 
     # Chunked: 8 steps, then resumed to the end. Each rank's RNG state rides in the checkpoint
-    # (the ranks draw different dropout masks), so the result equals the run in one go.
-    chunked = [*common, f"paths.output_dir={tmp_path / 'chunked'}"]
-    assert run_cli("train", *chunked, "trainer.max_steps=8").returncode == 0
-    resumed = run_cli("train", *chunked, "resume=last")
+    # (the ranks draw different dropout masks), so the result equals the run in one go. The chunks
+    # use ddp_fork: the same launcher as ddp_spawn with forked workers, which start in a second
+    # instead of re-importing torch, Lightning and transformers.
+    chunked = [*common, "hardware.strategy=ddp_fork", f"paths.output_dir={tmp_path / 'chunked'}"]
+    assert run_entry("train", *chunked, "trainer.max_steps=8").returncode == 0
+    resumed = run_entry("train", *chunked, "resume=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     chunked_dir = next((tmp_path / "chunked").glob("train/*/checkpoints")).parent
     chunked_metrics = json.loads((chunked_dir / "metrics.json").read_text())
@@ -423,7 +433,7 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     saved_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert saved_step >= 5 and (saved_step % 5 == 0 or saved_step % 24 == 0)  # periodic or epoch end
     target = saved_step + 7
-    resumed = run_cli("train", *common, f"trainer.max_steps={target}", "resume=last")
+    resumed = run_entry("train", *common, f"trainer.max_steps={target}", "resume=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = json.loads((last.parent.parent / "metrics.json").read_text())
     assert metrics["train/global_steps"] == target
@@ -433,15 +443,22 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("interrupt_after", "presses", "saved_step"),
+    ("interrupt_after", "presses", "saved_step", "run"),
     [
-        (24, 1, 24),  # the last batch of epoch 1: saved at the epoch end, after its validation
-        (30, 1, 30),  # mid-epoch
-        (30, 2, 24),  # a second Ctrl-C stops at once: back to the epoch-end checkpoint
+        (24, 1, 24, run_entry),  # the last batch of epoch 1: saved at the epoch end, after its validation
+        (30, 1, 30, run_cli),  # mid-epoch, in a real process (a terminal's Ctrl-C)
+        (30, 2, 24, run_entry),  # a second Ctrl-C stops at once: back to the epoch-end checkpoint
     ],
+    ids=["epoch-end", "mid-epoch-process", "twice"],
 )
 def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, store: dict[str, str], interrupt_after: int, presses: int, saved_step: int
+    tmp_path: Path,
+    store: dict[str, str],
+    sigint_restored: None,
+    interrupt_after: int,
+    presses: int,
+    saved_step: int,
+    run,  # noqa: ANN001 - run_entry (this process) or run_cli (a new one)
 ) -> None:
     outputs = tmp_path / "outputs"
     common = [
@@ -453,7 +470,7 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
         f"paths.output_dir={outputs}",
         f"paths.multirun_dir={tmp_path / 'multirun'}",
     ]
-    interrupted = run_cli(
+    interrupted = run(
         "train",
         *common,
         "+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtStep",
@@ -492,3 +509,66 @@ def test_ctrl_c_stays_ignored_when_the_run_started_with_it_ignored(tmp_path: Pat
     finally:
         signal.signal(signal.SIGINT, previous)
     assert result.metrics["train/global_steps"] == 6 and not (tmp_path / "run" / "FAILED").exists()
+
+
+@pytest.mark.slow
+def test_scoring_stays_on_the_cpu_when_hardware_says_cpu(
+    tiny_student_run: SharedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from toxmod.hardware import CPU
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    scorer = load_scorer(tiny_student_run.result.run_dir / "model")
+    scorer.place_on(CPU)  # what hardware=cpu resolves to
+    scores = scorer.predict_scores(["claim your airdrop now", "good morning"])
+    assert scores.shape == (2, 2) and next(scorer.model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_the_reason(tmp_path: Path, store: dict[str, str]) -> None:
+    no_clipping = ["model.optimizer.lr=1e4", "trainer.gradient_clip_val=null", "trainer.max_epochs=1"]
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, *no_clipping, *tracking_overrides(store)])
+    with pytest.raises(TrainingError, match=r"training diverged: train/loss is nan at step \d+"):
+        train(cfg, tmp_path / "run")
+    assert [r.info.status for r in stored_runs(store)] == ["FAILED"]
+    assert "training diverged" in (tmp_path / "run" / "FAILED").read_text()
+
+
+@pytest.mark.slow
+def test_an_undefined_monitored_metric_stops_the_run(tmp_path: Path) -> None:
+    # A valid split without a single scam post: recall at the FPR budget is undefined (it was 0.0,
+    # and the checkpoint monitor then compared zeros).
+    frame = janitr_frame()
+    frame = frame[frame.split != "none"].sample(n=600, random_state=0)
+    frame = frame[~((frame.split == "valid") & (frame.scam == "1"))]
+    frame.to_csv(tmp_path / "no_valid_scam.csv", index=False)
+    data = ["data=janitr", f"data.path={tmp_path / 'no_valid_scam.csv'}"]
+    cfg = compose_train([*data, *TINY_STUDENT, "trainer.max_epochs=1", "tracking=none"])
+    with pytest.raises(TrainingError, match="valid/scam/recall_at_fpr is NaN at step 2"):
+        train(cfg, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_checkpoint_selection_uses_the_threshold_configs_fpr_budget(tmp_path: Path) -> None:
+    from toxmod.calibration import threshold_at_fpr
+
+    optuna = ["threshold=optuna", "threshold.n_trials=3", f"threshold.storage=sqlite:///{tmp_path / 'o.db'}"]
+    budget = ["threshold.per_label={scam: 0.2}"]  # topic_crypto keeps threshold.target_fpr (0.02)
+    cfg = compose_train(
+        [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=1", *optuna, *budget, "tracking=none"]
+    )
+    result = train(cfg, tmp_path / "run")
+    run = load_run(result.run_dir)
+    valid = run.part("valid")
+    scores = run.scorer.predict_scores(list(valid.texts))  # the one validation's weights
+
+    def recall_at(column: int, fpr: float) -> float:
+        return threshold_at_fpr(scores[:, column], valid.targets[:, column].astype(bool), fpr)[1][
+            "fit_recall"
+        ]
+
+    assert recall_at(0, 0.2) != recall_at(0, 0.02)
+    # Lightning keeps the monitored value as float32.
+    assert result.metrics["valid/best_monitored"] == pytest.approx(recall_at(0, 0.2), abs=1e-6)

@@ -95,10 +95,11 @@ def _looks_like_path(name: str) -> bool:
 
 def _from_hub(name: str, key: str) -> str:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return snapshot_download(name, local_files_only=True)
-    except Exception:  # not in the local cache
+    except LocalEntryNotFoundError:  # not in the local cache: try the Hub below
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise ConfigError(
@@ -107,11 +108,11 @@ def _from_hub(name: str, key: str) -> str:
         )
     try:
         return snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
-    except Exception as error:
+    except Exception as error:  # network, auth and offline-mode errors differ by huggingface_hub version
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
             f"{key}={name} could not be downloaded ({reason[:120]}); " + HUB_CACHE_HINT.format(name=name)
-        ) from None
+        ) from error
 
 
 POOLED_HEAD_FILE = "pooled_head.safetensors"
@@ -131,13 +132,20 @@ class MeanPoolClassifier(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_outputs)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool = False
+    ) -> Any:
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        encoded = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states
+        )
+        states = encoded.last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return SequenceClassifierOutput(logits=self.head(self.dropout(pooled)))
+        return SequenceClassifierOutput(
+            logits=self.head(self.dropout(pooled)), hidden_states=encoded.hidden_states
+        )
 
     def save_pretrained(self, directory: str) -> None:
         from safetensors.torch import save_file

@@ -56,6 +56,32 @@ class TokenizedTexts(Dataset):
         return item
 
 
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token id lists padded to the longest: ``(input_ids, attention_mask)``, int64 numpy arrays."""
+    width = max(len(ids) for ids in sequences)
+    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def scoring_batches(
+    tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int
+) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Texts tokenized once, sorted by length and padded per batch: ``(row indices, ids, mask)``.
+
+    Plain numpy, so any runtime (torch, ONNX Runtime) scores the same batches.
+    """
+    encoded = TokenizedTexts.encode(tokenizer, texts, max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    return [
+        (rows, *pad_batch([encoded.input_ids[i] for i in rows], pad_id))
+        for rows in bucketed_batches(encoded.lengths, batch_size, rng=None)
+    ]
+
+
 class PadCollator:
     """Pads a batch to its own longest sequence (dynamic padding)."""
 
@@ -63,14 +89,8 @@ class PadCollator:
         self.pad_id = pad_id
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(item["input_ids"]) for item in items)
-        input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, item in enumerate(items):
-            ids = item["input_ids"]
-            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        input_ids, attention_mask = pad_batch([item["input_ids"] for item in items], self.pad_id)
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
         for key in ("targets", "auxiliary"):
             if key in items[0]:
                 batch[key] = torch.stack([item[key] for item in items])

@@ -1,17 +1,19 @@
 """The Lightning pieces of a fine-tune: data module, classifier module, tracker logger, callbacks.
 
-Validation computes the operating point every epoch: thresholds at the target FPR on valid, then
-``valid/<decision>/recall_at_fpr`` and ``valid/macro_f1`` for checkpoint selection.
+Validation computes the operating point every epoch (the ``ValidationMetrics`` the stage hands over:
+thresholds at the target FPR on valid, then ``valid/<decision>/recall_at_fpr``, macro F1, ...) for
+checkpoint selection.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,9 +23,9 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from toxmod.calibration.thresholds import TargetFPRThresholds
 from toxmod.data.schemes import LabelScheme
-from toxmod.evaluation import evaluate_predictions
+from toxmod.errors import TrainingError
+from toxmod.models.base import MetricsLogger, ValidationMetrics
 from toxmod.models.transformer.batching import (
     BucketBatchSampler,
     PadCollator,
@@ -31,7 +33,8 @@ from toxmod.models.transformer.batching import (
     TokenizedTexts,
     bucketed_batches,
 )
-from toxmod.models.transformer.objectives import AuxiliaryBCE, Objective
+from toxmod.models.transformer.losses import ModelOutput, WeightedLoss
+from toxmod.models.transformer.objectives import Objective
 from toxmod.models.transformer.parameter_groups import parameter_groups, scale_learning_rates
 
 RNG_STATE_KEY = "toxmod_rng_states"
@@ -140,34 +143,39 @@ class KeepsRngStates:
 
 
 class TextClassifierModule(KeepsRngStates, pl.LightningModule):
-    """An HF sequence classifier trained with a scheme's objective; validation at the operating point.
+    """An HF sequence classifier trained on a weighted sum of named loss terms; validation at the
+    operating point.
 
-    With ``auxiliary`` heads the model has extra outputs after the scheme's: their loss is added in
-    training; validation, thresholds and scores see the scheme's outputs only.
+    The model may have more outputs than the scheme (auxiliary heads after the scheme's); validation,
+    thresholds and scores see the scheme's outputs only. ``monitored`` names the validation metrics
+    that select checkpoints: one that comes out NaN stops the run with the reason, as does a
+    non-finite loss (a diverged run must never be kept as "best").
     """
 
     def __init__(
         self,
         model: torch.nn.Module,
+        loss: WeightedLoss,
         objective: Objective,
         optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None,
+        scheduler: Callable[..., Any],
         total_steps: int,
-        target_fpr: float,
+        validation: ValidationMetrics | None = None,
         valid_targets: np.ndarray | None = None,
+        monitored: Sequence[str] = (),
         weight_decay_exclude: tuple[str, ...] = ("bias", "LayerNorm.weight", "layer_norm.weight"),
-        auxiliary: AuxiliaryBCE | None = None,
         layer_lr_decay: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.loss = loss
         self.objective = objective
-        self.auxiliary = auxiliary
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.total_steps = total_steps
-        self.target_fpr = target_fpr
+        self.validation = validation
         self.valid_targets = valid_targets
+        self.monitored = tuple(monitored)
         self.weight_decay_exclude = weight_decay_exclude
         self.layer_lr_decay = layer_lr_decay
         self._valid_logits: list[torch.Tensor] = []
@@ -178,22 +186,28 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
     def scheme(self) -> LabelScheme:
         return self.objective.scheme
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The scheme's logits (auxiliary outputs, if any, are left out)."""
-        return self._all_logits(input_ids, attention_mask)[:, : self.objective.n_outputs]
-
-    def _all_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden_states: bool = False
+    ) -> ModelOutput:
+        """Every output's logits, and the hidden states when asked for."""
+        output = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=hidden_states
+        )
+        states = tuple(output.hidden_states) if hidden_states else None
+        return ModelOutput(output.logits, attention_mask, states)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> torch.Tensor:
-        logits = self._all_logits(batch["input_ids"], batch["attention_mask"])
-        n_outputs = self.objective.n_outputs
-        loss = self.objective.loss(logits[:, :n_outputs], batch["targets"])
-        if self.auxiliary is not None:
-            auxiliary_loss = self.auxiliary.loss(logits[:, n_outputs:], batch["auxiliary"])
-            self.log("train/auxiliary_loss", auxiliary_loss, batch_size=len(logits))
-            loss = loss + auxiliary_loss
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        output = self(batch["input_ids"], batch["attention_mask"], self.loss.needs_hidden_states)
+        loss, terms = self.loss(output, batch)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"training diverged: train/loss is {float(loss.detach())} at step {self.global_step} "
+                "(lower model.optimizer.lr, or check the data)"
+            )
+        size = len(output.logits)
+        for name, value in terms.items():
+            self.log(f"train/loss/{name}", value, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Mapping[str, torch.Tensor], batch_index: int) -> None:
@@ -207,7 +221,7 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
         self._last_batch_end = None
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_index: int) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self(batch["input_ids"], batch["attention_mask"]).logits[:, : self.objective.n_outputs]
         self._valid_losses.append(self.objective.loss(logits, batch["targets"]).detach() * len(logits))
         self._valid_logits.append(logits.detach().float().cpu())
 
@@ -218,52 +232,38 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
         logits = torch.cat(self._valid_logits)
         scores = np.empty((len(order), logits.shape[1]), dtype=np.float64)
         scores[order] = self.objective.scores(logits).numpy()
-        targets = self.valid_targets
-        loss = torch.stack(self._valid_losses).sum() / len(order)
+        loss = float(torch.stack(self._valid_losses).sum() / len(order))
         self._valid_logits.clear()
         self._valid_losses.clear()
-        metrics = validation_metrics(self.scheme, scores, targets, self.target_fpr)
-        metrics["valid/loss"] = float(loss)
+        metrics = {
+            **(self.validation(scores, self.valid_targets) if self.validation else {}),
+            "valid/loss": loss,
+        }
+        undefined = [name for name in ("valid/loss", *self.monitored) if math.isnan(metrics.get(name, 0.0))]
+        if undefined:
+            raise TrainingError(
+                f"{undefined[0]} is NaN at step {self.global_step}: "
+                + (
+                    "training diverged (lower model.optimizer.lr)"
+                    if undefined[0] == "valid/loss"
+                    else "it is undefined on this valid split (a label without positives or negatives?); "
+                    "choose another checkpoint.monitor"
+                )
+            )
         self.log_dict(metrics, prog_bar=False, batch_size=1)
         self._last_batch_end = None  # validation time is not training throughput
 
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(self.model, self.weight_decay_exclude, self.layer_lr_decay)
         optimizer = scale_learning_rates(self.optimizer_factory(groups))
-        if self.scheduler_factory is None:
-            return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-VALIDATION_SUMMARY_METRICS = ("macro_f1", "mean_roc_auc")
-
-
-def validation_metric_names(scheme: LabelScheme) -> list[str]:
-    """Every metric a validation logs: what ``checkpoint.monitor`` / early stopping can watch."""
-    summary = [f"valid/{name}" for name in VALIDATION_SUMMARY_METRICS + (scheme.headline_name,)]
-    return [f"valid/{name}/recall_at_fpr" for name in scheme.decision_names] + summary + ["valid/loss"]
-
-
-def validation_metrics(
-    scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, target_fpr: float
-) -> dict[str, float]:
-    """``valid/<decision>/recall_at_fpr`` (thresholds chosen on valid itself), macro F1 and ROC-AUC."""
-    thresholds = TargetFPRThresholds(target_fpr, fit_split="valid").fit(scheme, scores, targets)
-    values = evaluate_predictions(scheme, scores, targets, thresholds.as_array(), 0, 0)
-    metrics = {
-        f"valid/{name}/recall_at_fpr": float(thresholds.details[name]["fit_recall"])
-        for name in thresholds.names
-    }
-    for name in VALIDATION_SUMMARY_METRICS + (scheme.headline_name,):
-        metrics[f"valid/{name}"] = float(values.get(name, np.nan))
-    return {k: (0.0 if np.isnan(v) else v) for k, v in metrics.items()}
 
 
 class TrackerLogger(Logger):
     """Lightning metrics (epoch curves, train loss) into the run's own tracker, keyed by global step."""
 
-    def __init__(self, tracker: Any) -> None:
+    def __init__(self, tracker: MetricsLogger) -> None:
         super().__init__()
         self.tracker = tracker
 

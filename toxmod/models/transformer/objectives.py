@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from toxmod.data.schemes import LabelScheme, MultiLabelScheme
+from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 
 AUTO_WEIGHT_LIMIT = 100.0
@@ -95,37 +95,6 @@ class LevelsCrossEntropy(Objective):
         counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(scheme.output_names))
         balanced = len(targets) / (len(counts) * np.maximum(counts, 1))
         return np.clip(balanced, 1.0 / AUTO_WEIGHT_LIMIT, AUTO_WEIGHT_LIMIT)
-
-
-class AuxiliaryBCE:
-    """Training-only sigmoid heads on auxiliary tags (``data.auxiliary``), whatever the scheme.
-
-    Loss: ``weight`` x the multi-label BCE over the tags (``pos_weight`` = negatives / positives on
-    train); it is added to the scheme's objective. The heads are extra outputs after the scheme's own.
-    """
-
-    def __init__(self, names: Sequence[str], weight: float, pos_weight: np.ndarray | None = None) -> None:
-        if weight < 0:
-            raise ConfigError(f"model.auxiliary_weight={weight}; expected a weight >= 0")
-        self.names = list(names)
-        self.weight = float(weight)
-        self.bce = MultiLabelBCE(MultiLabelScheme(self.names), pos_weight)
-
-    @classmethod
-    def from_train(cls, names: Sequence[str], targets: np.ndarray, weight: float) -> AuxiliaryBCE:
-        """Heads for ``names`` with ``pos_weight`` from the train split's auxiliary targets."""
-        return cls(names, weight, negatives_per_positive(targets))
-
-    @property
-    def pos_weight(self) -> torch.Tensor | None:
-        return self.bce.weights
-
-    def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
-        return self.bce.target_tensor(targets)
-
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Weighted mean BCE of a batch (``logits``: the auxiliary outputs only)."""
-        return self.weight * self.bce.loss(logits, targets)
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"multilabel": MultiLabelBCE, "levels": LevelsCrossEntropy}

@@ -18,9 +18,10 @@ import torch
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
+from toxmod.models.transformer.encoder import EncoderSpec
 from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint
+from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.models.transformer.schedules import linear_warmup
-from toxmod.models.transformer.scorer import TransformerScorer
 
 
 class MaskedLMModule(KeepsRngStates, pl.LightningModule):
@@ -39,21 +40,6 @@ class MaskedLMModule(KeepsRngStates, pl.LightningModule):
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
         scheduler = linear_warmup(optimizer, self.total_steps, self.warmup_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def masked_lm_model(scorer: TransformerScorer, texts: Sequence[str]) -> tuple[Any, Any]:
-    """(tokenizer, masked-LM model) from the model config's weight source (a student starts from scratch)."""
-    from transformers import AutoModelForMaskedLM, BertForMaskedLM
-
-    from toxmod.models.transformer.backbones import StudentArchitecture
-    from toxmod.models.transformer.tokenization import load_tokenizer, train_wordpiece_tokenizer
-
-    source = scorer.weight_source()
-    if source == "student":
-        tokenizer = train_wordpiece_tokenizer(texts, **scorer._tokenizer_settings())
-        student = {**(scorer.student or {}), "vocab_size": len(tokenizer)}
-        return tokenizer, BertForMaskedLM(StudentArchitecture(**student).bert_config(1))
-    return load_tokenizer(source), AutoModelForMaskedLM.from_pretrained(source)
 
 
 def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
@@ -76,7 +62,8 @@ def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
 
 
 def pretrain(
-    scorer: TransformerScorer,
+    encoder: EncoderSpec,
+    recipe: FineTuneRecipe,
     texts: Sequence[str],
     out_dir: Path,
     hardware: HardwareSettings,
@@ -85,7 +72,9 @@ def pretrain(
     last_checkpoint: Path | None = None,
     resume_from: Path | None = None,
 ) -> dict[str, float]:
-    """Run masked-LM training on ``texts`` and save weights + tokenizer to ``out_dir``.
+    """Run masked-LM training of ``encoder`` on ``texts`` and save weights + tokenizer to ``out_dir``.
+
+    From ``recipe``: the seed, the default batch size and the length-bucketing pool.
 
     ``last_checkpoint`` is where ``last.ckpt`` goes (``settings["every_n_steps"]`` apart);
     ``resume_from`` continues from such a checkpoint. The LR schedule spans ``max_epochs``
@@ -97,10 +86,12 @@ def pretrain(
 
     quiet_libraries()
     check_pretrain_settings(settings)
-    pl.seed_everything(scorer.seed, workers=True, verbose=False)
-    tokenizer, model = masked_lm_model(scorer, texts)
-    encoded = TokenizedTexts.encode(tokenizer, texts, scorer.max_length)
-    batch_size = int(settings.get("batch_size", scorer.batch_size))
+    pl.seed_everything(recipe.seed, workers=True, verbose=False)
+    source = encoder.weight_source()
+    tokenizer = encoder.build_tokenizer(texts, source)
+    model = encoder.build_masked_lm(tokenizer, source)
+    encoded = TokenizedTexts.encode(tokenizer, texts, encoder.max_length)
+    batch_size = int(settings.get("batch_size", recipe.batch_size))
     limits = {
         "max_epochs": int(settings.get("max_epochs", 1) or -1),
         "max_steps": int(settings.get("max_steps", -1) or -1),
@@ -123,8 +114,8 @@ def pretrain(
     sampler = BucketBatchSampler(
         encoded.lengths,
         batch_size,
-        scorer.seed,
-        scorer.pool_batches,
+        recipe.seed,
+        recipe.pool_batches,
         position=lambda: (trainer.current_epoch, progress.current.completed),
     )
     collate = DataCollatorForLanguageModeling(
@@ -135,7 +126,7 @@ def pretrain(
         batch_sampler=sampler,
         collate_fn=lambda items: collate([{"input_ids": i["input_ids"]} for i in items]),
         # Not the global RNG: a (re)started iterator must not shift the masking draws.
-        generator=torch.Generator().manual_seed(scorer.seed),
+        generator=torch.Generator().manual_seed(recipe.seed),
     )
     total_steps = planned_steps(len(sampler), limits, prefix="pretrain")
     module = MaskedLMModule(

@@ -1,47 +1,46 @@
-"""One Lightning fine-tune: tokenize, build data/module/trainer from the run's config, fit, keep the best.
+"""One Lightning fine-tune: tokenize, build data, module and trainer from the parts, fit, keep the best.
 
-Checkpoints live in ``<run_dir>/checkpoints``: ``best-step=<n>.ckpt`` (the monitored operating-point
-metric), ``last.ckpt`` (every ``checkpoint.every_n_steps`` steps, every epoch end, when
-``max_steps`` ends a chunk and on the first Ctrl-C) -- ``resume=last`` continues from it with
-optimizer, scheduler, RNG and data position.
+Checkpoints go where the ``FitContext`` says (the run record names them): ``best-step=<n>.ckpt`` (the
+monitored operating-point metric) and the last checkpoint (every ``checkpoint.every_n_steps``
+steps, every epoch end, when ``max_steps`` ends a chunk and on the first Ctrl-C) -- ``resume=``
+continues from it with optimizer, scheduler, RNG and data position.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
-from toxmod.hardware import HardwareSettings
-from toxmod.models.base import FitContext
+from toxmod.models.base import FitContext, FitReport
+from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
-from toxmod.models.transformer.objectives import AuxiliaryBCE, objective_for
-from toxmod.models.transformer.schedules import linear_warmup
-from toxmod.runs import CHECKPOINT_DIR, LAST_CHECKPOINT
+from toxmod.models.transformer.encoder import EncoderSpec
+from toxmod.models.transformer.losses import AuxiliaryLoss, HardLabelLoss, LossTerm, WeightedLoss
+from toxmod.models.transformer.objectives import objective_for
+from toxmod.models.transformer.recipe import FineTuneRecipe
+from toxmod.progress import console
 
-if TYPE_CHECKING:
-    from toxmod.models.transformer.scorer import TransformerScorer
-
-CPU_HARDWARE = HardwareSettings("cpu", 1, "32-true", os.cpu_count() or 1, 0)
+LAST_CHECKPOINT_NAME = "last.ckpt"  # used only when the context names no checkpoint files
 
 
 @dataclass(frozen=True)
-class FitOutcome:
-    """The checkpoint whose weights the scorer now holds (None: the final weights) and fit numbers."""
+class FineTuned:
+    """What a fine-tune produced: the selected weights (auxiliary heads cut), the tokenizer, a report."""
 
-    best_checkpoint: str | None
-    summary: dict[str, float] = field(default_factory=dict)
+    model: Any
+    tokenizer: Any
+    report: FitReport
 
 
 def default_monitor(scheme: LabelScheme) -> str:
@@ -50,31 +49,34 @@ def default_monitor(scheme: LabelScheme) -> str:
     return f"valid/{decision}/recall_at_fpr"
 
 
-def check_fit_settings(scorer: TransformerScorer, scheme: LabelScheme, context: FitContext) -> None:
+def monitored_metrics(scheme: LabelScheme, context: FitContext) -> list[str]:
+    """The validation metrics that select checkpoints (checkpoint monitor, early-stopping monitor)."""
+    monitor = context.checkpoint.monitor or default_monitor(scheme)
+    names = [monitor]
+    if context.early_stopping.enabled and context.early_stopping.monitor:
+        names.append(context.early_stopping.monitor)
+    return names
+
+
+def check_fit_settings(recipe: FineTuneRecipe, scheme: LabelScheme, context: FitContext) -> None:
     """Settings that would otherwise fail deep in Lightning, or only after an epoch of training.
 
-    The optimizer and scheduler are built once on a dummy parameter, so a bad learning rate or
-    schedule argument is reported with its config key before anything is trained.
+    Needs no data: the stage calls it (through ``TransformerScorer.check_settings``) before reading any.
     """
-    from toxmod.models.transformer.lightning_parts import validation_metric_names
-
-    dummy = [torch.nn.Parameter(torch.zeros(1))]
-    try:
-        optimizer = (scorer.optimizer or _default_optimizer)(dummy)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"model.optimizer: {error}") from None
-    try:
-        (scorer.scheduler if scorer.scheduler is not None else linear_warmup)(optimizer, total_steps=10)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"model.scheduler: {error}") from None
+    recipe.check_factories()
     trainer = context.trainer
     require_positive_int("trainer.accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1))
     for key in ("max_epochs", "max_steps"):
         require_int_or_open(f"trainer.{key}", trainer.get(key))
-    known = validation_metric_names(scheme)
+    require_epochs_or_steps(
+        "trainer", trainer.get("max_epochs", recipe.max_epochs), trainer.get("max_steps", -1)
+    )
+    if context.validation_metrics is None:
+        return
+    known = [*context.validation_metrics.names, "valid/loss"]
     watched = {
-        "checkpoint.monitor": context.checkpoint.get("monitor"),
-        "early_stopping.monitor": (context.early_stopping or {}).get("monitor"),
+        "checkpoint.monitor": context.checkpoint.monitor,
+        "early_stopping.monitor": context.early_stopping.monitor,
     }
     for key, name in watched.items():
         if name and str(name).startswith("valid/") and name not in known:
@@ -95,72 +97,85 @@ def planned_steps(batches_per_epoch: int, trainer_cfg: Mapping[str, Any], prefix
 
 
 def fine_tune(
-    scorer: TransformerScorer,
+    encoder: EncoderSpec,
+    recipe: FineTuneRecipe,
     texts: list[str],
     targets: np.ndarray,
     scheme: LabelScheme,
     context: FitContext,
-) -> FitOutcome:
-    """Fit ``scorer`` (its model and tokenizer are built here) and leave the selected weights in it."""
+) -> FineTuned:
+    """Build the encoder's tokenizer and classifier, train them, and return the selected weights."""
     import lightning.pytorch as pl
 
     from toxmod.models.transformer.lightning_parts import TextClassifierModule, TextDataModule
 
     quiet_libraries()
-    check_fit_settings(scorer, scheme, context)
-    hardware = context.hardware or CPU_HARDWARE
-    auxiliary_names, auxiliary_values = _auxiliary_targets(scorer, context, len(texts))
+    check_fit_settings(recipe, scheme, context)
+    hardware = context.hardware
+    auxiliary_names, auxiliary_values = _auxiliary_targets(recipe, context, len(texts))
     texts, targets, auxiliary_values = train_subsample(
-        texts, targets, scorer.max_train_rows, scorer.seed, auxiliary_values
+        texts, targets, recipe.max_train_rows, recipe.seed, auxiliary_values
     )
-    pl.seed_everything(scorer.seed, workers=True, verbose=False)
-    scorer.build(texts, scheme, auxiliary_names)
-    objective = objective_for(scheme, scorer.label_weights, targets)
+    pl.seed_everything(recipe.seed, workers=True, verbose=False)
+    source = encoder.weight_source()
+    tokenizer = encoder.build_tokenizer(texts, source)
+    n_outputs = len(scheme.output_names)
+    model = encoder.build_classifier(tokenizer, source, n_outputs + len(auxiliary_names))
+    _name_outputs(model, [*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])
+    objective = objective_for(scheme, recipe.label_weights, targets)
+    terms: list[LossTerm] = [HardLabelLoss(objective)]
     auxiliary = None
     if auxiliary_values is not None:
-        auxiliary = AuxiliaryBCE.from_train(auxiliary_names, auxiliary_values, scorer.auxiliary_weight)
+        auxiliary = AuxiliaryLoss.from_train(
+            auxiliary_names, n_outputs, auxiliary_values, recipe.auxiliary_weight
+        )
+        terms.append(auxiliary)
     train = TokenizedTexts.encode(
-        scorer.tokenizer,
+        tokenizer,
         texts,
-        scorer.max_length,
+        encoder.max_length,
         objective.target_tensor(targets),
         None if auxiliary is None else auxiliary.target_tensor(auxiliary_values),
     )
     valid = None
-    if context.valid_texts is not None and len(context.valid_texts):
+    if context.validation is not None and len(context.validation.texts):
         valid = TokenizedTexts.encode(
-            scorer.tokenizer,
-            context.valid_texts,
-            scorer.max_length,
-            objective.target_tensor(context.valid_targets),
+            tokenizer,
+            context.validation.texts,
+            encoder.max_length,
+            objective.target_tensor(context.validation.targets),
         )
     data = TextDataModule(
         train,
         valid,
-        scorer.tokenizer.pad_token_id or 0,
-        scorer.batch_size,
-        scorer.eval_batch_size,
-        scorer.seed,
+        tokenizer.pad_token_id or 0,
+        recipe.batch_size,
+        recipe.eval_batch_size,
+        recipe.seed,
         hardware.num_workers,
-        scorer.pool_batches,
+        recipe.pool_batches,
     )
-    trainer_cfg = {"max_epochs": scorer.max_epochs, **context.trainer}
+    trainer_cfg = {"max_epochs": recipe.max_epochs, **context.trainer}
     if valid is None:
         trainer_cfg["limit_val_batches"] = 0
     total_steps = planned_steps(data.batches_per_epoch(hardware.processes), trainer_cfg)
     module = TextClassifierModule(
-        scorer.model,
+        model,
+        WeightedLoss(terms),
         objective,
-        scorer.optimizer or _default_optimizer,
-        scorer.scheduler if scorer.scheduler is not None else linear_warmup,
+        recipe.optimizer,
+        recipe.scheduler,
         total_steps,
-        context.target_fpr,
-        None if context.valid_targets is None else np.asarray(context.valid_targets),
-        auxiliary=auxiliary,
-        layer_lr_decay=scorer.layer_lr_decay,
+        validation=context.validation_metrics if valid is not None else None,
+        valid_targets=None if valid is None else np.asarray(context.validation.targets),
+        monitored=monitored_metrics(scheme, context) if valid is not None else (),
+        layer_lr_decay=recipe.layer_lr_decay,
     )
-    run_dir = Path(context.run_dir) if context.run_dir else Path(tempfile.mkdtemp(prefix="toxmod-fit-"))
-    callbacks, best = _callbacks(run_dir / CHECKPOINT_DIR, scheme, context, has_valid=valid is not None)
+    checkpoint_dir = context.checkpoint_dir or Path(tempfile.mkdtemp(prefix="toxmod-fit-"))
+    last_checkpoint = context.last_checkpoint or checkpoint_dir / LAST_CHECKPOINT_NAME
+    callbacks, best = _callbacks(
+        checkpoint_dir, last_checkpoint, scheme, context, has_valid=valid is not None
+    )
     trainer = pl.Trainer(
         accelerator=hardware.accelerator,
         devices=hardware.devices,
@@ -168,7 +183,7 @@ def fine_tune(
         precision=hardware.precision,
         logger=_logger(context),
         callbacks=[*callbacks, *context.callbacks],
-        default_root_dir=str(run_dir),
+        default_root_dir=str(checkpoint_dir.parent),
         enable_model_summary=False,
         enable_progress_bar=True,
         num_sanity_val_steps=0,
@@ -183,17 +198,23 @@ def fine_tune(
     if best_path:
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
-    scorer.model = module.model.cpu().eval()
-    scorer.drop_auxiliary_outputs(scheme)
+    model = keep_first_outputs(module.model.cpu().eval(), n_outputs, n_outputs + len(auxiliary_names))
+    _name_outputs(model, scheme.output_names)
     summary = {
         "train/rows_used": float(len(texts)),
         "train/auxiliary_targets": float(len(auxiliary_names)),
-        **_progress(trainer, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        **_progress(trainer, last_checkpoint),
         "train/planned_steps": float(total_steps),
     }
     if best is not None and best.best_model_score is not None:
         summary["valid/best_monitored"] = float(best.best_model_score)
-    return FitOutcome(best_path, summary)
+    artifacts = {"checkpoints": Path(best_path)} if best_path else {}
+    return FineTuned(model, tokenizer, FitReport(summary, artifacts))
+
+
+def _name_outputs(model: Any, names: list[str]) -> None:
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
 
 
 def train_subsample(
@@ -217,19 +238,20 @@ def train_subsample(
 
 
 def _auxiliary_targets(
-    scorer: TransformerScorer, context: FitContext, n_rows: int
+    recipe: FineTuneRecipe, context: FitContext, n_rows: int
 ) -> tuple[list[str], np.ndarray | None]:
     """The auxiliary tags to train heads on (none when absent or ``model.auxiliary_weight=0``)."""
     auxiliary = context.auxiliary
-    if auxiliary is None or not auxiliary.names or not scorer.auxiliary_weight:
+    if auxiliary is None or not auxiliary.names or not recipe.auxiliary_weight:
         return [], None
     if len(auxiliary) != n_rows:
         raise ValueError(f"{len(auxiliary)} auxiliary target rows for {n_rows} train texts")
+    console.print(f"auxiliary heads (training only): {len(auxiliary.names)} tags {auxiliary.names}")
     return list(auxiliary.names), auxiliary.values
 
 
 def _progress(trainer: Any, last_checkpoint: Path) -> dict[str, float]:
-    """Steps and epochs trained; read from ``last.ckpt`` when training ran in spawned DDP workers."""
+    """Steps and epochs trained; read from the last checkpoint when training ran in spawned DDP workers."""
     step, epoch = trainer.global_step, trainer.current_epoch
     if step == 0 and last_checkpoint.is_file():
         state = torch.load(last_checkpoint, map_location="cpu", weights_only=False, mmap=True)
@@ -250,29 +272,23 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def _default_optimizer(params: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=5e-5, weight_decay=0.01)
-
-
 def _logger(context: FitContext) -> Any:
     from toxmod.models.transformer.lightning_parts import TrackerLogger
 
-    if context.tracker is None or not getattr(context.tracker, "enabled", False):
+    if context.metrics_logger is None or not context.metrics_logger.enabled:
         return False
-    return TrackerLogger(context.tracker)
+    return TrackerLogger(context.metrics_logger)
 
 
 def _callbacks(
-    directory: Path, scheme: LabelScheme, context: FitContext, has_valid: bool
+    directory: Path, last_checkpoint: Path, scheme: LabelScheme, context: FitContext, has_valid: bool
 ) -> tuple[list[Any], Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
     from toxmod.models.transformer.lightning_parts import LastCheckpoint
 
-    settings = dict(context.checkpoint)
-    monitor = settings.get("monitor") or default_monitor(scheme)
-    mode = str(settings.get("mode", "max"))
-    every_n_steps = settings.get("every_n_steps")
+    settings = context.checkpoint
+    monitor = settings.monitor or default_monitor(scheme)
     callbacks: list[Any] = [RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50)]
     best = None
     if has_valid:
@@ -281,15 +297,22 @@ def _callbacks(
             filename="best-step={step}",
             auto_insert_metric_name=False,
             monitor=monitor,
-            mode=mode,
+            mode=settings.mode,
             save_top_k=1,
-            save_weights_only=bool(settings.get("best_weights_only", True)),
+            save_weights_only=settings.best_weights_only,
         )
         callbacks.append(best)
-        early = dict(context.early_stopping or {})
-        if early.pop("enabled", False):
-            callbacks.append(EarlyStopping(monitor=early.pop("monitor", None) or monitor, mode=mode, **early))
+        early = context.early_stopping
+        if early.enabled:
+            callbacks.append(
+                EarlyStopping(
+                    monitor=early.monitor or monitor,
+                    mode=settings.mode,
+                    patience=early.patience,
+                    min_delta=early.min_delta,
+                )
+            )
     # After the best checkpoint (Lightning keeps checkpoint callbacks in this order, at the end), so
-    # the epoch-end last.ckpt already holds this validation's best score.
-    callbacks.append(LastCheckpoint(str(directory / LAST_CHECKPOINT), every_n_steps))
+    # the epoch-end last checkpoint already holds this validation's best score.
+    callbacks.append(LastCheckpoint(str(last_checkpoint), settings.every_n_steps))
     return callbacks, best

@@ -1,15 +1,15 @@
-"""Run tracking: MLflow against a local SQLite store by default, or nothing (``tracking=none``)."""
+"""The write side of run tracking: MLflow (a local SQLite store by default) or nothing (tracking=none)."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from toxmod.errors import is_interrupt
+from toxmod.runs.store import NoStore, RunStore, open_client
 
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
@@ -38,6 +38,10 @@ class NullTracker:
     run_id: str | None = None
     enabled = False
 
+    def store(self) -> NoStore:
+        """Nothing recorded, so nothing to read back."""
+        return NoStore()
+
     @contextlib.contextmanager
     def run(
         self,
@@ -64,16 +68,22 @@ class MlflowTracker:
     enabled = True
 
     def __init__(self, uri: str, artifact_root: str | None = None, experiment: str = "toxmod") -> None:
-        from mlflow.tracking import MlflowClient
-
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
         self.uri = uri
         self.artifact_root = artifact_root
         self.experiment_name = experiment
-        self.client = MlflowClient(tracking_uri=uri)
+        self._client: Any = None
         self.run_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """The MLflow client, opened on first use: a run that fails on its config touches no store."""
+        if self._client is None:
+            self._client = open_client(self.uri)
+        return self._client
+
+    def store(self) -> RunStore:
+        """The read side of the same tracking store."""
+        return RunStore(self.uri)
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
@@ -86,13 +96,7 @@ class MlflowTracker:
 
     def __getstate__(self) -> dict[str, Any]:
         # The client holds a database engine; worker processes (DDP spawn) open their own.
-        return {k: v for k, v in self.__dict__.items() if k != "client"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from mlflow.tracking import MlflowClient
-
-        self.__dict__.update(state)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        return {**self.__dict__, "_client": None}
 
     @contextlib.contextmanager
     def run(

@@ -1,0 +1,99 @@
+"""The package's dependency direction: data -> models -> calibration/evaluation -> runs -> stages -> entry
+points, with no import loop. Every import counts, also those inside functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from toxmod.paths import PACKAGE_DIR
+
+pytestmark = pytest.mark.data_free
+
+# Lowest first; a module may import its own layer and the layers below, never above.
+LAYERS = [
+    ("toxmod.errors", "toxmod.paths", "toxmod.hardware", "toxmod.progress", "toxmod.config", "toxmod.conf"),
+    ("toxmod.data",),
+    ("toxmod.splits",),
+    ("toxmod.models",),
+    ("toxmod.evaluation", "toxmod.calibration"),
+    ("toxmod.runs",),
+    ("toxmod.reports",),
+    ("toxmod.stages",),
+    ("toxmod.train", "toxmod.evaluate", "toxmod.split", "toxmod.compare", "toxmod.pretrain"),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in PACKAGE_DIR.rglob("*.py")}
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The toxmod modules ``path`` imports (``from toxmod.x import y`` counts ``toxmod.x.y`` if a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found |= {name for name in names if name in known}
+    return found
+
+
+def layer_of(module: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    known = set(found)
+    return {name: imports_of(path, known) - {name} for name, path in found.items() if name != "toxmod"}
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in graph().items()
+        for target in targets
+        if target != "toxmod" and layer_of(target) > layer_of(module)
+    ]
+    assert upward == []
+
+
+def test_there_is_no_import_loop() -> None:
+    edges = graph()
+    loops, state = [], dict.fromkeys(edges, 0)  # 0 new, 1 on the path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == 1:
+                loops.append(" -> ".join([*path[path.index(target) :], target]))
+            elif state.get(target) == 0:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if state[module] == 0:
+            visit(module, [module])
+    assert loops == []
+
+
+def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text("def f():\n    from toxmod.runs import record\n    import toxmod.stages.train\n")
+    known = {"toxmod.runs", "toxmod.runs.record", "toxmod.stages.train"}
+    assert imports_of(source, known) == known
+    assert layer_of("toxmod.models.transformer.training") < layer_of("toxmod.runs.record")

@@ -1,0 +1,1 @@
+"""Hydra config groups shipped with the package; ``hydra.main(config_path="conf")`` reads them."""

@@ -1,0 +1,118 @@
+"""The training loss as named, weighted terms: ``hard`` (the scheme's labels), ``auxiliary`` (training-only
+tag heads), and whatever a recipe adds (distillation terms).
+
+Each term computes its own unweighted mean loss from the model's output and the batch; ``WeightedLoss``
+sums ``weight x term`` in one place and returns every term's value, so each is logged by name
+(``train/loss/<name>``). A term that reads hidden states says so (``needs_hidden_states``), and only
+then does the forward pass return them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from toxmod.data.schemes import MultiLabelScheme
+from toxmod.errors import ConfigError
+from toxmod.models.transformer.objectives import MultiLabelBCE, Objective, negatives_per_positive
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One forward pass: every output's logits (the scheme's first, then auxiliary heads), the
+    hidden states (embeddings first, then each layer) when asked for, and the attention mask."""
+
+    logits: torch.Tensor
+    attention_mask: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class LossTerm(ABC):
+    """One named part of the training loss; ``weight`` scales it in the sum."""
+
+    name: str
+    needs_hidden_states: bool = False
+
+    def __init__(self, weight: float = 1.0) -> None:
+        if weight < 0:
+            raise ConfigError(f"loss term {self.name!r}: weight {weight}; expected a weight >= 0")
+        self.weight = float(weight)
+
+    @abstractmethod
+    def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The term's unweighted mean loss over the batch."""
+
+
+class HardLabelLoss(LossTerm):
+    """The scheme's objective (per-label BCE or cross-entropy over levels) on the true labels."""
+
+    name = "hard"
+
+    def __init__(self, objective: Objective, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.objective = objective
+
+    def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.objective.loss(output.logits[:, : self.objective.n_outputs], batch["targets"])
+
+
+class AuxiliaryLoss(LossTerm):
+    """Mean BCE of the training-only tag heads (``data.auxiliary``), whatever the scheme.
+
+    The heads are the outputs after the scheme's own; ``pos_weight`` = negatives / positives on train.
+    """
+
+    name = "auxiliary"
+
+    def __init__(
+        self, names: Sequence[str], first_output: int, weight: float, pos_weight: np.ndarray | None = None
+    ) -> None:
+        if weight < 0:
+            raise ConfigError(f"model.auxiliary_weight={weight}; expected a weight >= 0")
+        super().__init__(weight)
+        self.names = list(names)
+        self.first_output = first_output
+        self.bce = MultiLabelBCE(MultiLabelScheme(self.names), pos_weight)
+
+    @classmethod
+    def from_train(
+        cls, names: Sequence[str], first_output: int, targets: np.ndarray, weight: float
+    ) -> AuxiliaryLoss:
+        """Heads for ``names`` with ``pos_weight`` from the train split's auxiliary targets."""
+        return cls(names, first_output, weight, negatives_per_positive(targets))
+
+    @property
+    def pos_weight(self) -> torch.Tensor | None:
+        return self.bce.weights
+
+    def target_tensor(self, targets: np.ndarray) -> torch.Tensor:
+        return self.bce.target_tensor(targets)
+
+    def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.bce.loss(output.logits[:, self.first_output :], batch["auxiliary"])
+
+
+class WeightedLoss:
+    """The training loss: ``sum(weight x term)`` over named terms, with each term's value kept."""
+
+    def __init__(self, terms: Sequence[LossTerm]) -> None:
+        names = [term.name for term in terms]
+        if not terms or len(set(names)) != len(names):
+            raise ValueError(f"loss terms must be non-empty with unique names, got {names}")
+        self.terms = list(terms)
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        return any(term.needs_hidden_states for term in self.terms)
+
+    def __call__(
+        self, output: ModelOutput, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total loss and ``{term name: unweighted value}``."""
+        values = {term.name: term(output, batch) for term in self.terms}
+        total = sum(term.weight * values[term.name] for term in self.terms)
+        return total, values

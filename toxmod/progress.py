@@ -1,0 +1,43 @@
+"""The terminal: one console for every module, and a scoring progress bar (texts/s).
+
+Below the models in the layering, so a model can show progress without importing reports or runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+# Wide enough for the per-label table when output is piped to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a task (``texts/s``)."""
+
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.speed or 0:>7.0f} texts/s")
+
+
+@contextlib.contextmanager
+def scoring_progress(total: int, show: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar with texts/s for scoring; yields ``advance(n_texts)`` (silent off a terminal)."""
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
+    with Progress(
+        *columns, console=console, transient=True, disable=not (show and console.is_terminal)
+    ) as bar:
+        task = bar.add_task("scoring", total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,281 @@
+"""Jobs and resumption: which run is "this job's", and where a chunked, killed or finished run stands.
+
+A job is a resolved config minus the keys a later chunk may change (how far to train, where it runs
+and is recorded): its **job key** is the SHA-256 of that config. Every run directory's saved
+``config.yaml`` gives its job key, so a stage can find this job's runs -- checkpointed *and*
+finished ones -- whatever the run directory is called.
+
+``resume=``:
+
+* ``auto`` -- a finished run of this job asked for the same extent (``trainer.max_steps``,
+  ``max_epochs``) is skipped; else the newest checkpointed run of the job continues; else a new run
+  starts. Re-running an interrupted sweep with ``resume=auto`` finishes exactly what is missing.
+* ``last`` -- the newest checkpointed run of this job continues (refused, naming the differing
+  keys, when there is none).
+* ``<checkpoint>``, ``<run dir>``, ``<run id>`` -- that run continues.
+
+A resumed run writes into its original run directory and tracking run, with its own saved config;
+overrides may change only the free keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.errors import ConfigError
+from toxmod.progress import console
+from toxmod.runs.record import RunDir
+from toxmod.runs.store import NoStore, RunStore
+from toxmod.runs.tracking import flatten
+
+# Keys a resumed chunk may change (prefixes end with "."); every other resolved key must match.
+RESUME_FREE_KEYS = (
+    "resume",
+    "trainer.max_steps",
+    "trainer.max_epochs",
+    "model.max_epochs",
+    "pretrain.max_steps",
+    "pretrain.max_epochs",
+    "data.path",  # the same rows are checked by the split hash (check_resumable)
+    "checkpoint.",
+    "early_stopping.",
+    "callbacks.",
+    "paths.",
+    "hardware.",
+    "tracking.",
+    "bootstrap",
+    "evaluate_splits",
+    "run_name",
+    "tags",
+    "optimized_metric",
+)
+# How far a job trains: a finished run answers a request for the same extent only.
+EXTENT_KEYS = (
+    "trainer.max_steps",
+    "trainer.max_epochs",
+    "model.max_epochs",
+    "pretrain.max_steps",
+    "pretrain.max_epochs",
+)
+# Settings of one chunk, never inherited from the run's previous chunk (absent: the defaults).
+CHUNK_KEYS = ("resume", "trainer.max_steps", "pretrain.max_steps", "callbacks")
+AUTO = "auto"
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The run directory to continue in, the checkpoint to load and the tracking run to reopen."""
+
+    run_dir: Path
+    checkpoint: Path
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """This job already has a finished run for the same request: nothing to compute."""
+
+    run_dir: Path
+
+
+def _flat(cfg: DictConfig) -> dict[str, str]:
+    return flatten(OmegaConf.to_container(cfg, resolve=True), limit=None)
+
+
+def _free_to_change(key: str) -> bool:
+    # "callbacks." also covers "callbacks" itself (an empty group flattens to its own name).
+    return any(
+        key == free.rstrip(".") or (free.endswith(".") and key.startswith(free)) for free in RESUME_FREE_KEYS
+    )
+
+
+def job_key(cfg: DictConfig) -> str:
+    """SHA-256 of the resolved config without the free keys: the same job gets the same key."""
+    kept = {key: value for key, value in _flat(cfg).items() if not _free_to_change(key)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _extent(cfg: DictConfig) -> dict[str, Any]:
+    return {key: OmegaConf.select(cfg, key, default=None) for key in EXTENT_KEYS}
+
+
+def job_differences(previous: DictConfig, current: DictConfig) -> dict[str, tuple[str, str]]:
+    """``{key: (previous, current)}`` for resolved keys that differ, outside ``RESUME_FREE_KEYS``."""
+    before, now = _flat(previous), _flat(current)
+    return {
+        key: (before.get(key, "<absent>"), now.get(key, "<absent>"))
+        for key in sorted(set(before) | set(now))
+        if not _free_to_change(key) and before.get(key) != now.get(key)
+    }
+
+
+def describe_differences(differences: dict[str, tuple[str, str]], shown: int = 3) -> str:
+    """``key=now (the run: before), ...`` for the first ``shown`` differences."""
+    parts = [f"{key}={now} (the run: {before})" for key, (before, now) in differences.items()]
+    return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    run: RunDir
+    config: DictConfig
+    mtime: float
+
+
+def _runs_of_task(cfg: DictConfig) -> list[_Candidate]:
+    """Run directories under outputs/ and multirun/ of the same task, model and data as ``cfg``.
+
+    A run directory is one with ``tracking.json`` (written when the run starts): copies of a run's
+    files (downloaded artifacts) and Hydra's own ``.hydra/config.yaml`` are not runs.
+    """
+    found = []
+    for root in (Path(cfg.paths.output_dir), Path(cfg.paths.multirun_dir)):
+        for tracking_file in root.glob(f"**/{RunDir.TRACKING}"):
+            run = RunDir(tracking_file.parent)
+            saved = run.saved_config()
+            if saved is not None and _task_model_and_data(saved) == _task_model_and_data(cfg):
+                found.append(_Candidate(run, saved, run.config.stat().st_mtime))
+    return found
+
+
+def _task_model_and_data(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    return cfg.get("task_name"), cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
+
+
+def resolve_resume(
+    spec: str, cfg: DictConfig, store: RunStore | NoStore | None = None
+) -> ResumePoint | FinishedJob | None:
+    """Turn ``resume=`` into what to do (one-line ConfigError when nothing matches).
+
+    None: start a new run (``resume=auto`` and this job has no run to continue).
+    """
+    if spec in ("last", AUTO):
+        return _this_job(cfg, auto=spec == AUTO)
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".ckpt":
+        return _point(RunDir(path.parent.parent), path)
+    if path.is_dir():
+        return _point(RunDir(path), None)
+    return _point(_run_dir_of_run_id(spec, store), None)
+
+
+def _this_job(cfg: DictConfig, auto: bool) -> ResumePoint | FinishedJob | None:
+    key, extent = job_key(cfg), _extent(cfg)
+    candidates = _runs_of_task(cfg)
+    same_job = [c for c in candidates if job_key(c.config) == key]
+    if auto:
+        done = [c for c in same_job if c.run.finished and _extent(c.config) == extent]
+        if done:
+            return FinishedJob(max(done, key=lambda c: c.mtime).run.path)
+    checkpointed = [c for c in same_job if c.run.last_checkpoint.is_file()]
+    if checkpointed:
+        newest = max(checkpointed, key=lambda c: c.run.last_checkpoint.stat().st_mtime)
+        return _point(newest.run, None)
+    reason = _no_run_reason(cfg, [c for c in candidates if c.run.last_checkpoint.is_file()])
+    if not auto:
+        raise ConfigError(f"resume=last: {reason}")
+    console.print(f"resume=auto: {reason.split(';')[0]}; starting a new run")
+    return None
+
+
+def _no_run_reason(cfg: DictConfig, checkpointed: list[_Candidate]) -> str:
+    where = f"under {cfg.paths.output_dir} or {cfg.paths.multirun_dir}"
+    if not checkpointed:
+        checkpoint = f"{RunDir.CHECKPOINTS}/{RunDir.LAST_CHECKPOINT}"
+        return f"no run of model={cfg.model.name} data={cfg.data.name} has {checkpoint} {where}"
+    newest = max(checkpointed, key=lambda c: c.mtime)
+    return (
+        f"no checkpointed run of this job; the newest of model={cfg.model.name} data={cfg.data.name} "
+        f"({newest.run.path}) differs: {describe_differences(job_differences(newest.config, cfg))}; "
+        "to continue that run, pass resume=<its run dir> without those overrides"
+    )
+
+
+def _point(run: RunDir, checkpoint: Path | None) -> ResumePoint:
+    checkpoint = checkpoint or run.last_checkpoint
+    if not checkpoint.is_file():
+        raise ConfigError(f"resume: {checkpoint} does not exist (nothing to resume in {run.path})")
+    return ResumePoint(run.path.resolve(), checkpoint.resolve(), run.tracking_record().get("run_id"))
+
+
+def _run_dir_of_run_id(run_id: str, store: RunStore | NoStore | None) -> RunDir:
+    if store is None or isinstance(store, NoStore):
+        raise ConfigError(f"resume={run_id}: not a checkpoint or run directory (and tracking=none)")
+    if not store.has_run(run_id):
+        raise ConfigError(f"resume={run_id}: not a checkpoint, a run directory or a run id in {store.uri}")
+    run_dir = store.get(run_id).tags.get("run_dir")
+    if not run_dir or not Path(run_dir).is_dir():
+        raise ConfigError(f"resume={run_id}: the run's directory {run_dir} is not on this machine")
+    return RunDir(Path(run_dir))
+
+
+def resumed_config(
+    run_dir: Path, current: DictConfig, explicit_overrides: Sequence[str] | None = None
+) -> DictConfig:
+    """The config a resumed chunk runs with: the run's own, plus the allowed overrides of ``current``.
+
+    So ``resume=<run dir> trainer.max_steps=N`` continues the run as it was configured without
+    repeating its overrides. ``CHUNK_KEYS`` always come from ``current``; overrides of the other
+    ``RESUME_FREE_KEYS`` apply; one that changes any other key is refused, naming it.
+    ``explicit_overrides`` are the command line's; ``None`` (a config composed in Python) takes
+    every free key from ``current`` and refuses every other difference.
+    """
+    saved = RunDir(run_dir).saved_config()
+    if saved is None:
+        return current
+    keys = None if explicit_overrides is None else [_override_key(o) for o in explicit_overrides]
+    differences = {
+        key: values
+        for key, values in job_differences(saved, current).items()
+        if keys is None or any(key == k or key.startswith(f"{k}.") for k in keys)
+    }
+    if differences:
+        raise ConfigError(
+            f"resume: a resumed run keeps its own settings, and {describe_differences(differences)} "
+            "differ; drop them, or start a new run"
+        )
+    resolved = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
+    merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
+    for key in resolved:  # config keys added since the run was made
+        if key not in merged:
+            merged[key] = resolved[key]
+    if keys is None:
+        applied = [free.rstrip(".") for free in RESUME_FREE_KEYS]
+    else:
+        applied = [key for key in keys if _free_to_change(key)]
+    for key in {*CHUNK_KEYS, *applied}:
+        if (
+            OmegaConf.select(merged, key, default=_ABSENT) is _ABSENT
+            and OmegaConf.select(resolved, key, default=_ABSENT) is _ABSENT
+        ):
+            continue  # a key of another entry point (e.g. pretrain.* in a fine-tune)
+        value = OmegaConf.select(resolved, key, default=None)
+        OmegaConf.update(merged, key, value, merge=False, force_add=True)
+    return merged
+
+
+def _override_key(override: str) -> str:
+    """``+a.b=1`` / ``~a.b`` / ``model=minilm`` -> the key it sets."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def check_resumable(run_dir: Path, sha256: str, key: str = "split_sha256", what: str = "split") -> None:
+    """A resumed run must train on the same split (or DAPT corpus): it may have changed on disk since.
+
+    ``key`` names the hash in the run's ``tracking.json``. (Its settings, the auxiliary heads'
+    included, are the run's own: ``resumed_config``.)
+    """
+    previous = RunDir(run_dir).tracking_record().get(key)
+    if previous and previous != sha256:
+        raise ConfigError(
+            f"resume: the {what} changed (sha256 {sha256[:12]} vs the run's {previous[:12]}); "
+            f"a resumed run must train on the same {what}"
+        )

@@ -1,0 +1,298 @@
+"""The run record: what a run directory holds, how it is written, and how a finished run is opened again.
+
+Every stage reads and writes run directories through ``RunDir`` (the one list of file names), so the
+layout lives here and nowhere else. ``holdout_eval.json`` marks a finished run: it is written last,
+after the tracking store has the run FINISHED (``mark_finished``), so a run killed at any point is
+never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.calibration import Thresholds
+from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
+from toxmod.errors import ConfigError, ToxmodError, is_interrupt
+from toxmod.models import Scorer, load_scorer
+from toxmod.progress import console
+from toxmod.runs.store import NoStore, RunStore
+from toxmod.splits import Split, read_split_folder
+
+EVALUATION_SPLIT = "holdout"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one run directory (a training run, a DAPT run, or a downloaded copy of one)."""
+
+    path: Path
+
+    MODEL = "model"
+    THRESHOLDS = "thresholds.json"
+    METRICS = "metrics.json"
+    HOLDOUT_EVAL = "holdout_eval.json"
+    CONFIG = "config.yaml"
+    FAILED = "FAILED"
+    SPLIT = "split"
+    LEAKAGE = "leakage.json"
+    TRACKING = "tracking.json"
+    CHECKPOINTS = "checkpoints"
+    LAST_CHECKPOINT = "last.ckpt"
+    PENDING = ".pending"  # the finished marker waits here until the tracking store has the run FINISHED
+    DAPT_RECORD = "dapt.json"
+    DAPT_MODEL = "dapt_model"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def model(self) -> Path:
+        return self.path / self.MODEL
+
+    @property
+    def thresholds(self) -> Path:
+        return self.path / self.THRESHOLDS
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def holdout_eval(self) -> Path:
+        return self.path / self.HOLDOUT_EVAL
+
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def failed(self) -> Path:
+        return self.path / self.FAILED
+
+    @property
+    def split(self) -> Path:
+        return self.path / self.SPLIT
+
+    @property
+    def leakage(self) -> Path:
+        return self.path / self.LEAKAGE
+
+    @property
+    def tracking(self) -> Path:
+        return self.path / self.TRACKING
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / self.LAST_CHECKPOINT
+
+    @property
+    def finished(self) -> bool:
+        """The run's result marker is in place: ``holdout_eval.json`` (training) or ``dapt.json`` (DAPT)."""
+        return self.holdout_eval.is_file() or (self.path / self.DAPT_RECORD).is_file()
+
+    def tracking_record(self) -> dict[str, Any]:
+        """``tracking.json`` (run id, input hashes, job key, process), or {} when absent."""
+        return json.loads(self.tracking.read_text()) if self.tracking.is_file() else {}
+
+    def saved_config(self) -> DictConfig | None:
+        return OmegaConf.load(self.config) if self.config.is_file() else None
+
+
+def git_sha(root: Path) -> str:
+    """The checkout's commit (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_json(path: Path, payload: Any) -> Path:
+    """Write JSON (NaN written as null) and return the path."""
+    path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_tracking(run: RunDir, run_id: str | None, **values: Any) -> None:
+    """``tracking.json``: the tracking run id, the inputs' hashes, the job key and the process."""
+    process = {"pid": os.getpid(), "host": socket.gethostname()}
+    write_json(run.tracking, {"run_id": run_id, **values, **process})
+
+
+def record_failure(run: RunDir, error: BaseException) -> None:
+    """Write ``FAILED`` (why the run stopped); a Ctrl-C also prints how to continue it."""
+    if is_interrupt(error):
+        message = "interrupted (Ctrl-C)"
+        if run.last_checkpoint.is_file():
+            message += f"; continue it with resume={run.path}"
+        console.print(message)
+    else:
+        message = f"{type(error).__name__}: {error}"
+    run.failed.write_text(message + "\n")
+
+
+def prefixed(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{"scam/recall": x}`` -> ``{"holdout/scam/recall": x}``."""
+    return {f"{split}/{name}": value for name, value in metrics.items()}
+
+
+def holdout_eval_record(
+    split_sha256: str,
+    data_sha256: str,
+    model: str,
+    thresholds: Mapping[str, float],
+    metrics: Mapping[str, float],
+) -> dict[str, Any]:
+    """The contents of ``holdout_eval.json``: the holdout metrics, without their ``holdout/`` prefix."""
+    prefix = f"{EVALUATION_SPLIT}/"
+    return {
+        "split_sha256": split_sha256,
+        "data_sha256": data_sha256,
+        "model": model,
+        "thresholds": dict(thresholds),
+        "metrics": {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+    }
+
+
+def finish_run_record(
+    run: RunDir, tracker: Any, metrics: Mapping[str, float], record: dict[str, Any], step: int = 0
+) -> None:
+    """Write metrics, log everything to the tracker, and stage ``holdout_eval.json`` for ``mark_finished``.
+
+    ``step``: the training step the final numbers belong to (after a trainer's epoch curves).
+    """
+    write_json(run.metrics, metrics)
+    tracker.log_metrics(metrics, step=step)
+    tracker.log_artifacts(run.model, RunDir.MODEL)
+    tracker.log_artifacts(run.split, RunDir.SPLIT)
+    for path in (run.thresholds, run.metrics, run.config, run.leakage):
+        tracker.log_artifact(path)
+    tracker.log_artifact(stage_marker(run, RunDir.HOLDOUT_EVAL, record))
+
+
+def stage_marker(run: RunDir, name: str, payload: Any) -> Path:
+    """Write a result marker (``holdout_eval.json``, ``dapt.json``) where it does not count yet.
+
+    ``mark_finished`` moves it into the run directory once the tracking run has ended FINISHED.
+    """
+    pending = run.path / RunDir.PENDING
+    pending.mkdir(exist_ok=True)
+    return write_json(pending / name, payload)
+
+
+def mark_finished(run: RunDir) -> None:
+    """Move the staged markers into place: from now on the run counts as finished.
+
+    Called after the tracking run has ended FINISHED; a run killed before this has no marker.
+    """
+    pending = run.path / RunDir.PENDING
+    for staged in sorted(pending.iterdir()):
+        os.replace(staged, run.path / staged.name)
+    pending.rmdir()
+
+
+def reopen(run: RunDir) -> None:
+    """A resumed run is unfinished again until its new chunk ends: its markers are removed."""
+    for marker in (run.holdout_eval, run.failed, run.path / RunDir.DAPT_RECORD):
+        marker.unlink(missing_ok=True)
+    shutil.rmtree(run.path / RunDir.PENDING, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A finished run rebuilt from its files: config, data, split, model, thresholds (notebooks too)."""
+
+    directory: Path
+    config: DictConfig
+    dataset: LabeledDataset
+    split: Split
+    scorer: Scorer
+    thresholds: Thresholds
+
+    def part(self, subset: str) -> LabeledDataset:
+        """The rows of one split (train, valid, calib or holdout)."""
+        if subset not in SPLIT_NAMES:
+            raise ConfigError(f"subset={subset!r}; expected one of {list(SPLIT_NAMES)}")
+        return self.split.part(self.dataset, subset)
+
+    def recorded_metrics(self, subset: str) -> dict[str, float]:
+        """What the run recorded for ``subset`` (holdout: ``holdout_eval.json``; others: ``metrics.json``)."""
+        run = RunDir(self.directory)
+        if subset == EVALUATION_SPLIT:
+            return json.loads(run.holdout_eval.read_text())["metrics"]
+        prefix = f"{subset}/"
+        everything = json.loads(run.metrics.read_text())
+        return {k.removeprefix(prefix): v for k, v in everything.items() if k.startswith(prefix)}
+
+
+def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> RunDir:
+    """A local, finished run directory for ``ref``: a run directory, or a run id's files downloaded."""
+    candidate = Path(ref).expanduser()
+    if candidate.is_dir():
+        run = RunDir(candidate)
+        if not run.holdout_eval.is_file():
+            raise ToxmodError(
+                f"run directory {candidate} has no {RunDir.HOLDOUT_EVAL}: the run did not finish"
+            )
+        return run
+    if isinstance(store, NoStore):
+        raise ConfigError(f"run={ref}: not a run directory (and tracking=none cannot look up run ids)")
+    try:
+        stored = store.get(str(ref))
+    except ToxmodError:
+        raise ToxmodError(f"run={ref}: neither a run directory nor a run id in {store.uri}") from None
+    if not stored.finished:
+        raise ToxmodError(f"MLflow run {ref} has status {stored.status}; only FINISHED runs can be opened")
+    return RunDir(store.download(stored.run_id, cache_dir / stored.run_id))
+
+
+def load_run(
+    ref: str | Path, store: RunStore | NoStore | None = None, cache_dir: Path | None = None
+) -> LoadedRun:
+    """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified."""
+    if store is None and not Path(ref).expanduser().is_dir():
+        raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
+    run = locate_run(ref, store or NoStore(), cache_dir or Path(".") / "runs")
+    cfg = OmegaConf.load(run.config)
+    dataset = build_dataset(cfg.data)
+    split, _ = read_split_folder(run.split, dataset)
+    return LoadedRun(run.path, cfg, dataset, split, load_scorer(run.model), Thresholds.load(run.thresholds))

@@ -1,0 +1,152 @@
+"""The read side of the tracking store: get a run, search runs, download a run's files.
+
+Stages (evaluate, compare, resume, and later select and report) read MLflow only through a
+``RunStore``; none of them touches an MLflow client. ``tracking=none`` gives a ``NoStore``, which
+answers every lookup with one line saying why it cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toxmod.errors import ConfigError, ToxmodError
+
+FINISHED = "FINISHED"
+
+
+def open_client(uri: str) -> Any:
+    """An MLflow client for ``uri``, with MLflow's and its migrations' INFO lines kept out of the output."""
+    from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # after the import: importing mlflow sets its logger's level
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=uri)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What the store holds about one run (a plain copy, independent of MLflow's classes)."""
+
+    run_id: str
+    status: str
+    experiment_id: str
+    name: str
+    start_time: int
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    @property
+    def split_sha256(self) -> str | None:
+        return self.tags.get("split_sha256")
+
+
+def _stored(run: Any) -> StoredRun:
+    return StoredRun(
+        run_id=run.info.run_id,
+        status=run.info.status,
+        experiment_id=run.info.experiment_id,
+        name=run.info.run_name or "",
+        start_time=int(run.info.start_time or 0),
+        tags=dict(run.data.tags),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+    )
+
+
+class RunStore:
+    """An MLflow tracking store (SQLite file or server), read only."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._opened: Any = None
+
+    @property
+    def _client(self) -> Any:
+        if self._opened is None:  # opened on first use: building a store object reads nothing
+            self._opened = open_client(self.uri)
+        return self._opened
+
+    def get(self, run_id: str) -> StoredRun:
+        """The run with this id: a one-line ToxmodError when the store has none; other errors propagate."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _stored(self._client.get_run(run_id))
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise ToxmodError(f"run={run_id!r}: no such run in {self.uri}") from None
+            raise
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store knows ``run_id`` (database errors propagate)."""
+        try:
+            self.get(run_id)
+        except ToxmodError:
+            return False
+        return True
+
+    def experiment_ids(self, names: Sequence[str] | None = None) -> list[str]:
+        """Ids of the named experiments (all when None); unknown names are a one-line error."""
+        if not names:
+            return [e.experiment_id for e in self._client.search_experiments()]
+        found = {name: self._client.get_experiment_by_name(name) for name in names}
+        missing = [name for name, experiment in found.items() if experiment is None]
+        if missing:
+            raise ToxmodError(f"experiments={missing} not found in the tracking store {self.uri}")
+        return [experiment.experiment_id for experiment in found.values()]
+
+    def search(
+        self,
+        experiments: Sequence[str] | None = None,
+        status: str | None = FINISHED,
+        tags: Mapping[str, str] | None = None,
+        max_results: int = 50,
+    ) -> list[StoredRun]:
+        """Runs newest first, filtered by status and exact tag values (e.g. ``split_sha256``)."""
+        conditions = [f"attributes.status = '{status}'"] if status else []
+        conditions += [f"tags.{key} = '{_quoted(value)}'" for key, value in (tags or {}).items()]
+        ids = self.experiment_ids(experiments)
+        if not ids:
+            return []
+        runs = self._client.search_runs(
+            ids,
+            filter_string=" and ".join(conditions),
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
+        )
+        return [_stored(run) for run in runs]
+
+    def download(self, run_id: str, destination: Path) -> Path:
+        """Every artifact of the run into ``destination`` (no progress bars); returns it."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        destination.mkdir(parents=True, exist_ok=True)
+        self._client.download_artifacts(run_id, "", str(destination))
+        return destination
+
+
+def _quoted(value: str) -> str:
+    return str(value).replace("'", "\\'")
+
+
+class NoStore:
+    """``tracking=none``: nothing recorded, so nothing to look up."""
+
+    uri = "none"
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConfigError("tracking=none keeps no run store: pass a run directory, or tracking=mlflow")
+
+    get = search = download = experiment_ids = _refuse
+
+    def has_run(self, run_id: str) -> bool:
+        return False

@@ -1,0 +1,106 @@
+"""The evaluate stage: re-score one split of a finished run and check it against what the run recorded.
+
+Reloads the run's resolved config, frozen split (hashes verified against the data file), model and
+thresholds, scores the chosen split through the scoring interface, and compares the numbers with
+the run's own ``holdout_eval.json`` (or ``metrics.json`` for the other splits).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from toxmod.config import instantiate_component
+from toxmod.data import LabelScheme
+from toxmod.evaluation import evaluate_predictions
+from toxmod.evaluation.scoring import score_split
+from toxmod.hardware import CPU, HardwareSettings, apply_threads, resolve_hardware
+from toxmod.progress import console
+from toxmod.reports import headline_table, results_table
+from toxmod.runs.record import EVALUATION_SPLIT, RunDir, load_run, locate_run, prefixed
+
+REPRODUCTION_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of one split of a finished run, and how they compare with what the run recorded."""
+
+    run_dir: Path
+    subset: str
+    scheme: LabelScheme
+    thresholds: dict[str, float]
+    metrics: dict[str, float]
+    recorded: dict[str, float] | None
+    max_difference: float | None
+
+    @property
+    def reproduced(self) -> bool | None:
+        return None if self.max_difference is None else self.max_difference <= REPRODUCTION_TOLERANCE
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    subset: str = "holdout",
+    bootstrap: int | None = None,
+    seed: int | None = None,
+    hardware: HardwareSettings = CPU,
+) -> Evaluation:
+    """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's)."""
+    run = load_run(run_dir)
+    run.scorer.place_on(hardware)
+    part = run.part(subset)
+    bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
+    seed = int(run.config.get("seed", 0) if seed is None else seed)
+    scored = score_split(run.scorer, part)
+    scheme = run.dataset.scheme
+    values = evaluate_predictions(
+        scheme, scored.scores, scored.targets, run.thresholds.as_array(), bootstrap=bootstrap, seed=seed
+    )
+    recorded = run.recorded_metrics(subset)
+    shared = [k for k in values if recorded.get(k) is not None and not math.isnan(values[k])]
+    difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0) if shared else None
+    return Evaluation(
+        run.directory,
+        subset,
+        scheme,
+        run.thresholds.as_dict(),
+        prefixed(subset, values),
+        recorded or None,
+        difference,
+    )
+
+
+def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
+    """``run=<run dir or run id>``: locate the run (downloading a run id's files), re-score, report.
+
+    Writes ``<subset>_eval.json`` into ``output_dir``.
+    """
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    store = instantiate_component(cfg.tracking, "tracking").store()
+    run = locate_run(str(cfg.run), store, Path(cfg.paths.output_dir) / "evaluate" / "runs")
+    evaluation = evaluate_run(run.path, str(cfg.subset), cfg.bootstrap, cfg.seed, hardware)
+    report(evaluation)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{evaluation.subset}_eval.json").write_text(
+        json.dumps(evaluation.metrics, indent=2) + "\n"
+    )
+    return evaluation
+
+
+def report(evaluation: Evaluation) -> None:
+    """The per-label table, the headline metrics and the reproduction verdict."""
+    scheme = evaluation.scheme
+    title = f"{evaluation.run_dir.name} {evaluation.subset}"
+    console.print(results_table(title, evaluation.subset, scheme, evaluation.metrics, evaluation.thresholds))
+    names = ["macro_f1", "weighted_f1", scheme.headline_name, "mean_roc_auc"]
+    console.print(headline_table(evaluation.subset, evaluation.metrics, names))
+    if evaluation.reproduced is not None:
+        verdict = "reproduced" if evaluation.reproduced else "NOT reproduced"
+        source = RunDir.HOLDOUT_EVAL if evaluation.subset == EVALUATION_SPLIT else RunDir.METRICS
+        console.print(f"{verdict}: max |difference| from {source} = {evaluation.max_difference:.3g}")

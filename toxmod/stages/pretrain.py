@@ -1,0 +1,149 @@
+"""The DAPT stage: continue masked-LM training of an encoder on unlabeled domain text.
+
+By default the corpus is the train split of ``data=``; another data config's texts (all rows, labels
+unused) or a corpus file are filtered so no text of ``data=``'s valid/calib/holdout is ever seen.
+The result directory is what ``model.init_from=<dir>`` fine-tunes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.config import group_option, group_options, instantiate_component
+from toxmod.data import build_dataset
+from toxmod.data.readers import read_table
+from toxmod.data.text import normalize_text
+from toxmod.errors import ConfigError, DataError
+from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.models.transformer import TransformerScorer
+from toxmod.progress import console
+from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resume, resumed_config
+from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
+from toxmod.runs.tracking import flatten
+from toxmod.splits import prepare_split
+
+TRAIN_SPLIT_CORPUS = "train_split"
+EVALUATION_PARTS = ("valid", "calib", "holdout")
+
+
+def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
+    """The DAPT texts and how they were chosen (evaluation-split texts are always removed)."""
+    dataset = build_dataset(cfg.data)
+    split, _ = prepare_split(cfg.split, dataset)
+    corpus = str(cfg.pretrain.corpus)
+    if corpus == TRAIN_SPLIT_CORPUS:
+        texts = [str(t) for t in split.part(dataset, "train").texts]
+        return texts, {"corpus": f"{dataset.name} train split", "texts": len(texts), "removed": 0}
+    path = Path(corpus).expanduser()
+    if corpus in group_options("data") and not path.is_file():
+        other = build_dataset(group_option(cfg, "pretrain", "data", corpus))
+        texts, source = [str(t) for t in other.texts if str(t).strip()], f"data={corpus} (all rows)"
+    else:
+        texts, source = _read_corpus(path, str(cfg.pretrain.text_column)), corpus
+    held_out = {t for part in EVALUATION_PARTS for t in split.part(dataset, part).normalized_texts}
+    kept = [t for t in texts if normalize_text(t) not in held_out]
+    return kept, {"corpus": source, "texts": len(kept), "removed": len(texts) - len(kept)}
+
+
+def _read_corpus(path: Path, text_column: str) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(
+            f"pretrain.corpus={path}: no such file (use {TRAIN_SPLIT_CORPUS}, a data config"
+            f" ({', '.join(group_options('data'))}), a .txt or a table)"
+        )
+    if path.suffix == ".txt":
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    else:
+        frame = read_table(path)
+        if text_column not in frame.columns:
+            raise DataError(f"{path}: no column {text_column!r} (set pretrain.text_column)")
+        texts = frame[text_column].tolist()
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise DataError(f"{path}: the corpus has no non-empty texts")
+    return texts
+
+
+def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> Path:
+    """DAPT as configured; returns the directory to pass as ``model.init_from``.
+
+    ``resume=last|auto|<run dir>|<last.ckpt>|<run id>`` continues an interrupted or chunked run
+    (``pretrain.max_steps``) in its own directory and tracking run, with its own config.
+    """
+    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.models.transformer.pretraining import pretrain
+
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.get("resume") else None
+    if isinstance(plan, FinishedJob):
+        console.print(f"resume=auto: this job already finished in {plan.run_dir}; nothing to do")
+        return RunDir(plan.run_dir) / RunDir.DAPT_MODEL
+    if plan is not None:  # the run's own config, its tracking store included
+        cfg = resumed_config(plan.run_dir, cfg, overrides)
+        tracker = instantiate_component(cfg.tracking, "tracking")
+    run = RunDir(plan.run_dir if plan else run_dir)
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    scorer = instantiate_component(cfg.model, "model")
+    if not isinstance(scorer, TransformerScorer):
+        raise ConfigError(
+            f"model={cfg.model.name} is not a transformer; DAPT needs model=minilm, student, ..."
+        )
+    texts, corpus = corpus_texts(cfg)
+    corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    corpus["corpus_sha256"] = corpus_sha256
+    if plan is not None:
+        check_resumable(plan.run_dir, corpus_sha256, key="corpus_sha256", what="corpus")
+        console.print(f"[bold]resuming[/] {plan.run_dir} from {plan.checkpoint.name}")
+        reopen(run)
+    run.path.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run.config, resolve=True)
+    out_dir = run / RunDir.DAPT_MODEL
+    tags = {
+        "task": "dapt",
+        "model": str(cfg.model.name),
+        "dataset": str(cfg.data.name),
+        "run_dir": str(run.path.resolve()),
+        "job_key": job_key(cfg),
+    }
+    run_name = f"dapt-{cfg.model.name}-{cfg.data.name}"
+    try:
+        with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
+            write_tracking(run, tracker.run_id, corpus_sha256=corpus_sha256, job_key=tags["job_key"])
+            if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
+                tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+            console.print(
+                f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ..."
+            )
+            settings = {
+                **OmegaConf.to_container(cfg.pretrain, resolve=True),
+                "every_n_steps": cfg.checkpoint.get("every_n_steps"),
+            }
+            metrics = pretrain(
+                scorer.encoder,
+                scorer.recipe,
+                texts,
+                out_dir,
+                hardware,
+                settings,
+                TrackerLogger(tracker) if tracker.enabled else False,
+                last_checkpoint=run.last_checkpoint,
+                resume_from=plan.checkpoint if plan else None,
+            )
+            metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
+            record = stage_marker(run, RunDir.DAPT_RECORD, {**corpus, **metrics, "init_from": str(out_dir)})
+            tracker.log_metrics(metrics)
+            tracker.log_artifact(record)
+    except BaseException as error:
+        record_failure(run, error)
+        raise
+    mark_finished(run)
+    console.print(
+        f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
+    )
+    return out_dir

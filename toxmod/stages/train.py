@@ -1,0 +1,303 @@
+"""The train stage: a config in, a recorded run out.
+
+data -> split (+ leakage check) -> model -> scores -> thresholds on calibration data -> metrics per
+split -> run directory + tracking run. Settings that need no data (hardware, model, thresholds,
+callbacks, tracking) are built first, so a bad one fails before any data work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.calibration import TargetFPRThresholds
+from toxmod.config import instantiate_component, settings_from
+from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
+from toxmod.data.auxiliary import AuxiliaryTargets
+from toxmod.data.datasets import scheme_from_config
+from toxmod.errors import ConfigError
+from toxmod.evaluation import evaluate_predictions
+from toxmod.evaluation.scoring import score_split
+from toxmod.evaluation.validation import OperatingPointMetrics
+from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
+from toxmod.models import (
+    CheckpointSettings,
+    EarlyStoppingSettings,
+    FitContext,
+    Scorer,
+    ValidationData,
+    artifact_size_bytes,
+)
+from toxmod.paths import project_root
+from toxmod.progress import console
+from toxmod.reports import headline_table, results_table
+from toxmod.runs.jobs import (
+    FinishedJob,
+    ResumePoint,
+    check_resumable,
+    job_key,
+    resolve_resume,
+    resumed_config,
+)
+from toxmod.runs.record import (
+    EVALUATION_SPLIT,
+    RunDir,
+    finish_run_record,
+    git_sha,
+    holdout_eval_record,
+    mark_finished,
+    prefixed,
+    record_failure,
+    reopen,
+    write_json,
+    write_tracking,
+)
+from toxmod.runs.tracking import Tracker, flatten
+from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced: its metrics, tracking run id (None without tracking) and directory.
+
+    ``skipped``: the job had already finished (``resume=auto``); these are its recorded numbers.
+    """
+
+    metrics: dict[str, float]
+    run_id: str | None
+    run_dir: Path
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class _Components:
+    """Everything built and checked from config alone, before any data is read.
+
+    ``context`` holds the fit settings; the stage adds the data (valid split, auxiliary targets),
+    the tracker and the resume point once they exist.
+    """
+
+    hardware: HardwareSettings
+    scorer: Scorer
+    thresholder: Any  # TargetFPRThresholds | OptunaThresholds: fit(scheme, scores, targets) -> Thresholds
+    context: FitContext
+    fit_split: str
+
+
+def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None = None) -> TrainResult:
+    """Run one experiment and record it. Raises ToxmodError on bad input.
+
+    With ``resume=...`` the run continues in its original directory and tracking run, with its own
+    config; ``overrides`` (the command line's) may change only what a later chunk may change.
+    ``resume=auto`` returns a finished job's recorded result without computing anything.
+    """
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.get("resume") else None
+    if isinstance(plan, FinishedJob):
+        return _finished_result(RunDir(plan.run_dir))
+    if plan is not None:  # the run's own config, its tracking store included
+        cfg = resumed_config(plan.run_dir, cfg, overrides)
+        tracker = instantiate_component(cfg.tracking, "tracking")
+    run = RunDir(plan.run_dir if plan else Path(run_dir))
+    components = _build_components(cfg, run)
+    np.random.seed(int(cfg.seed))
+
+    dataset = build_dataset(cfg.data)
+    split, leakage = prepare_split(cfg.split, dataset)
+    manifest = build_manifest(dataset, split)
+    if plan is not None:
+        check_resumable(plan.run_dir, manifest["split_sha256"])
+        console.print(f"[bold]resuming[/] {plan.run_dir} from {plan.checkpoint.name}")
+        reopen(run)
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_split_folder(run.split, dataset, split)
+    write_json(run.leakage, leakage)
+    OmegaConf.save(cfg, run.config, resolve=True)
+
+    model_name = str(cfg.model.name)
+    tags = {
+        "split_sha256": manifest["split_sha256"],
+        "data_sha256": dataset.sha256,
+        "git_sha": git_sha(project_root()),
+        "dataset": dataset.name,
+        "model": model_name,
+        "scheme": dataset.scheme.kind,
+        "primary_label": dataset.scheme.primary_label,
+        "split_source": split.source,
+        "run_dir": str(run.path.resolve()),
+        "job_key": job_key(cfg),
+        "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
+        "leakage_found": str(leakage["leaks"]).lower(),
+        **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
+    }
+    run_name = cfg.get("run_name") or f"{model_name}-{dataset.name}"
+    try:
+        with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
+            write_tracking(
+                run, tracker.run_id, split_sha256=manifest["split_sha256"], job_key=tags["job_key"]
+            )
+            if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
+                tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+                tracker.log_params(
+                    {f"hardware.resolved.{k}": v for k, v in components.hardware.as_dict().items()}
+                )
+            metrics = _fit_and_evaluate(cfg, run, dataset, split, manifest, tracker, components, plan)
+    except BaseException as error:
+        record_failure(run, error)
+        raise
+    mark_finished(run)
+    if tracker.run_id:
+        console.print(
+            f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
+        )
+    return TrainResult(metrics, tracker.run_id, run.path)
+
+
+def _finished_result(run: RunDir) -> TrainResult:
+    console.print(f"resume=auto: this job already finished in {run.path}; nothing to do")
+    metrics = json.loads(run.metrics.read_text())
+    return TrainResult(metrics, run.tracking_record().get("run_id"), run.path, skipped=True)
+
+
+def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
+    """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    fit_split = str(cfg.threshold.get("fit_split", "calib"))
+    if fit_split == EVALUATION_SPLIT:
+        raise ConfigError(
+            "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
+        )
+    scheme = scheme_from_config(cfg.data)
+    thresholder = instantiate_component(cfg.threshold, "threshold")
+    thresholder.check(scheme)
+    budget: TargetFPRThresholds = thresholder.budget
+    context = FitContext(
+        hardware=hardware,
+        validation_metrics=OperatingPointMetrics(scheme, budget),
+        trainer=_plain(cfg.get("trainer")),
+        checkpoint=settings_from(CheckpointSettings, _plain(cfg.get("checkpoint")), "checkpoint"),
+        early_stopping=settings_from(
+            EarlyStoppingSettings, _plain(cfg.get("early_stopping")), "early_stopping"
+        ),
+        checkpoint_dir=run.checkpoints,
+        last_checkpoint=run.last_checkpoint,
+        callbacks=[
+            instantiate_component(node, f"callbacks.{name}")
+            for name, node in (cfg.get("callbacks") or {}).items()
+            if node is not None
+        ],
+    )
+    scorer = instantiate_component(cfg.model, "model")
+    scorer.check_settings(scheme, context)
+    return _Components(hardware, scorer, thresholder, context, fit_split)
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+
+
+def _fit_context(
+    cfg: DictConfig,
+    train_part: LabeledDataset,
+    valid: LabeledDataset,
+    tracker: Tracker,
+    components: _Components,
+    plan: ResumePoint | None,
+) -> FitContext:
+    """The checked fit settings plus the data, the tracker and the resume point."""
+    return dataclasses.replace(
+        components.context,
+        validation=ValidationData(list(valid.texts), valid.targets) if len(valid) else None,
+        resume_from=plan.checkpoint if plan else None,
+        metrics_logger=tracker,
+        auxiliary=_supported_auxiliary(cfg, train_part),
+    )
+
+
+def _supported_auxiliary(cfg: DictConfig, train_part: LabeledDataset) -> AuxiliaryTargets | None:
+    """The train split's auxiliary targets with at least ``data.auxiliary.min_train_count`` positives."""
+    if train_part.auxiliary is None:
+        return None
+    return train_part.auxiliary.supported(int(cfg.data.auxiliary.get("min_train_count") or 1))
+
+
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    run: RunDir,
+    dataset: LabeledDataset,
+    split: Split,
+    manifest: dict[str, Any],
+    tracker: Tracker,
+    components: _Components,
+    plan: ResumePoint | None,
+) -> dict[str, float]:
+    scheme = dataset.scheme
+    parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
+    scorer, fit_split = components.scorer, components.fit_split
+    console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
+    context = _fit_context(cfg, parts["train"], parts["valid"], tracker, components, plan)
+    start = time.perf_counter()
+    scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
+    train_seconds = time.perf_counter() - start
+    model_dir = scorer.save(run.model)
+
+    wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
+    scored = {name: score_split(scorer, parts[name]) for name in wanted}
+    thresholds = components.thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
+    thresholds.save(run.thresholds)
+
+    metrics = {
+        "train_seconds": train_seconds,
+        "train_rows": float(len(parts["train"])),
+        "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
+        "model_size_bytes": float(artifact_size_bytes(model_dir)),
+        **scorer.fit_report.metrics,
+        **thresholds.as_metrics(),
+    }
+    for name in wanted:
+        bootstrap = int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0
+        values = evaluate_predictions(
+            scheme, scored[name].scores, scored[name].targets, thresholds.as_array(), bootstrap, int(cfg.seed)
+        )
+        metrics.update(prefixed(name, values))
+    if context.checkpoint.log_best:
+        for folder, path in scorer.fit_report.artifacts.items():
+            tracker.log_artifact(path, folder)
+    record = holdout_eval_record(
+        manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), metrics
+    )
+    finish_run_record(run, tracker, metrics, record, step=int(metrics.get("train/global_steps", 0)))
+    _print_results(dataset.name, scheme, metrics, thresholds.as_dict(), run.path, train_seconds)
+    return metrics
+
+
+def _print_results(
+    name: str,
+    scheme: Any,
+    metrics: dict[str, float],
+    thresholds: dict[str, float],
+    run_dir: Path,
+    seconds: float,
+) -> None:
+    console.print(results_table(f"{name} holdout", EVALUATION_SPLIT, scheme, metrics, thresholds))
+    primary = scheme.primary_label
+    names = [
+        "macro_f1",
+        "weighted_f1",
+        scheme.headline_name,
+        "mean_roc_auc",
+        "ece",
+        f"{primary}/recall",
+        f"{primary}/fpr",
+    ]
+    console.print(headline_table(EVALUATION_SPLIT, metrics, names))
+    console.print(f"train {seconds:.1f}s · run dir {run_dir}")
