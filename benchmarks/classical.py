@@ -70,7 +70,7 @@ SUITES: dict[str, dict[str, Any]] = {
     },
 }
 COST_COLUMNS = ["train_seconds", "scoring_texts_per_second", "model_size_bytes"]
-# Issue #2 targets for the default model on the janitr holdout (thresholds from calib at 2% FPR).
+# Targets for the default model on the janitr holdout (thresholds from calib at 2% FPR).
 JANITR_TARGETS = {
     "scam/recall": (">=", 0.65),
     "scam/fpr": ("<=", 0.02),
@@ -186,7 +186,7 @@ def markdown(results: list[dict], command: str) -> str:
                 met = target_report(default)
                 lines += [
                     "",
-                    "Targets for the default model (issue #2): "
+                    "Targets for the default model: "
                     + ", ".join(
                         f"{k} {JANITR_TARGETS[k][0]} {JANITR_TARGETS[k][1]}: {'met' if v else 'NOT met'}"
                         for k, v in met.items()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import DATASETS, JANITR
-from toxmod.stages.train import TrainResult
+
+if TYPE_CHECKING:
+    from toxmod.stages.train import TrainResult
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -23,16 +27,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with MLflow's schema and no runs, created once (MLflow's migrations
+    take seconds; copying the file takes milliseconds)."""
+    from toxmod.runs.store import open_client
+
+    database = tmp_path_factory.mktemp("empty-store") / "mlruns.db"
+    open_client(f"sqlite:///{database}").search_experiments()
+    return database
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> dict[str, str]:
-    """A fresh MLflow SQLite store and artifact root under tmp_path."""
+def store(tmp_path: Path, _empty_store: Path) -> dict[str, str]:
+    """A new, empty MLflow SQLite store and artifact root of this test's own, under tmp_path."""
+    shutil.copy(_empty_store, tmp_path / "mlruns.db")
     return {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}", "artifact_root": str(tmp_path / "mlartifacts")}
 
 
 @pytest.fixture
 def sigint_restored() -> Iterator[None]:
-    """An in-process Ctrl-C leaves SIGINT ignored (Lightning's graceful shutdown): put it back after."""
-    previous = signal.getsignal(signal.SIGINT)
+    """Ctrl-C as in a terminal for an in-process test (a test worker may ignore SIGINT), and put back
+    after: an in-process Ctrl-C leaves SIGINT ignored (Lightning's graceful shutdown)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
 

@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pandas as pd
 
 from toxmod.config import compose_config
@@ -132,15 +131,3 @@ def davidson_slice(tmp_path: Path, n: int = 1500, seed: int = 0) -> Path:
     path = tmp_path / "davidson_slice.csv"
     frame.to_csv(path, index=False)
     return path
-
-
-class CtrlCAtStep(pl.Callback):
-    """Sends this process SIGINT ``presses`` times, as Ctrl-C does, right after optimizer step ``step``."""
-
-    def __init__(self, step: int, presses: int = 1) -> None:
-        self.step, self.presses = step, presses
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
-            for _ in range(self.presses):
-                os.kill(os.getpid(), signal.SIGINT)

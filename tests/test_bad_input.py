@@ -170,7 +170,8 @@ def assert_user_error(
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "run" / "holdout_eval.json").exists()
+    # Refused before anything was written: no run folder is left (not even Hydra's .hydra/).
+    assert not (tmp_path / "run").exists()
     database = Path(store["uri"].removeprefix("sqlite:///"))
     if database.exists():
         runs = stored_runs(store)
@@ -192,6 +193,7 @@ def test_bad_frozen_splits_give_one_line_errors(
     assert_user_error(tmp_path, store, *case(tmp_path, frozen_folder))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [case_unknown_key, case_missing_file], ids=["unknown_key", "missing_file"])
 def test_a_real_process_exits_2_with_one_line(case, tmp_path: Path, store: dict[str, str]) -> None:  # noqa: ANN001
     assert_user_error(tmp_path, store, *case(tmp_path), run=run_cli)

@@ -108,14 +108,14 @@ def test_optuna_thresholds_in_a_run(tmp_path: Path, store: dict[str, str]) -> No
             "model=tfidf_logreg",
             "model.max_features=20000",
             "threshold=optuna",
-            "threshold.n_trials=25",
+            "threshold.n_trials=10",
             f"threshold.storage=sqlite:///{tmp_path / 'optuna.db'}",
             *tracking_overrides(store),
         ]
     )
     result = train(cfg, tmp_path / "run")
     thresholds = json.loads((result.run_dir / "thresholds.json").read_text())
-    assert thresholds["method"] == "optuna" and thresholds["details"]["_study"]["trials"] == 25
+    assert thresholds["method"] == "optuna" and thresholds["details"]["_study"]["trials"] == 10
     assert result.metrics["calib/scam/fpr"] <= 0.02
 
 
@@ -130,7 +130,8 @@ def test_a_failure_inside_the_run_marks_it_failed(tmp_path: Path, store: dict[st
     assert (tmp_path / "run" / "FAILED").is_file() and not (tmp_path / "run" / "holdout_eval.json").exists()
 
 
-def test_config_errors_come_before_any_data_or_tracking_run(tmp_path: Path, store: dict[str, str]) -> None:
+def test_config_errors_come_before_any_data_or_tracking_run(tmp_path: Path) -> None:
+    store = {"uri": f"sqlite:///{tmp_path / 'untouched.db'}", "artifact_root": str(tmp_path / "artifacts")}
     cfg = compose_train(
         [
             "data=csv",
@@ -188,10 +189,12 @@ def test_cli_train_evaluate_compare_and_frozen_split(tmp_path: Path, store: dict
     assert mixed.returncode == 0 and "MIXED" in mixed.stdout
 
 
+@pytest.mark.slow
 def test_resume_auto_skips_a_finished_classical_job(tmp_path: Path, store: dict[str, str]) -> None:
     outputs = [f"paths.output_dir={tmp_path / 'outputs'}", f"paths.multirun_dir={tmp_path / 'multirun'}"]
     job = [
-        *JANITR_SLICE,
+        "data=janitr",
+        "data.max_rows=600",
         "model=tfidf_logreg",
         "model.max_features=5000",
         *outputs,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,11 +68,25 @@ def exit_on_user_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ToxmodError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(USER_ERROR_EXIT_CODE)
+            message = str(error)
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
-            print(f"error: {key} is required (pass {key}=...)", file=sys.stderr)
-            sys.exit(USER_ERROR_EXIT_CODE)
+            message = f"{key} is required (pass {key}=...)"
+        print(f"error: {message}", file=sys.stderr)
+        _discard_unused_output_dir()
+        sys.exit(USER_ERROR_EXIT_CODE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _discard_unused_output_dir() -> None:
+    """A command refused before it wrote anything leaves no folder behind (Hydra makes the run
+    directory, and its own ``.hydra/``, before the command starts)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        output = Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not inside a Hydra run
+        return
+    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
+        shutil.rmtree(output)

@@ -72,10 +72,11 @@ def test_missing_local_directory_is_a_config_error() -> None:
 
 
 def test_offline_without_local_weights_is_a_one_line_error(
-    tmp_path: Path, store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import huggingface_hub.constants
 
+    store = {"uri": f"sqlite:///{tmp_path / 'untouched.db'}", "artifact_root": str(tmp_path / "artifacts")}
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache
     result = run_entry(

@@ -31,7 +31,7 @@ from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
 from toxmod.models.transformer.training import default_monitor, train_subsample
 from toxmod.runs import load_run
 from toxmod.stages.evaluate import evaluate_run
-from toxmod.stages.train import train
+from toxmod.stages.train import TrainResult, train
 
 
 @pytest.mark.slow
@@ -216,25 +216,48 @@ def _last_checkpoint(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
-@pytest.mark.slow
-def test_two_chunks_of_50_steps_equal_one_run_of_100(tmp_path: Path, store: dict[str, str]) -> None:
-    base = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5", *tracking_overrides(store)]
-    whole = train(compose_train([*base, "trainer.max_steps=100"]), tmp_path / "whole")
+# The reference for exact resumption: 40 steps in one go, crossing the end of epoch 1 (24 batches of
+# 16 per epoch). Every chunked or interrupted run of the same settings must end with the same numbers.
+REFERENCE = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5"]
+REFERENCE_STEPS = 40
 
-    first = train(
-        compose_train([*base, "trainer.max_steps=50", "checkpoint.every_n_steps=20"]), tmp_path / "a"
-    )
-    assert first.metrics["train/global_steps"] == 50  # stops mid-epoch (24 batches per epoch)
-    second = train(
-        compose_train([*base, "trainer.max_steps=100", f"resume={first.run_dir}"]), tmp_path / "unused"
-    )
-    assert second.run_id == first.run_id and second.run_dir == first.run_dir
-    assert second.metrics["train/global_steps"] == 100
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    cfg = compose_train([*REFERENCE, f"trainer.max_steps={REFERENCE_STEPS}", "tracking=none"])
+    return train(cfg, tmp_path_factory.mktemp("uninterrupted") / "run")
+
+
+def assert_same_run(resumed: TrainResult, whole: TrainResult) -> None:
+    """The same metrics on every split (to 1e-5), and the same final and kept weights."""
+    assert resumed.metrics["train/global_steps"] == whole.metrics["train/global_steps"]
     for name, value in whole.metrics.items():
         if name.startswith(("holdout/", "valid/", "calib/", "threshold/")):
-            assert second.metrics[name] == pytest.approx(value, abs=1e-5), name
-    chunked, single = _weights(second.run_dir), _weights(whole.run_dir)
-    assert max(float(np.abs(chunked[k] - single[k]).max()) for k in single) < 1e-5
+            assert resumed.metrics[name] == pytest.approx(value, abs=1e-5), name
+    final, single = (
+        _last_checkpoint(resumed.run_dir)["state_dict"],
+        _last_checkpoint(whole.run_dir)["state_dict"],
+    )
+    assert max(float((final[k] - single[k]).abs().max()) for k in single) < 1e-5
+    kept, kept_whole = _weights(resumed.run_dir), _weights(whole.run_dir)
+    assert max(float(np.abs(kept[k] - kept_whole[k]).max()) for k in kept_whole) < 1e-5
+
+
+@pytest.mark.slow
+def test_two_chunks_equal_one_run(
+    tmp_path: Path, store: dict[str, str], uninterrupted_run: TrainResult
+) -> None:
+    base = [*REFERENCE, *tracking_overrides(store)]
+    first = train(
+        compose_train([*base, "trainer.max_steps=20", "checkpoint.every_n_steps=7"]), tmp_path / "a"
+    )
+    assert first.metrics["train/global_steps"] == 20  # stops mid-epoch
+    second = train(
+        compose_train([*base, f"trainer.max_steps={REFERENCE_STEPS}", f"resume={first.run_dir}"]),
+        tmp_path / "unused",
+    )
+    assert second.run_id == first.run_id and second.run_dir == first.run_dir
+    assert_same_run(second, uninterrupted_run)
     assert MlflowClient(store["uri"]).get_run(first.run_id).info.status == "FINISHED"
 
 
@@ -426,7 +449,7 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     deadline = time.time() + 300
     while not list(outputs.glob("train/*/checkpoints/last.ckpt")) and time.time() < deadline:
         time.sleep(0.2)
-    time.sleep(2.0)
+    time.sleep(0.5)  # killed mid-training, after the first periodic checkpoint
     process.send_signal(signal.SIGKILL)
     process.wait()
     last = next(outputs.glob("train/*/checkpoints/last.ckpt"))
@@ -455,6 +478,7 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
     tmp_path: Path,
     store: dict[str, str],
     sigint_restored: None,
+    uninterrupted_run: TrainResult,
     interrupt_after: int,
     presses: int,
     saved_step: int,
@@ -462,9 +486,7 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
 ) -> None:
     outputs = tmp_path / "outputs"
     common = [
-        *JANITR_SLICE,
-        *TINY_STUDENT,
-        "trainer.max_epochs=5",
+        *REFERENCE,
         "checkpoint.every_n_steps=1000",  # no periodic checkpoint: 24 batches per epoch
         *tracking_overrides(store),
         f"paths.output_dir={outputs}",
@@ -473,7 +495,7 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
     interrupted = run(
         "train",
         *common,
-        "+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtStep",
+        "+callbacks.ctrl_c._target_=tests.callbacks.CtrlCAtStep",
         f"+callbacks.ctrl_c.step={interrupt_after}",
         f"+callbacks.ctrl_c.presses={presses}",
     )
@@ -485,22 +507,17 @@ def test_ctrl_c_saves_the_running_step_and_resume_equals_an_uninterrupted_run(
     assert _last_checkpoint(run_dir)["global_step"] == saved_step
     assert [r.info.status for r in stored_runs(store)] == ["KILLED"]
 
-    target = [f"trainer.max_steps={interrupt_after + 10}"]
+    target = [f"trainer.max_steps={REFERENCE_STEPS}"]
     resumed = train(compose_train([*common, *target, "resume=last"]), tmp_path / "unused")
-    whole = train(compose_train([*common, *target]), tmp_path / "whole")
-    assert resumed.run_dir == run_dir and resumed.metrics["train/global_steps"] == interrupt_after + 10
-    for name, value in whole.metrics.items():
-        if name.startswith(("holdout/", "valid/", "calib/", "threshold/")):
-            assert resumed.metrics[name] == pytest.approx(value, abs=1e-5), name
-    final, single = _last_checkpoint(run_dir)["state_dict"], _last_checkpoint(whole.run_dir)["state_dict"]
-    assert max(float((final[k] - single[k]).abs().max()) for k in single) < 1e-5
-    assert sorted(r.info.status for r in stored_runs(store)) == ["FINISHED", "FINISHED"]
+    assert resumed.run_dir == run_dir
+    assert_same_run(resumed, uninterrupted_run)
+    assert [r.info.status for r in stored_runs(store)] == ["FINISHED"]
 
 
 @pytest.mark.slow
 def test_ctrl_c_stays_ignored_when_the_run_started_with_it_ignored(tmp_path: Path) -> None:
     """A background job starts with SIGINT ignored; training must not start reacting to it."""
-    press = ["+callbacks.ctrl_c._target_=tests.helpers.CtrlCAtStep", "+callbacks.ctrl_c.step=3"]
+    press = ["+callbacks.ctrl_c._target_=tests.callbacks.CtrlCAtStep", "+callbacks.ctrl_c.step=3"]
     cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "tracking=none", "trainer.max_steps=6", *press])
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
