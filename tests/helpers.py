@@ -91,7 +91,10 @@ def run_entry(module: str, *overrides: str) -> EntryResult:
     code = 0
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            importlib.import_module(f"toxmod.{module}").main()
+            entry = importlib.import_module(f"toxmod.{module}")
+            if not hasattr(entry, "main"):  # a package run as `python -m toxmod.<package>`
+                entry = importlib.import_module(f"toxmod.{module}.__main__")
+            entry.main()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:

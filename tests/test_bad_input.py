@@ -78,7 +78,7 @@ def case_non_string_text(tmp_path: Path) -> tuple[list[str], str]:
 
 def case_labels_outside_scheme(tmp_path: Path) -> tuple[list[str], str]:
     path = janitr_csv(tmp_path, lambda f: f.assign(scam=["2"] + list(f.scam[1:])))
-    return [*CSV, f"data.path={path}"], "label column 'scam' has values outside {0, 1}: ['2']"
+    return [*CSV, f"data.path={path}"], "label column 'scam' has 1 values outside {0, 1}: ['2'] (row 0)"
 
 
 def case_duplicate_ids(tmp_path: Path) -> tuple[list[str], str]:

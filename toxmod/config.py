@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -18,11 +19,15 @@ T = TypeVar("T")
 
 
 def register_resolvers() -> None:
-    """``${toxmod_root:}`` and ``${toxmod_datasets:}`` for conf/paths (idempotent)."""
+    """``${toxmod_root:}`` and ``${toxmod_datasets:}`` for conf/paths, and ``${toxmod_unique:}``: a
+    random token, resolved once per composed config (sweep directories stay distinct even when two
+    sweeps start in the same second; Hydra copies the resolved value to every job). Idempotent."""
     if not OmegaConf.has_resolver("toxmod_root"):
         OmegaConf.register_new_resolver("toxmod_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("toxmod_datasets"):
         OmegaConf.register_new_resolver("toxmod_datasets", lambda: str(datasets_root()))
+    if not OmegaConf.has_resolver("toxmod_unique"):
+        OmegaConf.register_new_resolver("toxmod_unique", lambda: secrets.token_hex(3), use_cache=True)
 
 
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -115,6 +120,42 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error
 
 
+# What a config read back from a run (resume, load_run) may instantiate: toxmod's own classes,
+# torch optimizers and Lightning callbacks. A run directory is data someone else may have made.
+TRUSTED_TARGETS = ("toxmod.", "torch.optim.", "lightning.pytorch.callbacks.")
+
+
+def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> None:
+    """Refuse a config read from ``source`` whose ``_target_``s leave ``TRUSTED_TARGETS``.
+
+    ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    for key, target in _targets(container, ""):
+        if key.split(".", 1)[0] in never_built:
+            continue
+        if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS):
+            raise ConfigError(
+                f"{source}: {key}={target!r} is not a toxmod, torch.optim or Lightning callback class; "
+                "a run's config may not name other code"
+            )
+
+
+def _targets(node: Any, path: str) -> list[tuple[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                found.append((where, value))
+            else:
+                found += _targets(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _targets(value, f"{path}[{i}]")
+    return found
+
+
 def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
     """A settings dataclass from a config group's values; an unknown key is a one-line error naming it."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -129,3 +170,6 @@ def run_entry_point(config_name: str, task: Callable[[], Any]) -> Any:
     register_resolvers()
     check_overrides_or_exit(config_name, sys.argv[1:])
     return task()
+
+
+register_resolvers()  # also in processes that only unpickle a task (joblib workers)

@@ -30,6 +30,10 @@ class ConfigError(ToxmodError):
     """A config key has a missing or invalid value."""
 
 
+class DamagedFileError(ToxmodError):
+    """A saved file (model, thresholds, run record) is missing, truncated, malformed or unexpected."""
+
+
 class TrainingError(ToxmodError):
     """Training cannot go on (a diverged loss, an undefined monitored metric); says what to change."""
 

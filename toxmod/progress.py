@@ -23,6 +23,8 @@ from rich.text import Text
 
 # Wide enough for the per-label table when output is piped to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 140)
+# Notes beside machine-readable output on stdout (``compare format=csv``) go here.
+notes_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 class RateColumn(ProgressColumn):
@@ -30,6 +32,20 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Any) -> Text:
         return Text(f"{task.speed or 0:>7.0f} texts/s")
+
+
+def print_whole(renderable: Any) -> None:
+    """Print a table without shrinking or cutting columns when the output is a pipe or a file."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    width = console.measure(renderable, options=console.options.update_width(100_000)).maximum
+    Console(file=console.file, width=max(width, console.width), color_system=None).print(renderable)
+
+
+def warn(message: str) -> None:
+    """A warning on one line, never wrapped (it is read in logs and searched for)."""
+    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
 
 @contextlib.contextmanager

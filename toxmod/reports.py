@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,6 +61,21 @@ def headline_table(split: str, metrics: Mapping[str, float], names: Sequence[str
         interval = f"[{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
         table.add_row(name, _fmt(metrics[key]), interval)
     return table
+
+
+def rows_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """The rows as ``csv`` (full precision) or a ``markdown`` table, for files, notebooks and pipes."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        return buffer.getvalue()
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown table format {fmt!r}")
 
 
 def rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from toxmod.config import run_entry_point
 from toxmod.errors import exit_on_user_error
+from toxmod.stages.sweeps import run_sweep_job
 from toxmod.stages.train import train
 
 
@@ -22,9 +23,12 @@ from toxmod.stages.train import train
 @exit_on_user_error
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
-    result = train(cfg, hydra_config.runtime.output_dir, list(hydra_config.overrides.task))
+    overrides = list(hydra_config.overrides.task)
+    result = run_sweep_job(lambda: train(cfg, hydra_config.runtime.output_dir, overrides))
     optimized = cfg.get("optimized_metric")
-    return float(result.metrics[optimized]) if optimized else None  # what a sweeper optimizes
+    if result is None or not optimized:  # a failed sweep job (recorded), or nothing to optimize
+        return None
+    return float(result.metrics[optimized])  # what a sweeper optimizes
 
 
 def main() -> Any:

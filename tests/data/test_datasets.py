@@ -149,3 +149,29 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         dataset_for("csv", f"data.path={path}", "data.scheme=tree", "data.label_columns=[y]")
     with pytest.raises(DataError, match="does not exist"):
         dataset_for("csv", f"data.path={tmp_path / 'missing.csv'}")
+
+
+def test_every_problem_of_a_file_is_in_one_message(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["a", "", "b", "  ", "c", "d", "", "e"],
+            "scam": ["0", "1", "0", "0", "2", "0", "1", "yes"],
+        }
+    )
+    path = tmp_path / "own.csv"
+    frame.to_csv(path, index=False)
+    overrides = ["data=csv", f"data.path={path}", "data.label_columns=[scam]"]
+    with pytest.raises(DataError) as raised:
+        build_dataset(compose_train(overrides).data)
+    message = str(raised.value)
+    assert "\n" not in message and "np.int64" not in message
+    assert message.startswith(f"data file {path}: 2 problems: (1) text column 'text' has 3 empty texts")
+    assert "(rows 1, 3, 6); drop them with data.drop_empty_texts=true" in message
+    assert "(2) label column 'scam' has 2 values outside {0, 1}: ['2', 'yes'] (rows 4, 7)" in message
+
+    # The suggestion works: the empty texts go (with a warning), the label problem is still named.
+    with pytest.raises(DataError) as raised:
+        build_dataset(compose_train([*overrides, "data.drop_empty_texts=true"]).data)
+    assert str(raised.value) == (
+        f"data file {path}: label column 'scam' has 2 values outside {{0, 1}}: ['2', 'yes'] (rows 4, 7)"
+    )

@@ -27,6 +27,9 @@ def test_runs_are_found_by_id_status_and_tags(tmp_path: Path) -> None:
     assert store.get(finished).metrics == {"holdout/macro_f1": 0.8} and store.get(finished).finished
     assert [r.run_id for r in store.search(tags={"split_sha256": "s1"})] == [finished]  # FINISHED only
     assert {r.status for r in store.search(status=None)} == {"FINISHED", "FAILED"}
+    [failed] = store.search(status="FAILED")
+    assert failed.name == "FAILED b" and failed.tags["failure_reason"] == "RuntimeError: the body failed"
+    assert store.get(finished).name == "a"
     assert store.search(tags={"split_sha256": "other"}) == []
     with pytest.raises(ToxmodError, match="run='0123456789abcdef': no such run in sqlite:///"):
         store.get("0123456789abcdef")

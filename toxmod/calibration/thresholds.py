@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError, ToxmodError
+from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.evaluation.metrics import confusion_counts, rates
+from toxmod.files import read_json, require_keys
+from toxmod.progress import console
 
 
 @dataclass
@@ -55,16 +57,42 @@ class Thresholds:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> Thresholds:
-        data = json.loads(Path(path).read_text())
-        names = list(data["thresholds"])
+    def load(cls, path: str | Path, scheme: LabelScheme | None = None) -> Thresholds:
+        """Read ``thresholds.json``; with ``scheme``, matched to its decisions by name (in its order).
+
+        A damaged file, a non-numeric value, or names that differ from the scheme's decisions are a
+        one-line error: a threshold is never applied to another decision by position.
+        """
+        path = Path(path)
+        data = read_json(path)
+        require_keys(path, data, ("thresholds", "method", "fit_split"))
+        values = data["thresholds"]
+        if not isinstance(values, dict):
+            raise DamagedFileError(f"{path}: thresholds must map decision names to numbers")
+        bad = {name: value for name, value in values.items() if not _is_number(value)}
+        if bad:
+            raise DamagedFileError(f"{path}: non-numeric thresholds {bad}")
+        names = list(values)
+        if scheme is not None:
+            missing = [n for n in scheme.decision_names if n not in values]
+            extra = [n for n in names if n not in scheme.decision_names]
+            if missing or extra:
+                raise DamagedFileError(
+                    f"{path}: thresholds name {names}, but the decisions are {scheme.decision_names}"
+                    f" (missing {missing}, unknown {extra})"
+                )
+            names = list(scheme.decision_names)
         return cls(
             names,
-            [float(data["thresholds"][n]) for n in names],
+            [float(values[n]) for n in names],
             data["method"],
             data["fit_split"],
             data.get("details", {}),
         )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def threshold_at_fpr(
@@ -244,11 +272,19 @@ class OptunaThresholds:
             }
             for j, name in enumerate(names)
         }
+        start_value = float(study.trials[0].value) if study.trials[0].value is not None else math.nan
         details["_study"] = {
             "name": study_name,
             "storage": self.storage,
             "trials": len(study.trials),
             "objective": self.objective,
+            "start_value": start_value,
             "best_value": float(study.best_value),
         }
+        console.print(
+            f"optuna thresholds: {len(study.trials)} trials ({remaining} new) of study {study_name} in "
+            f"{self.storage}; {self.fit_split} {self.objective} {start_value:.4f} at the target-FPR cut "
+            f"-> {float(study.best_value):.4f}",
+            soft_wrap=True,
+        )
         return Thresholds(names, [float(v) for v in best], self.method, self.fit_split, details)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -14,9 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.data.auxiliary import AuxiliaryTargets, auxiliary_columns, auxiliary_settings, read_auxiliary
 from toxmod.data.readers import file_sha256, read_table
+from toxmod.data.rules import evaluate_rule, rule_columns
 from toxmod.data.schemes import LabelScheme, LevelsScheme, MultiLabelScheme
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError
+from toxmod.progress import warn
 
 SPLIT_NAMES = ("train", "valid", "calib", "holdout")
 _TRUE = {"1", "true", "True", "TRUE", 1}
@@ -73,12 +74,16 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
     split_column = cfg.get("split_column")
     if split_column and cfg.get("exclude_splits"):
         frame = frame[~frame[split_column].astype(str).isin([str(v) for v in cfg.exclude_splits])]
-    frame = frame.reset_index(drop=True)
+    if cfg.get("drop_empty_texts"):
+        frame = _without_empty_texts(frame, cfg.text_column, where)
 
-    texts = _validated_texts(frame, cfg.text_column, where)
-    ids = _validated_ids(frame, cfg.get("id_column"), where)
-    scheme, targets = encode_targets(frame, cfg, where)
-    given_splits = _given_splits(frame, cfg, where) if split_column else None
+    # Every problem of the file is found before any is reported: one run tells the user all of them.
+    problems = Problems(where)
+    texts = _validated_texts(frame, cfg.text_column, problems)
+    ids = _validated_ids(frame, cfg.get("id_column"), problems)
+    scheme, targets = encode_targets(frame, cfg, problems)
+    given_splits = _given_splits(frame, cfg, problems) if split_column else None
+    problems.raise_if_any()
     groups = frame[cfg.group_column].astype(str).to_numpy() if cfg.get("group_column") else None
 
     dataset = LabeledDataset(
@@ -118,44 +123,87 @@ def _require_columns(frame: pd.DataFrame, columns: list[tuple[str, str]], where:
             )
 
 
-def _validated_texts(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
-    values = frame[column]
+class Problems:
+    """What is wrong with a data file, collected so that one error lists all of it."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.found: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.found.append(message)
+
+    def raise_if_any(self) -> None:
+        if len(self.found) == 1:
+            raise DataError(f"{self.where}: {self.found[0]}")
+        if self.found:
+            listed = "; ".join(f"({i}) {message}" for i, message in enumerate(self.found, 1))
+            raise DataError(f"{self.where}: {len(self.found)} problems: {listed}")
+
+
+def _rows(mask: pd.Series, shown: int = 5) -> str:
+    """``rows 3, 17, 42 and 5 more``: data rows counted from 0 after the header, as plain integers."""
+    rows = [int(row) for row in mask.index[mask.to_numpy()]]
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:shown]))}{more}"
+
+
+def _empty_or_missing(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     non_string = ~values.map(lambda v: isinstance(v, str))
+    empty = ~non_string & (values.where(~non_string, "x").str.strip() == "")
+    return non_string, empty
+
+
+def _without_empty_texts(frame: pd.DataFrame, column: str, where: str) -> pd.DataFrame:
+    """``data.drop_empty_texts=true``: rows without text are dropped, and the user is told how many."""
+    non_string, empty = _empty_or_missing(frame[column])
+    dropped = non_string | empty
+    if dropped.any():
+        warn(f"{where}: dropped {int(dropped.sum())} rows with an empty or missing text ({_rows(dropped)})")
+    return frame[~dropped]
+
+
+def _validated_texts(frame: pd.DataFrame, column: str, problems: Problems) -> np.ndarray:
+    values = frame[column]
+    non_string, empty = _empty_or_missing(values)
     if non_string.any():
-        rows = list(np.flatnonzero(non_string.to_numpy())[:5])
-        raise DataError(
-            f"{where}: text column {column!r} has {int(non_string.sum())} non-string values (rows {rows})"
+        problems.add(
+            f"text column {column!r} has {int(non_string.sum())} non-string values ({_rows(non_string)}); "
+            "drop those rows with data.drop_empty_texts=true"
         )
-    empty = values.str.strip() == ""
     if empty.any():
-        rows = list(np.flatnonzero(empty.to_numpy())[:5])
-        raise DataError(
-            f"{where}: text column {column!r} has {int(empty.sum())} empty texts (rows {rows}); "
-            "drop them or exclude them with data.exclude_splits"
+        problems.add(
+            f"text column {column!r} has {int(empty.sum())} empty texts ({_rows(empty)}); "
+            "drop them with data.drop_empty_texts=true"
         )
     return values.to_numpy(dtype=object)
 
 
-def _validated_ids(frame: pd.DataFrame, column: str | None, where: str) -> np.ndarray:
+def _validated_ids(frame: pd.DataFrame, column: str | None, problems: Problems) -> np.ndarray:
     if not column:
         return np.array([str(i) for i in range(len(frame))], dtype=object)
     ids = frame[column].astype(str)
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
         examples = sorted(set(duplicated))[:3]
-        raise DataError(
-            f"{where}: id column {column!r} has {duplicated.nunique()} duplicate IDs (e.g. {examples})"
-        )
+        problems.add(f"id column {column!r} has {duplicated.nunique()} duplicate IDs (e.g. {examples})")
     return ids.to_numpy(dtype=object)
 
 
-def _binary_column(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
+def _binary_column(
+    frame: pd.DataFrame, column: str, where: str, problems: Problems | None = None
+) -> np.ndarray:
     values = frame[column]
     is_true = values.isin(_TRUE)
     bad = ~(is_true | values.isin(_FALSE))
     if bad.any():
         examples = sorted({str(v) for v in values[bad]})[:5]
-        raise DataError(f"{where}: label column {column!r} has values outside {{0, 1}}: {examples}")
+        message = (
+            f"label column {column!r} has {int(bad.sum())} values outside {{0, 1}}: {examples} ({_rows(bad)})"
+        )
+        if problems is None:
+            raise DataError(f"{where}: {message}")
+        problems.add(message)
     return is_true.to_numpy().astype(np.int64)
 
 
@@ -183,16 +231,20 @@ def scheme_from_config(cfg: DictConfig | dict[str, Any]) -> LabelScheme:
     raise ConfigError(f"data.scheme={kind!r} is not a label scheme; expected 'multilabel' or 'levels'")
 
 
-def encode_targets(frame: pd.DataFrame, cfg: DictConfig, where: str) -> tuple[LabelScheme, np.ndarray]:
-    """The scheme named by ``data.scheme`` and the encoded targets."""
+def encode_targets(
+    frame: pd.DataFrame, cfg: DictConfig, problems: Problems
+) -> tuple[LabelScheme, np.ndarray]:
+    """The scheme named by ``data.scheme`` and the encoded targets (bad values go to ``problems``)."""
     scheme = scheme_from_config(cfg)
     if isinstance(scheme, MultiLabelScheme):
-        return scheme, np.stack([_binary_column(frame, c, where) for c in scheme.labels], axis=1)
-    return scheme, _encode_levels(frame, cfg, scheme.levels, where)
+        columns = [_binary_column(frame, c, problems.where, problems) for c in scheme.labels]
+        return scheme, np.stack(columns, axis=1)
+    return scheme, _encode_levels(frame, cfg, scheme.levels, problems)
 
 
-def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], where: str) -> np.ndarray:
+def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], problems: Problems) -> np.ndarray:
     """Level indices from rules over binary columns, binned scores, or a level column."""
+    where = problems.where
     index = {level: i for i, level in enumerate(levels)}
     if cfg.get("level_rules"):
         return _levels_from_rules(frame, cfg, index, where)
@@ -208,9 +260,11 @@ def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], wher
     if unknown.any():
         examples = sorted(set(raw[unknown]))[:5]
         expected = sorted(mapping) if mapping else levels
-        raise DataError(
-            f"{where}: label column {column!r} has values outside the levels {expected}: {examples}"
+        problems.add(
+            f"label column {column!r} has {int(unknown.sum())} values outside the levels {expected}: "
+            f"{examples} ({_rows(unknown)})"
         )
+        return np.zeros(len(frame), dtype=np.int64)
     return names.map(index).to_numpy().astype(np.int64)
 
 
@@ -223,12 +277,10 @@ def _levels_from_rules(frame: pd.DataFrame, cfg: DictConfig, index: dict[str, in
     for level, expression in cfg.level_rules.items():  # most severe first: the first matching rule wins
         if level not in index:
             raise ConfigError(f"data.level_rules has level {level!r}, not one of data.levels {list(index)}")
-        columns = [c for c in re.findall(r"[A-Za-z_]\w*", expression) if c in frame.columns]
-        binary = pd.DataFrame({c: _binary_column(frame, c, where).astype(bool) for c in columns})
-        try:
-            matched = binary.eval(expression).to_numpy(dtype=bool)
-        except Exception as error:  # pandas raises many types for a malformed expression
-            raise ConfigError(f"data.level_rules.{level}: cannot evaluate {expression!r}: {error}") from error
+        key = f"data.level_rules.{level}"
+        names = rule_columns(expression, key) & set(frame.columns)
+        columns = {c: _binary_column(frame, c, where) for c in sorted(names)}
+        matched = np.broadcast_to(evaluate_rule(expression, columns, key), (len(frame),))
         result[matched & ~assigned] = index[level]
         assigned |= matched
     return result
@@ -249,7 +301,7 @@ def _levels_from_scores(frame: pd.DataFrame, cfg: DictConfig, levels: list[str],
     return np.digitize(scores.to_numpy(), bins, right=True).astype(np.int64)
 
 
-def _given_splits(frame: pd.DataFrame, cfg: DictConfig, where: str) -> np.ndarray:
+def _given_splits(frame: pd.DataFrame, cfg: DictConfig, problems: Problems) -> np.ndarray:
     column = cfg.split_column
     mapping = {str(k): str(v) for k, v in (cfg.get("split_values") or {}).items()}
     raw = frame[column].astype(str)
@@ -257,8 +309,8 @@ def _given_splits(frame: pd.DataFrame, cfg: DictConfig, where: str) -> np.ndarra
     unknown = ~names.isin(SPLIT_NAMES)
     if unknown.any():
         examples = sorted(set(raw[unknown]))[:5]
-        raise DataError(
-            f"{where}: split column {column!r} has values {examples} that are not one of {list(SPLIT_NAMES)} "
-            "(map them with data.split_values or drop them with data.exclude_splits)"
+        problems.add(
+            f"split column {column!r} has {int(unknown.sum())} values {examples} that are not one of "
+            f"{list(SPLIT_NAMES)} (map them with data.split_values or drop them with data.exclude_splits)"
         )
     return names.to_numpy(dtype=object)

@@ -33,14 +33,23 @@ def confusion_counts(targets: np.ndarray, predictions: np.ndarray) -> dict[str, 
 
 
 def rates(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and FPR from confusion counts (0 where undefined, like zero_division=0)."""
+    """Precision, recall, F1 and FPR from confusion counts.
+
+    Recall without positives and FPR without negatives are undefined: NaN (written as null), never a
+    0.0 that reads like a result. Precision and F1 follow ``zero_division=0`` (nothing flagged: 0).
+    """
     tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
     return {
         "precision": _safe_divide(tp, tp + fp),
-        "recall": _safe_divide(tp, tp + fn),
+        "recall": _divide_or_nan(tp, tp + fn),
         "f1": _safe_divide(2 * tp, 2 * tp + fp + fn),
-        "fpr": _safe_divide(fp, fp + tn),
+        "fpr": _divide_or_nan(fp, fp + tn),
     }
+
+
+def _divide_or_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=denominator > 0)
 
 
 def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> float:
@@ -137,11 +146,14 @@ def bootstrap_intervals(
     samples[scheme.headline_name] = weights @ correct / n
     if scheme.primary_label in view.names:
         j = view.names.index(scheme.primary_label)
-        samples[f"{scheme.primary_label}/recall"] = _safe_divide(tp[:, j], tp[:, j] + fn[:, j])
-        samples[f"{scheme.primary_label}/fpr"] = _safe_divide(fp[:, j], fp[:, j] + tn[:, j])
+        samples[f"{scheme.primary_label}/recall"] = _divide_or_nan(tp[:, j], tp[:, j] + fn[:, j])
+        samples[f"{scheme.primary_label}/fpr"] = _divide_or_nan(fp[:, j], fp[:, j] + tn[:, j])
     tail = (1 - level) / 2 * 100
     result = {}
     for name, values in samples.items():
-        low, high = np.percentile(values, [tail, 100 - tail])
+        if np.isnan(values).all():  # undefined in every resample (no positives at all)
+            result[f"{name}_ci_low"] = result[f"{name}_ci_high"] = math.nan
+            continue
+        low, high = np.nanpercentile(values, [tail, 100 - tail])
         result[f"{name}_ci_low"], result[f"{name}_ci_high"] = float(low), float(high)
     return result

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
-from toxmod.errors import ToxmodError
+from toxmod.errors import DamagedFileError, ToxmodError
+from toxmod.files import read_json, require_keys
 from toxmod.models.base import (
     SCORER_FILE,
     CheckpointSettings,
@@ -24,6 +24,7 @@ SCORER_REGISTRY: dict[str, str] = {
     "tfidf_logreg": "toxmod.models.tfidf:TfidfLogRegScorer",
     "fasttext": "toxmod.models.fasttext_model:FastTextScorer",
     "transformer": "toxmod.models.transformer.scorer:TransformerScorer",
+    "ensemble": "toxmod.models.ensemble:EnsembleScorer",
 }
 
 
@@ -35,14 +36,23 @@ def scorer_class(kind: str) -> type[Scorer]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def load_scorer(directory: str | Path) -> Scorer:
-    """Load any saved model directory (its ``scorer.json`` names the kind)."""
+def load_scorer(directory: str | Path, allow_pickle: bool = False) -> Scorer:
+    """Load any saved model directory (its ``scorer.json`` names the kind); nothing in it is executed.
+
+    ``allow_pickle``: also read an older pickle-format model (only for models you trust).
+    """
     directory = Path(directory)
     description_path = directory / SCORER_FILE
     if not description_path.is_file():
         raise ToxmodError(f"{directory} is not a saved toxmod model ({SCORER_FILE} missing)")
-    description = json.loads(description_path.read_text())
-    return scorer_class(description["kind"]).load(directory, description)
+    description = read_json(description_path)
+    require_keys(description_path, description, ("kind", "scheme"))
+    kind = description["kind"]
+    if kind not in SCORER_REGISTRY:
+        raise DamagedFileError(
+            f"{description_path}: unknown model kind {kind!r}; known: {sorted(SCORER_REGISTRY)}"
+        )
+    return scorer_class(kind).load(directory, description, allow_pickle)
 
 
 __all__ = [

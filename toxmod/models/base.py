@@ -13,6 +13,7 @@ import numpy as np
 
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.schemes import LabelScheme, scheme_from_description
+from toxmod.errors import DamagedFileError
 from toxmod.hardware import CPU, HardwareSettings
 
 SCORER_FILE = "scorer.json"
@@ -76,7 +77,8 @@ class FitContext:
     validation; ``trainer`` holds Lightning ``Trainer`` arguments (``trainer.*``); ``checkpoint_dir`` and
     ``last_checkpoint`` are where checkpoints go (the run record decides the names; None: a temporary
     folder); ``resume_from`` is a checkpoint to continue from; ``auxiliary`` holds training-only extra
-    targets of the train rows (``data.auxiliary``); ``callbacks`` are extra Lightning callbacks.
+    targets of the train rows (``data.auxiliary``); ``callbacks`` are extra Lightning callbacks;
+    ``teacher`` is what a student distils from (models with ``learns_from_teacher``).
     """
 
     hardware: HardwareSettings = CPU
@@ -91,6 +93,18 @@ class FitContext:
     metrics_logger: MetricsLogger | None = None
     callbacks: Sequence[object] = ()
     auxiliary: AuxiliaryTargets | None = None
+    teacher: TeacherTargets | None = None
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """What a student learns from a teacher: the teacher's calibrated logits for every train row (in
+    the order of the texts ``fit`` gets), the distillation temperature, and ``alpha``, the weight of
+    the hard-label loss (the teacher's term gets ``1 - alpha``)."""
+
+    logits: np.ndarray
+    temperature: float = 2.0
+    alpha: float = 0.5
 
 
 @dataclass
@@ -112,6 +126,7 @@ class Scorer(ABC):
     """
 
     kind: ClassVar[str]
+    learns_from_teacher: ClassVar[bool] = False  # can fit with ``FitContext.teacher`` (distillation)
 
     def __init__(self) -> None:
         self.scheme: LabelScheme | None = None
@@ -136,8 +151,8 @@ class Scorer(ABC):
         """Write the model's own files into ``directory``."""
 
     @abstractmethod
-    def _load_weights(self, directory: Path) -> None:
-        """Read back what ``_save_weights`` wrote."""
+    def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
+        """Read back what ``_save_weights`` wrote (``allow_pickle``: also an older pickle format)."""
 
     def params(self) -> dict[str, Any]:
         """Constructor parameters, stored so ``load`` rebuilds the same object."""
@@ -150,6 +165,15 @@ class Scorer(ABC):
 
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:  # noqa: B027 - optional hook
         """Refuse bad settings before any data is read (one-line ConfigError); ``context`` has no data yet."""
+
+    def member_runs(self) -> list[str]:
+        """Finished runs whose models this one is built from (an ensemble's members); the train stage
+        loads them, checks they share the run's split, and hands them to ``attach_members``."""
+        return []
+
+    def attach_members(self, members: Sequence[Scorer]) -> None:
+        """Receive the loaded models of ``member_runs``."""
+        raise NotImplementedError(f"{self.kind} models are not built from other runs")
 
     def place_on(self, hardware: HardwareSettings) -> None:  # noqa: B027 - optional hook
         """Score on ``hardware`` (models that run on one device; CPU-only models ignore it)."""
@@ -171,13 +195,26 @@ class Scorer(ABC):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, description: Mapping[str, Any] | None = None) -> Scorer:
-        """Rebuild a saved model of this class (``description``: its ``scorer.json``, if already read)."""
+    def load(
+        cls, directory: str | Path, description: Mapping[str, Any] | None = None, allow_pickle: bool = False
+    ) -> Scorer:
+        """Rebuild a saved model of this class (``description``: its ``scorer.json``, if already read).
+
+        Nothing in the directory is executed; a pickle (an older format) is read only with
+        ``allow_pickle=True``.
+        """
         directory = Path(directory)
         description = description or json.loads((directory / SCORER_FILE).read_text())
-        scorer = cls.from_params(description.get("params", {}))
-        scorer.scheme = scheme_from_description(description["scheme"])
-        scorer._load_weights(directory)
+        where = directory / SCORER_FILE
+        try:
+            scorer = cls.from_params(description.get("params", {}))
+        except TypeError as error:  # an unknown or missing constructor parameter
+            raise DamagedFileError(f"{where}: parameters do not fit {cls.kind} ({error})") from None
+        try:
+            scorer.scheme = scheme_from_description(description["scheme"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedFileError(f"{where}: not a label scheme ({error!r})") from None
+        scorer._load_weights(directory, allow_pickle)
         return scorer
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError
+from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.models.base import FitContext, Scorer
 
 FULL_MODEL_FILE = "model.bin"
@@ -158,7 +158,12 @@ class FastTextScorer(Scorer):
     def _save_weights(self, directory: Path) -> None:
         self.model.save_model(str(directory / (QUANTIZED_MODEL_FILE if self.quantized else FULL_MODEL_FILE)))
 
-    def _load_weights(self, directory: Path) -> None:
+    def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
         fasttext = _quiet_fasttext()
-        name = QUANTIZED_MODEL_FILE if self.quantized else FULL_MODEL_FILE
-        self.model = fasttext.load_model(str(directory / name))
+        path = directory / (QUANTIZED_MODEL_FILE if self.quantized else FULL_MODEL_FILE)
+        if not path.is_file():
+            raise DamagedFileError(f"{path}: missing")
+        try:  # fastText's own binary format: no code in it
+            self.model = fasttext.load_model(str(path))
+        except ValueError as error:
+            raise DamagedFileError(f"{path}: not a readable fastText model ({error})") from None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+
+from toxmod.models.persistence import vectorizer_from_state, vectorizer_state
 
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<!\w)@\w+")
@@ -110,3 +113,20 @@ class TfidfFeaturizer:
         if self.char is not None:
             parts.append(self.char.transform(texts))
         return self._stack(texts, parts)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The fitted featurizer as arrays and JSON (``from_state`` rebuilds it exactly)."""
+        arrays, word = vectorizer_state(self.word, "word_")
+        meta: dict[str, Any] = {"text_stats": self.text_stats, "word": word, "char": None}
+        if self.char is not None:
+            char_arrays, meta["char"] = vectorizer_state(self.char, "char_")
+            arrays.update(char_arrays)
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> TfidfFeaturizer:
+        featurizer = cls.__new__(cls)
+        featurizer.word = vectorizer_from_state(arrays, meta["word"], "word_")
+        featurizer.char = vectorizer_from_state(arrays, meta["char"], "char_") if meta["char"] else None
+        featurizer.text_stats = bool(meta["text_stats"])
+        return featurizer

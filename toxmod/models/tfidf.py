@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -16,10 +17,21 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from toxmod.data.schemes import LabelScheme, TrainingTask
+from toxmod.errors import DamagedFileError
 from toxmod.models.base import FitContext, Scorer
+from toxmod.models.persistence import (
+    logistic_from_state,
+    logistic_state,
+    read_arrays,
+    read_json,
+    require_keys,
+    write_arrays,
+)
 from toxmod.models.text_features import TfidfFeaturizer
 
-WEIGHTS_FILE = "model.joblib"
+ARRAYS_FILE = "model.npz"  # the featurizer's idf and the linear models' coefficients
+STATE_FILE = "model.json"  # vocabularies, parameters, and what each estimator is
+PICKLE_FILE = "model.joblib"  # the older format: a pickle, read only with allow_pickle=true
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -87,16 +99,56 @@ class TfidfScorer(Scorer):
         return np.concatenate(columns, axis=1).astype(np.float64)
 
     def _save_weights(self, directory: Path) -> None:
-        joblib.dump(
-            {"featurizer": self.featurizer, "estimators": self.estimators, "task_columns": self.task_columns},
-            directory / WEIGHTS_FILE,
-        )
+        arrays, featurizer = self.featurizer.state()
+        estimators = []
+        for index, estimator in enumerate(self.estimators):
+            estimator_arrays, meta = self._estimator_state(estimator, index, directory)
+            arrays.update(estimator_arrays)
+            estimators.append(meta)
+        write_arrays(directory / ARRAYS_FILE, arrays)
+        state = {"featurizer": featurizer, "estimators": estimators, "task_columns": self.task_columns}
+        (directory / STATE_FILE).write_text(json.dumps(state) + "\n", encoding="utf-8")
 
-    def _load_weights(self, directory: Path) -> None:
-        state = joblib.load(directory / WEIGHTS_FILE)
+    def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
+        if not (directory / STATE_FILE).exists() and (directory / PICKLE_FILE).exists():
+            return self._load_pickle(directory / PICKLE_FILE, allow_pickle)
+        state = read_json(directory / STATE_FILE)
+        require_keys(directory / STATE_FILE, state, ("featurizer", "estimators", "task_columns"))
+        arrays = read_arrays(directory / ARRAYS_FILE)
+        try:
+            self.featurizer = TfidfFeaturizer.from_state(arrays, state["featurizer"])
+            self.estimators = [
+                self._estimator_from_state(arrays, meta, index, directory)
+                for index, meta in enumerate(state["estimators"])
+            ]
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedFileError(
+                f"{directory / STATE_FILE}: does not match {ARRAYS_FILE} ({error!r})"
+            ) from None
+        self.task_columns = [int(k) for k in state["task_columns"]]
+        return None
+
+    def _load_pickle(self, path: Path, allow_pickle: bool) -> None:
+        if not allow_pickle:
+            raise DamagedFileError(
+                f"{path}: a pickle, which runs whatever code it holds when loaded; re-train the run, "
+                "or pass allow_pickle=true if you trust whoever made it"
+            )
+        state = joblib.load(path)
         self.featurizer = state["featurizer"]
         self.estimators = state["estimators"]
-        self.task_columns = state["task_columns"]
+        self.task_columns = state.get("task_columns") or [1 if k == 2 else k for k in state["task_classes"]]
+
+    def _estimator_state(
+        self, estimator: Any, index: int, directory: Path
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = logistic_state(estimator, f"estimator{index}_")
+        return arrays, {"type": "logistic", **meta}
+
+    def _estimator_from_state(
+        self, arrays: dict[str, np.ndarray], meta: dict[str, Any], index: int, directory: Path
+    ) -> Any:
+        return logistic_from_state(arrays, meta, f"estimator{index}_")
 
 
 class TfidfLogRegScorer(TfidfScorer):
@@ -124,19 +176,19 @@ class TfidfLogRegScorer(TfidfScorer):
 
 
 class _StackedXGB:
-    """Chi2-selected TF-IDF columns + text statistics (+ out-of-fold linear scores) -> XGBoost."""
+    """Chi2-selected TF-IDF columns + text statistics (+ out-of-fold linear scores) -> XGBoost.
 
-    def __init__(self, n_text: int, selector: Any | None, linear: Any | None, booster: Any) -> None:
-        self.n_text, self.selector, self.linear, self.booster = n_text, selector, linear, booster
+    ``columns``: the text columns the trees see (None: all of them).
+    """
+
+    def __init__(self, n_text: int, columns: np.ndarray | None, linear: Any | None, booster: Any) -> None:
+        self.n_text, self.columns, self.linear, self.booster = n_text, columns, linear, booster
 
     def tree_features(
         self, features: sparse.csr_matrix, linear_scores: np.ndarray | None
     ) -> sparse.csr_matrix:
         text = features[:, : self.n_text]
-        parts = [
-            self.selector.transform(text) if self.selector is not None else text,
-            features[:, self.n_text :],
-        ]
+        parts = [text[:, self.columns] if self.columns is not None else text, features[:, self.n_text :]]
         if linear_scores is not None:
             parts.append(sparse.csr_matrix(linear_scores.reshape(len(linear_scores), -1)))
         return sparse.hstack(parts, format="csr")
@@ -192,9 +244,10 @@ class TfidfXGBoostScorer(TfidfScorer):
 
         p = self._params
         n_text = features.shape[1] - self.featurizer.n_stats
-        selector = None
+        columns = None
         if p["tree_features"] and p["tree_features"] < n_text:
             selector = SelectKBest(chi2, k=p["tree_features"]).fit(features[:, :n_text], task.targets)
+            columns = selector.get_support(indices=True)
         linear, linear_scores = None, None
         if p["stack_linear"]:
             linear = logistic_regression(task.n_classes, p["linear_C"], "balanced", p["linear_solver"])
@@ -214,6 +267,47 @@ class TfidfXGBoostScorer(TfidfScorer):
             n_jobs=_threads(p["n_jobs"]),
             random_state=p["seed"],
         )
-        model = _StackedXGB(n_text, selector, linear, booster)
+        model = _StackedXGB(n_text, columns, linear, booster)
         booster.fit(model.tree_features(features, linear_scores), task.targets)
         return model
+
+    def _estimator_state(
+        self, estimator: _StackedXGB, index: int, directory: Path
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        prefix = f"estimator{index}_"
+        booster_file = f"booster{index}.ubj"  # XGBoost's own (non-executable) format
+        estimator.booster.save_model(str(directory / booster_file))
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {
+            "type": "stacked_xgboost",
+            "n_text": estimator.n_text,
+            "booster": booster_file,
+        }
+        if estimator.columns is not None:
+            arrays[f"{prefix}columns"] = estimator.columns
+        if estimator.linear is not None:
+            linear_arrays, meta["linear"] = logistic_state(estimator.linear, f"{prefix}linear_")
+            arrays.update(linear_arrays)
+        return arrays, meta
+
+    def _estimator_from_state(
+        self, arrays: dict[str, np.ndarray], meta: dict[str, Any], index: int, directory: Path
+    ) -> _StackedXGB:
+        from xgboost import XGBClassifier
+        from xgboost.core import XGBoostError
+
+        prefix = f"estimator{index}_"
+        booster = XGBClassifier()
+        path = directory / meta["booster"]
+        if not path.is_file():
+            raise DamagedFileError(f"{path}: missing")
+        try:
+            booster.load_model(str(path))
+        except XGBoostError as error:
+            raise DamagedFileError(
+                f"{path}: not a readable XGBoost model ({str(error).splitlines()[0]})"
+            ) from None
+        linear = (
+            logistic_from_state(arrays, meta["linear"], f"{prefix}linear_") if meta.get("linear") else None
+        )
+        return _StackedXGB(int(meta["n_text"]), arrays.get(f"{prefix}columns"), linear, booster)

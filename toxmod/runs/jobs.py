@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.errors import ConfigError
+from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
@@ -140,7 +140,10 @@ def _runs_of_task(cfg: DictConfig) -> list[_Candidate]:
     for root in (Path(cfg.paths.output_dir), Path(cfg.paths.multirun_dir)):
         for tracking_file in root.glob(f"**/{RunDir.TRACKING}"):
             run = RunDir(tracking_file.parent)
-            saved = run.saved_config()
+            try:
+                saved = run.saved_config()
+            except ToxmodError:  # a damaged or untrusted config is nobody's job: never continued
+                continue
             if saved is not None and _task_model_and_data(saved) == _task_model_and_data(cfg):
                 found.append(_Candidate(run, saved, run.config.stat().st_mtime))
     return found

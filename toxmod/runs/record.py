@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from toxmod.calibration import Thresholds
+from toxmod.config import check_targets
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
-from toxmod.errors import ConfigError, ToxmodError, is_interrupt
+from toxmod.errors import ConfigError, DamagedFileError, ToxmodError, is_interrupt
+from toxmod.files import read_json, require_keys
 from toxmod.models import Scorer, load_scorer
 from toxmod.progress import console
 from toxmod.runs.store import NoStore, RunStore
@@ -49,6 +53,9 @@ class RunDir:
     TRACKING = "tracking.json"
     CHECKPOINTS = "checkpoints"
     LAST_CHECKPOINT = "last.ckpt"
+    # Config groups always taken from the current command, never rebuilt from a run's config.yaml
+    # (a resumed chunk gets the command's callbacks): their _target_s need no check.
+    COMMAND_ONLY = ("callbacks",)
     PENDING = ".pending"  # the finished marker waits here until the tracking store has the run FINISHED
     DAPT_RECORD = "dapt.json"
     DAPT_MODEL = "dapt_model"
@@ -110,10 +117,26 @@ class RunDir:
 
     def tracking_record(self) -> dict[str, Any]:
         """``tracking.json`` (run id, input hashes, job key, process), or {} when absent."""
-        return json.loads(self.tracking.read_text()) if self.tracking.is_file() else {}
+        if not self.tracking.is_file():
+            return {}
+        record = read_json(self.tracking)
+        require_keys(self.tracking, record, ())
+        return record
 
     def saved_config(self) -> DictConfig | None:
-        return OmegaConf.load(self.config) if self.config.is_file() else None
+        """The run's ``config.yaml`` (None when absent), checked: it may name only toxmod's own
+        classes, torch optimizers and Lightning callbacks; damaged YAML is a one-line error."""
+        if not self.config.is_file():
+            return None
+        try:
+            cfg = OmegaConf.load(self.config)
+        except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DamagedFileError(f"{self.config}: not a readable config ({reason})") from None
+        if not isinstance(cfg, DictConfig):
+            raise DamagedFileError(f"{self.config}: not a config mapping")
+        check_targets(cfg, str(self.config), never_built=self.COMMAND_ONLY)
+        return cfg
 
 
 def git_sha(root: Path) -> str:
@@ -258,9 +281,12 @@ class LoadedRun:
         """What the run recorded for ``subset`` (holdout: ``holdout_eval.json``; others: ``metrics.json``)."""
         run = RunDir(self.directory)
         if subset == EVALUATION_SPLIT:
-            return json.loads(run.holdout_eval.read_text())["metrics"]
+            record = read_json(run.holdout_eval)
+            require_keys(run.holdout_eval, record, ("metrics",))
+            return record["metrics"]
         prefix = f"{subset}/"
-        everything = json.loads(run.metrics.read_text())
+        everything = read_json(run.metrics)
+        require_keys(run.metrics, everything, ())
         return {k.removeprefix(prefix): v for k, v in everything.items() if k.startswith(prefix)}
 
 
@@ -286,13 +312,39 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
 
 
 def load_run(
-    ref: str | Path, store: RunStore | NoStore | None = None, cache_dir: Path | None = None
+    ref: str | Path,
+    store: RunStore | NoStore | None = None,
+    cache_dir: Path | None = None,
+    allow_pickle: bool = False,
 ) -> LoadedRun:
-    """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified."""
+    """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified.
+
+    Opening never runs code from the run: its config may name only toxmod's classes, its model is
+    read from arrays, JSON and safetensors (``allow_pickle``: an older pickle-format model too),
+    and its thresholds are matched to the scheme's decisions by name.
+    """
     if store is None and not Path(ref).expanduser().is_dir():
         raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
     run = locate_run(ref, store or NoStore(), cache_dir or Path(".") / "runs")
-    cfg = OmegaConf.load(run.config)
+    cfg = run.saved_config()
+    if cfg is None:
+        raise DamagedFileError(f"{run.config}: missing")
     dataset = build_dataset(cfg.data)
     split, _ = read_split_folder(run.split, dataset)
-    return LoadedRun(run.path, cfg, dataset, split, load_scorer(run.model), Thresholds.load(run.thresholds))
+    scorer = load_scorer(run.model, allow_pickle)
+    return LoadedRun(run.path, cfg, dataset, split, scorer, Thresholds.load(run.thresholds, dataset.scheme))
+
+
+def load_run_on_split(
+    ref: str, store: RunStore | NoStore, cache_dir: Path, split_sha256: str, role: str
+) -> LoadedRun:
+    """A finished run another run builds on (``role``: ``distill.teacher``, ``model.members``), which
+    must have been evaluated on the same split: its valid/calib/holdout must be unseen by both."""
+    loaded = load_run(ref, store if not isinstance(store, NoStore) else None, cache_dir)
+    recorded = read_json(loaded.directory / RunDir.HOLDOUT_EVAL).get("split_sha256")
+    if recorded != split_sha256:
+        raise ConfigError(
+            f"{role}={ref}: that run was trained on split {str(recorded)[:12]}, this run uses split "
+            f"{split_sha256[:12]}; runs built on other runs must share their split"
+        )
+    return loaded

@@ -7,9 +7,11 @@ answers every lookup with one line saying why it cannot.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,55 @@ FINISHED = "FINISHED"
 
 
 def open_client(uri: str) -> Any:
-    """An MLflow client for ``uri``, with MLflow's and its migrations' INFO lines kept out of the output."""
+    """An MLflow client for ``uri``, with MLflow's and its migrations' INFO lines kept out of the output.
+
+    A SQLite store is created (or migrated) under a file lock: several runs starting at once on a
+    new store would otherwise each create its tables, and all but one fail.
+    """
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # after the import: importing mlflow sets its logger's level
         logging.getLogger(name).setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(database.with_name(database.name + ".lock")):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # the store's first use creates its tables
+    return client
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (other processes wait for it)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def end_run(client: Any, run_id: str, status: str, reason: str | None = None) -> None:
+    """End a tracking run; a run that did not finish says so in its name and its ``failure_reason``.
+
+    The MLflow UI lists runs by name, so ``FAILED tfidf_logreg-janitr-a1b2`` stands out from the
+    finished runs beside it; a resumed run gets its name back (``reopened_name``).
+    """
+    if status != "FINISHED":
+        name = client.get_run(run_id).info.run_name or ""
+        client.update_run(run_id, name=f"{status} {reopened_name(name)}".strip())
+        if reason:
+            client.set_tag(run_id, "failure_reason", reason[:5000])
+    client.set_terminated(run_id, status)
+
+
+def reopened_name(name: str) -> str:
+    """A run's name without the status prefix ``end_run`` gave it."""
+    for status in ("FAILED ", "KILLED "):
+        name = name.removeprefix(status)
+    return name
 
 
 @dataclass(frozen=True)
@@ -126,6 +171,10 @@ class RunStore:
         )
         return [_stored(run) for run in runs]
 
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """End a run FAILED and say why (tag ``failure_reason``)."""
+        end_run(self._client, run_id, "FAILED", reason)
+
     def download(self, run_id: str, destination: Path) -> Path:
         """Every artifact of the run into ``destination`` (no progress bars); returns it."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -146,7 +195,7 @@ class NoStore:
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError("tracking=none keeps no run store: pass a run directory, or tracking=mlflow")
 
-    get = search = download = experiment_ids = _refuse
+    get = search = download = experiment_ids = mark_failed = _refuse
 
     def has_run(self, run_id: str) -> bool:
         return False

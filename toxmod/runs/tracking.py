@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from toxmod.errors import is_interrupt
-from toxmod.runs.store import NoStore, RunStore, open_client
+from toxmod.runs.store import NoStore, RunStore, end_run, open_client, reopened_name
 
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
@@ -86,13 +86,21 @@ class MlflowTracker:
         return RunStore(self.uri)
 
     def _experiment_id(self) -> str:
+        from mlflow.exceptions import MlflowException
+
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is not None:
             return found.experiment_id
         location = None
         if self.artifact_root:
             location = (Path(self.artifact_root).expanduser().resolve() / self.experiment_name).as_uri()
-        return self.client.create_experiment(self.experiment_name, artifact_location=location)
+        try:
+            return self.client.create_experiment(self.experiment_name, artifact_location=location)
+        except MlflowException:  # another run created it a moment ago
+            found = self.client.get_experiment_by_name(self.experiment_name)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def __getstate__(self) -> dict[str, Any]:
         # The client holds a database engine; worker processes (DDP spawn) open their own.
@@ -107,7 +115,8 @@ class MlflowTracker:
     ) -> Iterator[MlflowTracker]:
         """A new run, or ``resume_run_id`` reopened (RUNNING again) to continue a chunked/killed run."""
         if resume_run_id:
-            self.client.update_run(resume_run_id, status="RUNNING")
+            name = self.client.get_run(resume_run_id).info.run_name or ""
+            self.client.update_run(resume_run_id, status="RUNNING", name=reopened_name(name))
             self.run_id = resume_run_id
             self.set_tags(dict(tags or {}))
         else:
@@ -116,7 +125,8 @@ class MlflowTracker:
         try:
             yield self
         except BaseException as error:
-            self.client.set_terminated(self.run_id, "KILLED" if is_interrupt(error) else "FAILED")
+            status = "KILLED" if is_interrupt(error) else "FAILED"
+            end_run(self.client, self.run_id, status, f"{type(error).__name__}: {error}".splitlines()[0])
             raise
         self.client.set_terminated(self.run_id, "FINISHED")
 

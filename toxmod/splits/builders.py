@@ -36,7 +36,7 @@ def frozen_split(
     rows = _rows_by_name(dataset.given_splits)
     notes: dict[str, Any] = {}
     if carve:
-        rows, notes = _carve_from_train(dataset, rows, carve)
+        rows, notes = _carve(dataset, rows, carve)
     empty = [name for name in SPLIT_NAMES if len(rows[name]) == 0]
     if empty:
         raise SplitError(
@@ -46,21 +46,36 @@ def frozen_split(
     return Split(rows=rows, source=f"column:{dataset.name}", notes=notes)
 
 
-def _carve_from_train(
+def _carve(
     dataset: LabeledDataset, rows: dict[str, np.ndarray], carve: Mapping[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Stratified valid/calib carve-outs of the given train rows (existing splits are left alone)."""
-    fractions = {k: float(v) for k, v in carve.items() if k in ("valid", "calib") and len(rows[k]) == 0}
-    if not fractions:
-        return rows, {}
-    train = rows["train"]
-    ratios = {"train": 1.0 - sum(fractions.values()), **fractions}
-    keys = dataset.scheme.stratification_keys(dataset.targets[train])
-    assignment = stratified_assignment(keys, ratios, seed=int(carve.get("seed", 0)))
-    carved = dict(rows)
-    for name in ratios:
-        carved[name] = train[assignment == name]
-    return carved, {"carved_from_train": {**fractions, "seed": int(carve.get("seed", 0))}}
+    """Stratified valid/calib carve-outs of other splits' rows (splits the data already has are kept).
+
+    ``{valid: 0.05}`` takes 5% of train; ``{calib: {from: holdout, fraction: 0.3}}`` takes 30% of the
+    holdout -- calibration data drawn like the data the thresholds will meet.
+    """
+    seed = int(carve.get("seed", 0))
+    sources: dict[str, dict[str, float]] = {}
+    for name in ("valid", "calib"):
+        spec = carve.get(name)
+        if spec is None or len(rows[name]):
+            continue
+        source, fraction = (
+            ("train", spec) if not isinstance(spec, Mapping) else (spec["from"], spec["fraction"])
+        )
+        if source not in ("train", "holdout"):
+            raise SplitError(f"data.split_carve.{name}.from={source!r}; carve from train or holdout")
+        sources.setdefault(str(source), {})[name] = float(fraction)
+    carved, notes = dict(rows), {}
+    for source, fractions in sources.items():
+        pool = rows[source]
+        ratios = {source: 1.0 - sum(fractions.values()), **fractions}
+        keys = dataset.scheme.stratification_keys(dataset.targets[pool])
+        assignment = stratified_assignment(keys, ratios, seed=seed)
+        for name in ratios:
+            carved[name] = pool[assignment == name]
+        notes[f"carved_from_{source}"] = {**fractions, "seed": seed}
+    return carved, notes
 
 
 def stratified_split(

@@ -7,17 +7,22 @@ refused, and ``allow_mixed_splits=true`` shows them together with a split column
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component
-from toxmod.errors import ToxmodError
-from toxmod.progress import console
-from toxmod.reports import rows_table
-from toxmod.runs.store import NoStore, RunStore, StoredRun
+from toxmod.errors import ConfigError, ToxmodError
+from toxmod.progress import console, notes_console, print_whole
+from toxmod.reports import rows_table, rows_text
+from toxmod.runs.gc import collect
+from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
+from toxmod.stages.runs import report as report_collected
 
 COST_COLUMNS = {
     "train_seconds": "train_s",
@@ -25,6 +30,8 @@ COST_COLUMNS = {
     "scoring_texts_per_second": "texts/s",
 }
 SCALE = {"model_size_bytes": 1e-6}
+TABLE_FORMATS = ("table", "csv", "markdown")
+FILE_FORMATS = {".csv": "csv", ".md": "markdown"}
 
 
 @dataclass(frozen=True)
@@ -43,10 +50,18 @@ def select_runs(
     allow_mixed_splits: bool = False,
     experiments: Sequence[str] | None = None,
     max_runs: int = 50,
+    allow_unfinished: bool = False,
 ) -> Comparison:
-    """Pick the runs to compare, enforcing one split hash unless mixed splits are allowed."""
+    """Pick the runs to compare, enforcing one split hash unless mixed splits are allowed, and
+    finished runs unless unfinished ones are asked for (they have no or partial numbers)."""
     if runs:
         chosen = [store.get(r) for r in runs]
+        unfinished = {r.run_id[:8]: r.status for r in chosen if not r.finished}
+        if unfinished and not allow_unfinished:
+            raise ToxmodError(
+                f"runs {unfinished} did not finish; their numbers are partial or missing. "
+                "Pass allow_unfinished=true to show them anyway"
+            )
         hashes = {r.run_id: r.split_sha256 or "?" for r in chosen}
         if len(set(hashes.values())) > 1 and not allow_mixed_splits:
             detail = ", ".join(f"{rid[:8]}: {h[:12]}" for rid, h in hashes.items())
@@ -56,7 +71,8 @@ def select_runs(
             )
         shared = next(iter(hashes.values())) if len(set(hashes.values())) == 1 else None
         return Comparison(chosen, shared, {})
-    candidates = store.search(experiments, max_results=max_runs)
+    found = store.search(experiments, status=None if allow_unfinished else FINISHED, max_results=max_runs)
+    candidates = [r for r in found if r.split_sha256]  # not those that failed before their split was made
     if not candidates:
         raise ToxmodError("no FINISHED runs in the tracking store (train one with `python -m toxmod.train`)")
     if allow_mixed_splits:
@@ -73,17 +89,35 @@ def select_runs(
     return Comparison(shown, target, left_out)
 
 
+def sorted_by(comparison: Comparison, metric: str, descending: bool = True) -> Comparison:
+    """The runs ordered by ``metric`` (best first by default); runs without it go last."""
+
+    def key(run: StoredRun) -> tuple[bool, float]:
+        value = run.metrics.get(metric)
+        missing = value is None or value != value
+        return missing, 0.0 if missing else (-value if descending else value)
+
+    return dataclasses.replace(comparison, runs=sorted(comparison.runs, key=key))
+
+
 def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     """Column names and rows: run, model, data, primary label recall/FPR, the requested metrics, costs."""
     present = [m for m in metrics if any(m in r.metrics for r in comparison.runs)]
     mixed = comparison.split_sha256 is None
-    columns = ["run", "model", "data", *(["split"] if mixed else []), "primary", "recall", "fpr"]
+    columns = ["run", "name", "status", "model", "data", *(["split"] if mixed else []), "primary"]
+    columns += ["recall", "fpr"]
     columns += [m.removeprefix("holdout/") for m in present] + list(COST_COLUMNS.values())
     rows = []
     for run in comparison.runs:
         tags, values = run.tags, run.metrics
         primary = tags.get("primary_label", "")
-        row: list[Any] = [run.run_id[:8], tags.get("model", "?"), tags.get("dataset", "?")]
+        row: list[Any] = [
+            run.run_id[:8],
+            run.name,
+            run.status,
+            tags.get("model", "?"),
+            tags.get("dataset", "?"),
+        ]
         if mixed:
             row.append((run.split_sha256 or "?")[:12])
         row += [primary, values.get(f"holdout/{primary}/recall"), values.get(f"holdout/{primary}/fpr")]
@@ -98,6 +132,14 @@ def compare(cfg: DictConfig) -> Comparison:
     store = instantiate_component(cfg.tracking, "tracking").store()
     if isinstance(store, NoStore):
         raise ToxmodError("compare reads the MLflow store; it cannot run with tracking=none")
+    fmt = str(cfg.get("format") or "table")
+    if fmt not in TABLE_FORMATS:
+        raise ConfigError(f"format={fmt}: expected one of {list(TABLE_FORMATS)}")
+    output = Path(str(cfg.output)).expanduser() if cfg.get("output") else None
+    if output is not None and output.suffix not in FILE_FORMATS:
+        raise ConfigError(f"output={output}: name a .csv or .md file")
+    notes = console if fmt == "table" else notes_console  # stdout stays pure CSV / markdown
+    report_collected(collect(store), notes)  # runs a dead process left RUNNING are shown as FAILED
     comparison = select_runs(
         store,
         cfg.split_sha256,
@@ -105,14 +147,23 @@ def compare(cfg: DictConfig) -> Comparison:
         bool(cfg.allow_mixed_splits),
         list(cfg.experiments) if cfg.experiments else None,
         int(cfg.max_runs),
+        bool(cfg.get("allow_unfinished", False)),
     )
+    sort_by = str(cfg.get("sort_by") or cfg.metrics[0])
+    comparison = sorted_by(comparison, sort_by, descending=not cfg.get("ascending", False))
     columns, rows = comparison_rows(comparison, list(cfg.metrics))
     shared = comparison.split_sha256
-    console.print(
-        rows_table(f"runs on split {shared[:12]}" if shared else "runs on MIXED splits", columns, rows)
-    )
+    title = f"runs on split {shared[:12]}" if shared else "runs on MIXED splits"
+    if fmt == "table":
+        print_whole(rows_table(f"{title}, by {sort_by}", columns, rows))
+    else:
+        sys.stdout.write(rows_text(columns, rows, fmt))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(rows_text(columns, rows, FILE_FORMATS[output.suffix]))
+        notes.print(f"wrote {output}")
     for other, count in comparison.left_out.items():
-        console.print(
+        notes.print(
             f"left out {count} run(s) on another split ({other[:12]}): different holdout, not comparable;"
             f" split_sha256={other} shows them"
         )

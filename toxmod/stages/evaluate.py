@@ -49,9 +49,13 @@ def evaluate_run(
     bootstrap: int | None = None,
     seed: int | None = None,
     hardware: HardwareSettings = CPU,
+    allow_pickle: bool = False,
 ) -> Evaluation:
-    """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's)."""
-    run = load_run(run_dir)
+    """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's).
+
+    ``allow_pickle``: also open a model saved in the older pickle format (only a run you trust).
+    """
+    run = load_run(run_dir, allow_pickle=allow_pickle)
     run.scorer.place_on(hardware)
     part = run.part(subset)
     bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
@@ -84,7 +88,9 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
     run = locate_run(str(cfg.run), store, Path(cfg.paths.output_dir) / "evaluate" / "runs")
-    evaluation = evaluate_run(run.path, str(cfg.subset), cfg.bootstrap, cfg.seed, hardware)
+    evaluation = evaluate_run(
+        run.path, str(cfg.subset), cfg.bootstrap, cfg.seed, hardware, bool(cfg.get("allow_pickle", False))
+    )
     report(evaluation)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{evaluation.subset}_eval.json").write_text(

@@ -22,6 +22,7 @@ from toxmod.errors import ConfigError, DataError
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.models.transformer import TransformerScorer
 from toxmod.progress import console
+from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resume, resumed_config
 from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
 from toxmod.runs.tracking import flatten
@@ -110,6 +111,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
         "dataset": str(cfg.data.name),
         "run_dir": str(run.path.resolve()),
         "job_key": job_key(cfg),
+        **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
     }
     run_name = f"dapt-{cfg.model.name}-{cfg.data.name}"
     try:

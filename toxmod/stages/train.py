@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from toxmod.config import instantiate_component, settings_from
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.datasets import scheme_from_config
+from toxmod.distillation import check_distillation, teacher_targets
 from toxmod.errors import ConfigError
 from toxmod.evaluation import evaluate_predictions
 from toxmod.evaluation.scoring import score_split
@@ -36,9 +38,10 @@ from toxmod.models import (
     ValidationData,
     artifact_size_bytes,
 )
-from toxmod.paths import project_root
-from toxmod.progress import console
+from toxmod.paths import CONFIG_DIR, project_root
+from toxmod.progress import console, warn
 from toxmod.reports import headline_table, results_table
+from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import (
     FinishedJob,
     ResumePoint,
@@ -53,6 +56,7 @@ from toxmod.runs.record import (
     finish_run_record,
     git_sha,
     holdout_eval_record,
+    load_run_on_split,
     mark_finished,
     prefixed,
     record_failure,
@@ -62,6 +66,7 @@ from toxmod.runs.record import (
 )
 from toxmod.runs.tracking import Tracker, flatten
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
+from toxmod.splits.checks import check_split
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,11 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
 
     dataset = build_dataset(cfg.data)
     split, leakage = prepare_split(cfg.split, dataset)
+    budget = components.thresholder.budget
+    targets = {name: budget.target_for(name) for name in dataset.scheme.decision_names}
+    warnings = check_split(dataset, split, components.fit_split, targets)
+    for warning in warnings:
+        warn(warning)
     manifest = build_manifest(dataset, split)
     if plan is not None:
         check_resumable(plan.run_dir, manifest["split_sha256"])
@@ -134,11 +144,13 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
         "split_source": split.source,
         "run_dir": str(run.path.resolve()),
         "job_key": job_key(cfg),
+        **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
         "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
         "leakage_found": str(leakage["leaks"]).lower(),
+        **({"warnings": " | ".join(warnings)[:5000]} if warnings else {}),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
-    run_name = cfg.get("run_name") or f"{model_name}-{dataset.name}"
+    run_name = cfg.get("run_name") or default_run_name(model_name, dataset.name, overrides)
     try:
         with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
             write_tracking(
@@ -159,6 +171,31 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
             f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
         )
     return TrainResult(metrics, tracker.run_id, run.path)
+
+
+# What a run name leaves out: the model and data are named already; where a run ran, is recorded,
+# or continues from are not what it is.
+_UNNAMED_CHOICES = ("model", "data", "resume", "run_name")
+_UNNAMED_GROUPS = ("tracking", "paths", "hydra", "hardware", "callbacks", "tags")
+
+
+def default_run_name(model: str, dataset: str, overrides: Sequence[str] | None) -> str:
+    """``tfidf_logreg-janitr-optuna-C=2-3fa1``: model, data, what the command changed, a unique suffix.
+
+    Config group choices appear as the option (``threshold=optuna`` -> ``optuna``), other keys as
+    their last part and value (``model.C=2`` -> ``C=2``); the suffix tells apart runs of one command.
+    """
+    parts = [model, dataset]
+    for override in overrides or ():
+        key, _, value = override.lstrip("+~").partition("=")
+        if not value or key in _UNNAMED_CHOICES or key.split(".", 1)[0] in _UNNAMED_GROUPS:
+            continue
+        is_group = "." not in key and (CONFIG_DIR / key).is_dir()  # threshold=optuna -> optuna
+        parts.append(value if is_group else f"{key.rsplit('.', 1)[-1]}={value}")
+    name = "-".join(parts)
+    if len(name) > 80:
+        name = name[:79] + "~"
+    return f"{name}-{secrets.token_hex(2)}"
 
 
 def _finished_result(run: RunDir) -> TrainResult:
@@ -198,7 +235,14 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     )
     scorer = instantiate_component(cfg.model, "model")
     scorer.check_settings(scheme, context)
+    if _teacher_ref(cfg):
+        check_distillation(cfg.distill, scorer)
     return _Components(hardware, scorer, thresholder, context, fit_split)
+
+
+def _teacher_ref(cfg: DictConfig) -> str | None:
+    teacher = OmegaConf.select(cfg, "distill.teacher", default=None)
+    return str(teacher) if teacher else None
 
 
 def _plain(node: Any) -> dict[str, Any]:
@@ -243,8 +287,33 @@ def _fit_and_evaluate(
     scheme = dataset.scheme
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer, fit_split = components.scorer, components.fit_split
-    console.print(f"[bold]training[/] {cfg.model.name} on {len(parts['train'])} {dataset.name} rows ...")
+    rows = len(parts["train"])
+    console.print(f"[bold]training[/] {cfg.model.name} on the {rows} train rows of {dataset.name} ...")
     context = _fit_context(cfg, parts["train"], parts["valid"], tracker, components, plan)
+    member_refs = scorer.member_runs()
+    if member_refs:  # an ensemble: its members are finished runs on this split
+        downloads = Path(str(cfg.paths.cache_dir)) / "runs"
+        members = [
+            load_run_on_split(
+                ref, tracker.store(), downloads, manifest["split_sha256"], "model.members"
+            ).scorer
+            for ref in member_refs
+        ]
+        scorer.attach_members(members)
+        scorer.place_on(components.hardware)
+    teacher_metrics: dict[str, float] = {}
+    if _teacher_ref(cfg):
+        teacher, cache = teacher_targets(
+            cfg.distill,
+            list(parts["train"].texts),
+            manifest["split_sha256"],
+            tracker.store(),
+            Path(str(cfg.paths.cache_dir)),
+        )
+        context = dataclasses.replace(context, teacher=teacher)
+        tracker.set_tags({"distill.teacher": _teacher_ref(cfg), "distill.cache_key": cache.key})
+        teacher_metrics = {f"teacher/{name}": value for name, value in cache.info.items()}
+        teacher_metrics["teacher/cache_built"] = float(cache.built)
     start = time.perf_counter()
     scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
@@ -261,6 +330,7 @@ def _fit_and_evaluate(
         "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
         "model_size_bytes": float(artifact_size_bytes(model_dir)),
         **scorer.fit_report.metrics,
+        **teacher_metrics,
         **thresholds.as_metrics(),
     }
     for name in wanted:
@@ -277,7 +347,22 @@ def _fit_and_evaluate(
     )
     finish_run_record(run, tracker, metrics, record, step=int(metrics.get("train/global_steps", 0)))
     _print_results(dataset.name, scheme, metrics, thresholds.as_dict(), run.path, train_seconds)
+    _print_chunk_end(cfg, metrics, run)
     return metrics
+
+
+def _print_chunk_end(cfg: DictConfig, metrics: dict[str, float], run: RunDir) -> None:
+    """After a ``trainer.max_steps`` chunk that stopped short of the planned steps: how to go on."""
+    steps, planned = metrics.get("train/global_steps"), metrics.get("train/planned_steps")
+    max_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
+    if steps is None or planned is None or not max_steps or int(max_steps) < 0:
+        return
+    if int(steps) == int(max_steps) < int(planned) and run.last_checkpoint.is_file():
+        console.print(
+            f"this chunk stopped at step {int(steps)} of {int(planned)} (trainer.max_steps); go on with: "
+            f"python -m toxmod.train resume={run.path} trainer.max_steps=<more steps>",
+            soft_wrap=True,  # one line: the command stays copyable
+        )
 
 
 def _print_results(

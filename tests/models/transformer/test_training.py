@@ -27,6 +27,7 @@ from tests.helpers import (
 )
 from toxmod.errors import ConfigError, TrainingError
 from toxmod.models import load_scorer
+from toxmod.models.transformer.lightning_parts import read_checkpoint
 from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
 from toxmod.models.transformer.training import default_monitor, train_subsample
 from toxmod.runs import load_run
@@ -57,6 +58,10 @@ def test_multilabel_student_run_is_recorded_and_reproduced(
     assert config["id2label"] == {"0": "scam", "1": "topic_crypto"} and config["num_hidden_layers"] == 2
     checkpoints = {p.name for p in (result.run_dir / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("best-step=") for name in checkpoints)
+    # The kept checkpoint's step is a step the valid curve has a point at, with the kept score.
+    [best] = [int(name[len("best-step=") : -len(".ckpt")]) for name in checkpoints if name.startswith("best")]
+    at_step = {point.step: point.value for point in history}
+    assert best in at_step and at_step[best] == pytest.approx(metrics["valid/best_monitored"])
 
     artifacts = {a.path for a in MlflowClient(store["uri"]).list_artifacts(result.run_id, "checkpoints")}
     assert any(path.startswith("checkpoints/best-step=") for path in artifacts)
@@ -67,6 +72,7 @@ def test_multilabel_student_run_is_recorded_and_reproduced(
         "evaluate", f"run={result.run_id}", *tracking_overrides(store), f"paths.output_dir={tmp_path}"
     )
     assert by_run_id.returncode == 0 and "reproduced: max |difference|" in by_run_id.stdout
+    assert "Downloading artifacts" not in by_run_id.stdout + by_run_id.stderr
 
 
 @pytest.mark.slow
@@ -83,12 +89,14 @@ def test_checkpoint_monitor_keeps_the_validation_it_names(tmp_path: Path, store:
     )
     result = train(cfg, tmp_path / "run")
     history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/mean_roc_auc")
-    points = sorted((point.step, point.value) for point in history)
+    # In logging order: each epoch's validation, then the final evaluation (at the last step too).
+    points = [(p.step, p.value) for p in sorted(history, key=lambda p: (p.timestamp, p.step))]
     per_epoch, after_fit = points[:epochs], points[epochs:]
+    assert [step for step, _ in per_epoch] == [24 * (epoch + 1) for epoch in range(epochs)]
     best_step, best_value = max(per_epoch, key=lambda point: point[1])  # the first of equal bests
     assert result.metrics["valid/best_monitored"] == pytest.approx(best_value)
     checkpoints = {p.name for p in (result.run_dir / "checkpoints").iterdir()}
-    assert f"best-step={best_step + 1}.ckpt" in checkpoints
+    assert f"best-step={best_step}.ckpt" in checkpoints  # named after the step its valid point is at
     # The saved model is that validation's weights: re-scored on valid, the same mean ROC-AUC.
     assert len(after_fit) == 1 and after_fit[0][1] == pytest.approx(best_value, abs=1e-6)
 
@@ -115,8 +123,8 @@ def test_early_stopping_stops_patience_validations_after_the_best(
     assert len(files) == 2 and files[0].startswith("best-step=") and files[1] == "last.ckpt"
     assert _last_checkpoint(result.run_dir)["global_step"] == result.metrics["train/global_steps"]
     history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/scam/recall_at_fpr")
-    # Epoch-end validations only (24 batches per epoch: steps 23, 47, ...).
-    values = [p.value for p in sorted(history, key=lambda p: p.step) if (p.step + 1) % 24 == 0]
+    # Epoch-end validations only (24 batches per epoch: steps 24, 48, ...).
+    values = [p.value for p in sorted(history, key=lambda p: p.step) if p.step % 24 == 0]
     best = values.index(max(values)) + 1  # 1-based epoch of the first best (ties do not improve)
     assert len(values) == best + patience < max_epochs
     assert result.metrics["train/global_steps"] == 24 * len(values)  # 24 batches per epoch
@@ -211,9 +219,7 @@ def _weights(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def _last_checkpoint(run_dir: Path) -> dict:
-    import torch
-
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # plain data: weights_only loads it
 
 
 # The reference for exact resumption: 40 steps in one go, crossing the end of epoch 1 (24 batches of
@@ -267,6 +273,11 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     common = [*JANITR_SLICE, *TINY_STUDENT, *tracking_overrides(store), f"paths.output_dir={outputs}"]
     first = run_entry("train", *common, "trainer.max_steps=4")
     assert first.returncode == 0, first.stderr[-2000:]
+    # A 4-step chunk of a 24-step epoch: no validation ran, and the output says so and how to go on.
+    assert "no validation ran (it runs at the end of each 24-step epoch)" in first.stdout
+    chunk_end = "this chunk stopped at step 4 of 240 (trainer.max_steps); go on with: python -m toxmod.train"
+    assert f"{chunk_end} resume=" in first.stdout
+    assert "could not find the monitored key" not in first.stdout + first.stderr
     second = run_entry("train", *common, "trainer.max_steps=8", "resume=last")
     assert second.returncode == 0, second.stderr[-2000:]
     run_dirs = [p.parent.parent for p in outputs.glob("train/*/checkpoints/last.ckpt")]
@@ -429,8 +440,6 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     import sys
     import time
 
-    import torch
-
     outputs = tmp_path / "outputs"
     common = [
         *JANITR_SLICE,
@@ -453,7 +462,7 @@ def test_kill_9_mid_epoch_then_resume_last(tmp_path: Path, store: dict[str, str]
     process.send_signal(signal.SIGKILL)
     process.wait()
     last = next(outputs.glob("train/*/checkpoints/last.ckpt"))
-    saved_step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    saved_step = read_checkpoint(last)["global_step"]
     assert saved_step >= 5 and (saved_step % 5 == 0 or saved_step % 24 == 0)  # periodic or epoch end
     target = saved_step + 7
     resumed = run_entry("train", *common, f"trainer.max_steps={target}", "resume=last")

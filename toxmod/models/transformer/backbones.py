@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from toxmod.errors import ConfigError, require_positive_int
+from toxmod.errors import ConfigError, DamagedFileError, require_positive_int
 
 HUB_CACHE_HINT = (
     "download it where you are online (e.g. `hf download {name} --local-dir DIR`) "
@@ -160,7 +160,8 @@ class MeanPoolClassifier(torch.nn.Module):
         from transformers import AutoModel
 
         head = load_file(str(Path(directory) / POOLED_HEAD_FILE))
-        model = cls(AutoModel.from_pretrained(str(directory)), n_outputs=head["weight"].shape[0])
+        encoder = AutoModel.from_pretrained(str(directory), use_safetensors=True)
+        model = cls(encoder, n_outputs=head["weight"].shape[0])
         model.head.load_state_dict(head)
         return model
 
@@ -193,12 +194,18 @@ def build_classifier(source: str | Path | Any, n_outputs: int, pooling: str) -> 
 
 
 def load_saved_classifier(directory: str | Path) -> Any:
-    """Read back what ``save_pretrained`` wrote for either pooling."""
+    """Read back what ``save_pretrained`` wrote for either pooling: safetensors only, never a pickled
+    ``.bin``; a missing or damaged file is a one-line error naming the model directory."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
 
-    if (Path(directory) / POOLED_HEAD_FILE).is_file():
-        return MeanPoolClassifier.from_pretrained(directory)
-    return AutoModelForSequenceClassification.from_pretrained(str(directory))
+    try:
+        if (Path(directory) / POOLED_HEAD_FILE).is_file():
+            return MeanPoolClassifier.from_pretrained(directory)
+        return AutoModelForSequenceClassification.from_pretrained(str(directory), use_safetensors=True)
+    except (OSError, ValueError, SafetensorError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedFileError(f"{directory}: the saved weights cannot be read ({reason[:200]})") from None
 
 
 def keep_first_outputs(model: Any, keep: int, total: int) -> Any:

@@ -16,17 +16,19 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TokenizedTexts(Dataset):
-    """Token ids (truncated to ``max_length``) and, optionally, target and auxiliary-target rows."""
+    """Token ids (truncated to ``max_length``) and, optionally, target, auxiliary-target and teacher rows."""
 
     def __init__(
         self,
         input_ids: list[list[int]],
         targets: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
+        teacher: torch.Tensor | None = None,
     ) -> None:
         self.input_ids = input_ids
         self.targets = targets
         self.auxiliary = auxiliary
+        self.teacher = teacher
 
     @classmethod
     def encode(
@@ -36,9 +38,10 @@ class TokenizedTexts(Dataset):
         max_length: int,
         targets: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
+        teacher: torch.Tensor | None = None,
     ) -> TokenizedTexts:
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        return cls(encoded, targets, auxiliary)
+        return cls(encoded, targets, auxiliary, teacher)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -53,6 +56,8 @@ class TokenizedTexts(Dataset):
             item["targets"] = self.targets[index]
         if self.auxiliary is not None:
             item["auxiliary"] = self.auxiliary[index]
+        if self.teacher is not None:
+            item["teacher"] = self.teacher[index]
         return item
 
 
@@ -91,7 +96,7 @@ class PadCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_batch([item["input_ids"] for item in items], self.pad_id)
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
-        for key in ("targets", "auxiliary"):
+        for key in ("targets", "auxiliary", "teacher"):
             if key in items[0]:
                 batch[key] = torch.stack([item[key] for item in items])
         return batch

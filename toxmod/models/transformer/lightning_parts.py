@@ -8,12 +8,14 @@ checkpoint selection.
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -24,7 +26,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import TrainingError
+from toxmod.errors import DamagedFileError, TrainingError
 from toxmod.models.base import MetricsLogger, ValidationMetrics
 from toxmod.models.transformer.batching import (
     BucketBatchSampler,
@@ -38,6 +40,39 @@ from toxmod.models.transformer.objectives import Objective
 from toxmod.models.transformer.parameter_groups import parameter_groups, scale_learning_rates
 
 RNG_STATE_KEY = "toxmod_rng_states"
+# Checkpoints are read with torch.load(weights_only=True): tensors and plain Python values only. The
+# numpy RNG state is saved as plain lists; checkpoints written before that hold numpy arrays, whose
+# reconstruction (no code of the file's author) is allowed too, in this process and in DDP workers.
+torch.serialization.add_safe_globals(
+    [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+)
+
+
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint's contents, read without running code from it (one-line error otherwise)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedFileError(f"{path}: not a checkpoint that can be read safely ({reason[:200]})") from None
+
+
+def _numpy_state() -> dict[str, Any]:
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "name": name,
+        "keys": keys.tolist(),
+        "pos": int(position),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached_gaussian),
+    }
+
+
+def _set_numpy_state(state: Any) -> None:
+    if isinstance(state, dict):  # plain values (current checkpoints)
+        keys = np.asarray(state["keys"], dtype=np.uint32)
+        state = (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -118,7 +153,7 @@ class KeepsRngStates:
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state(),
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -136,7 +171,7 @@ class KeepsRngStates:
         per_rank = saved.get("per_rank", [saved])
         states = per_rank[min(self.trainer.global_rank, len(per_rank) - 1)]
         torch.set_rng_state(states["torch"])
-        np.random.set_state(states["numpy"])
+        _set_numpy_state(states["numpy"])
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
@@ -250,7 +285,11 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
                     "choose another checkpoint.monitor"
                 )
             )
-        self.log_dict(metrics, prog_bar=False, batch_size=1)
+        # For the checkpoint and early-stopping callbacks; the tracker gets them at the global step,
+        # the step a best-step=N checkpoint is named after (Lightning's own logging uses N - 1).
+        self.log_dict(metrics, prog_bar=False, batch_size=1, logger=False)
+        if self.logger is not None:
+            self.logger.log_metrics(metrics, step=self.global_step)
         self._last_batch_end = None  # validation time is not training throughput
 
     def configure_optimizers(self) -> Any:
@@ -273,7 +312,8 @@ class TrackerLogger(Logger):
 
     @property
     def version(self) -> str:
-        return str(getattr(self.tracker, "run_id", None) or "0")
+        """The tracking run id's first 8 characters (the progress bar shows it as ``v_num``)."""
+        return str(getattr(self.tracker, "run_id", None) or "0")[:8]
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional
 
 from toxmod.data.schemes import MultiLabelScheme
 from toxmod.errors import ConfigError
@@ -94,6 +95,56 @@ class AuxiliaryLoss(LossTerm):
 
     def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.bce.loss(output.logits[:, self.first_output :], batch["auxiliary"])
+
+
+class DistillationLoss(LossTerm):
+    """Knowledge distillation from a teacher's (calibrated) logits, softened by ``temperature``.
+
+    Multi-label: the mean over labels of the binary KL divergence between sigmoid(z_t / T) and
+    sigmoid(z_s / T) -- each label is its own two-class distribution, which softmax KD (TextBrewer,
+    torchdistill) cannot express. Levels: the KL divergence between the softmaxes over levels. Both
+    are scaled by T^2 so the gradient's size does not shrink as T grows (Hinton et al., 2015); both
+    are 0 when the student matches the teacher. The teacher's logits ride in ``batch["teacher"]``.
+    """
+
+    name = "kd"
+
+    def __init__(self, scheme_kind: str, n_outputs: int, temperature: float, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        if temperature <= 0:
+            raise ConfigError(f"distill.temperature={temperature}; expected a temperature > 0")
+        if scheme_kind not in KD_DIVERGENCES:
+            raise ConfigError(f"no distillation loss for a {scheme_kind!r} scheme")
+        self.divergence = KD_DIVERGENCES[scheme_kind]
+        self.n_outputs = n_outputs
+        self.temperature = float(temperature)
+
+    def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        t = self.temperature
+        student = output.logits[:, : self.n_outputs].float() / t
+        teacher = batch["teacher"].float().to(student.device) / t
+        return self.divergence(student, teacher) * t * t
+
+
+def sigmoid_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean binary KL(sigmoid(teacher) || sigmoid(student)) over rows and labels."""
+    p = torch.sigmoid(teacher)
+    log_p, log_not_p = functional.logsigmoid(teacher), functional.logsigmoid(-teacher)
+    log_q, log_not_q = functional.logsigmoid(student), functional.logsigmoid(-student)
+    return (p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)).mean()
+
+
+def softmax_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of KL(softmax(teacher) || softmax(student))."""
+    return functional.kl_div(
+        functional.log_softmax(student, dim=1),
+        functional.log_softmax(teacher, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+KD_DIVERGENCES = {"multilabel": sigmoid_kl, "levels": softmax_kl}
 
 
 class WeightedLoss:

@@ -19,7 +19,7 @@ from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_o
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
-from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint
+from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint, read_checkpoint
 from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.models.transformer.schedules import linear_warmup
 
@@ -132,9 +132,11 @@ def pretrain(
     module = MaskedLMModule(
         model, float(settings.get("lr", 5e-5)), total_steps, float(settings.get("warmup_ratio", 0.06))
     )
-    ckpt_path = str(resume_from) if resume_from else None
-    # Our own checkpoints: they carry RNG states (numpy/python objects), so not weights-only.
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=False)
+    ckpt_path = None
+    if resume_from:
+        read_checkpoint(resume_from, mmap=True)  # refused in one line unless it is plain data
+        ckpt_path = str(resume_from)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     module.model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))

@@ -37,6 +37,7 @@ class TransformerScorer(Scorer):
     """A sequence classifier: the encoder it is built from and the recipe it is trained with."""
 
     kind = "transformer"
+    learns_from_teacher = True
 
     def __init__(self, encoder: EncoderSpec, recipe: FineTuneRecipe | None = None) -> None:
         super().__init__()
@@ -126,7 +127,7 @@ class TransformerScorer(Scorer):
         self.model.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
 
-    def _load_weights(self, directory: Path) -> None:
+    def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
         self.tokenizer = load_tokenizer(directory)
         self.model = load_saved_classifier(directory).eval()
 

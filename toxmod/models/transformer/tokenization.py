@@ -8,6 +8,8 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
+from toxmod.errors import DamagedFileError
+
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
     "unk_token": "[UNK]",
@@ -79,7 +81,11 @@ def train_wordpiece_tokenizer(
 
 
 def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
-    """A tokenizer saved with ``save_pretrained`` (student or pretrained)."""
+    """A tokenizer saved with ``save_pretrained`` (student or pretrained); no remote code is run."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory))
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedFileError(f"{directory}: the tokenizer cannot be read ({reason[:200]})") from None

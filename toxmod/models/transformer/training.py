@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
@@ -26,7 +25,13 @@ from toxmod.models.base import FitContext, FitReport
 from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
-from toxmod.models.transformer.losses import AuxiliaryLoss, HardLabelLoss, LossTerm, WeightedLoss
+from toxmod.models.transformer.losses import (
+    AuxiliaryLoss,
+    DistillationLoss,
+    HardLabelLoss,
+    LossTerm,
+    WeightedLoss,
+)
 from toxmod.models.transformer.objectives import objective_for
 from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.progress import console
@@ -106,16 +111,35 @@ def fine_tune(
 ) -> FineTuned:
     """Build the encoder's tokenizer and classifier, train them, and return the selected weights."""
     import lightning.pytorch as pl
+    import torch
 
-    from toxmod.models.transformer.lightning_parts import TextClassifierModule, TextDataModule
+    from toxmod.models.transformer.lightning_parts import (
+        TextClassifierModule,
+        TextDataModule,
+        read_checkpoint,
+    )
 
     quiet_libraries()
     check_fit_settings(recipe, scheme, context)
     hardware = context.hardware
     auxiliary_names, auxiliary_values = _auxiliary_targets(recipe, context, len(texts))
-    texts, targets, auxiliary_values = train_subsample(
-        texts, targets, recipe.max_train_rows, recipe.seed, auxiliary_values
+    n_train = len(texts)
+    teacher = context.teacher
+    if teacher is not None and len(teacher.logits) != n_train:
+        raise ValueError(f"{len(teacher.logits)} teacher rows for {n_train} train texts")
+    texts, targets, auxiliary_values, teacher_logits = train_subsample(
+        texts,
+        targets,
+        recipe.max_train_rows,
+        recipe.seed,
+        auxiliary_values,
+        None if teacher is None else teacher.logits,
     )
+    if len(texts) < n_train:
+        console.print(
+            f"model.max_train_rows={recipe.max_train_rows}: training on a seeded sample of "
+            f"{len(texts)} of the {n_train} train rows"
+        )
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     source = encoder.weight_source()
     tokenizer = encoder.build_tokenizer(texts, source)
@@ -124,6 +148,11 @@ def fine_tune(
     _name_outputs(model, [*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])
     objective = objective_for(scheme, recipe.label_weights, targets)
     terms: list[LossTerm] = [HardLabelLoss(objective)]
+    if teacher is not None:  # alpha on the labels, 1 - alpha on the teacher
+        terms = [
+            HardLabelLoss(objective, teacher.alpha),
+            DistillationLoss(scheme.kind, n_outputs, teacher.temperature, 1.0 - teacher.alpha),
+        ]
     auxiliary = None
     if auxiliary_values is not None:
         auxiliary = AuxiliaryLoss.from_train(
@@ -136,6 +165,7 @@ def fine_tune(
         encoder.max_length,
         objective.target_tensor(targets),
         None if auxiliary is None else auxiliary.target_tensor(auxiliary_values),
+        None if teacher_logits is None else torch.as_tensor(teacher_logits, dtype=torch.float32),
     )
     valid = None
     if context.validation is not None and len(context.validation.texts):
@@ -190,14 +220,23 @@ def fine_tune(
         use_distributed_sampler=False,
         **trainer_cfg,
     )
-    ckpt_path = str(context.resume_from) if context.resume_from else None
-    # Our own checkpoints: they carry RNG states (numpy/python objects), so not weights-only.
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=False)
+    ckpt_path = None
+    if context.resume_from:
+        read_checkpoint(context.resume_from, mmap=True)  # refused in one line unless it is plain data
+        ckpt_path = str(context.resume_from)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     if best_path:
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(read_checkpoint(best_path)["state_dict"])
+        score = best.best_model_score  # None in the parent process of spawned DDP workers
+        shown = f" ({best.monitor}={float(score):.4f})" if score is not None else ""
+        console.print(f"kept {Path(best_path).stem}{shown}")
+    elif valid is not None:
+        epoch = data.batches_per_epoch(hardware.processes)
+        console.print(
+            f"no validation ran (it runs at the end of each {epoch}-step epoch): kept the last step's weights"
+        )
     model = keep_first_outputs(module.model.cpu().eval(), n_outputs, n_outputs + len(auxiliary_names))
     _name_outputs(model, scheme.output_names)
     summary = {
@@ -222,19 +261,20 @@ def train_subsample(
     targets: np.ndarray,
     max_rows: int | None,
     seed: int,
-    auxiliary: np.ndarray | None = None,
-) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    *aligned: np.ndarray | None,
+) -> tuple[Any, ...]:
     """A seeded random subset of the train split (``model.max_train_rows``), e.g. for CPU budgets.
 
-    Texts, targets and auxiliary targets stay row-aligned. The split itself (and its hash) is
-    unchanged, so the run still compares with full-data runs on the same valid/calib/holdout;
+    Texts, targets and the ``aligned`` per-row arrays (auxiliary targets, teacher logits; None
+    passes through) stay row-aligned: ``(texts, targets, *aligned)``. The split itself (and its hash)
+    is unchanged, so the run still compares with full-data runs on the same valid/calib/holdout;
     ``train/rows_used`` records what was trained on.
     """
     if not max_rows or max_rows >= len(texts):
-        return texts, targets, auxiliary
+        return (texts, targets, *aligned)
     chosen = np.sort(np.random.default_rng(seed).choice(len(texts), int(max_rows), replace=False))
-    picked_auxiliary = None if auxiliary is None else np.asarray(auxiliary)[chosen]
-    return [texts[i] for i in chosen], np.asarray(targets)[chosen], picked_auxiliary
+    picked = [None if rows is None else np.asarray(rows)[chosen] for rows in aligned]
+    return ([texts[i] for i in chosen], np.asarray(targets)[chosen], *picked)
 
 
 def _auxiliary_targets(
@@ -252,9 +292,11 @@ def _auxiliary_targets(
 
 def _progress(trainer: Any, last_checkpoint: Path) -> dict[str, float]:
     """Steps and epochs trained; read from the last checkpoint when training ran in spawned DDP workers."""
+    from toxmod.models.transformer.lightning_parts import read_checkpoint
+
     step, epoch = trainer.global_step, trainer.current_epoch
     if step == 0 and last_checkpoint.is_file():
-        state = torch.load(last_checkpoint, map_location="cpu", weights_only=False, mmap=True)
+        state = read_checkpoint(last_checkpoint, mmap=True)
         step, epoch = state["global_step"], state["epoch"]
     return {"train/global_steps": float(step), "train/epochs": float(epoch)}
 

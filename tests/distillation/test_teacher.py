@@ -1,0 +1,103 @@
+"""Students learning from a finished run: the teacher's outputs calibrated, cached once, checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import JANITR_SLICE, TINY_STUDENT, compose_train, tracking_overrides
+from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.stages.train import TrainResult, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """A TF-IDF teacher: any model kind teaches through the scoring interface."""
+    root = tmp_path_factory.mktemp("teacher")
+    overrides = [
+        *JANITR_SLICE,
+        "model=tfidf_logreg",
+        "model.max_features=5000",
+        "tracking=none",
+        "bootstrap=0",
+    ]
+    return train(compose_train(overrides), root / "run")
+
+
+def student(teacher_run: TrainResult, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        *JANITR_SLICE,
+        *TINY_STUDENT,
+        "trainer.max_epochs=1",
+        "distill=kd",
+        f"distill.teacher={teacher_run.run_dir}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *extra,
+    ]
+
+
+def test_a_student_learns_from_a_cached_calibrated_teacher(
+    teacher: TrainResult, tmp_path: Path, store: dict[str, str]
+) -> None:
+    first = train(compose_train(student(teacher, tmp_path, *tracking_overrides(store))), tmp_path / "a")
+    assert first.metrics["teacher/cache_built"] == 1.0
+    before, after = (first.metrics[f"teacher/valid_ece_{w}_calibration"] for w in ("before", "after"))
+    assert after < before  # temperature scaling fitted on valid lowers the teacher's valid ECE
+    [entry] = [p for p in (tmp_path / "cache" / "teacher").iterdir() if p.is_dir()]
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert (
+        manifest["shape"] == [377, 2]
+        and manifest["inputs"]["split_sha256"]
+        == json.loads((teacher.run_dir / "holdout_eval.json").read_text())["split_sha256"]
+    )
+    calibration = json.loads((entry / "calibration.json").read_text())
+    assert set(calibration["temperatures"]) == {"scam", "topic_crypto"}
+    run = MlflowClient(store["uri"]).get_run(first.run_id)
+    assert run.data.tags["distill.cache_key"] == manifest["key"]
+    kd_curve = MlflowClient(store["uri"]).get_metric_history(first.run_id, "train/loss/kd")
+    assert kd_curve and all(point.value >= 0 for point in kd_curve)
+
+    # Another point of a sweep reads the cache: the teacher does not run again.
+    second = train(
+        compose_train(student(teacher, tmp_path, "distill.alpha=0.2", "tracking=none")), tmp_path / "b"
+    )
+    assert second.metrics["teacher/cache_built"] == 0.0
+    assert second.metrics["holdout/mean_roc_auc"] != first.metrics["holdout/mean_roc_auc"]  # alpha matters
+
+    # A cache file changed after it was written is refused, never used.
+    logits = np.load(entry / "logits.npy")
+    np.save(entry / "logits.npy", logits + 1)
+    with pytest.raises(DamagedFileError, match=r"logits.npy: does not match the SHA-256 in .*manifest.json"):
+        train(compose_train(student(teacher, tmp_path, "tracking=none")), tmp_path / "c")
+
+
+def test_a_teacher_on_another_split_is_refused(teacher: TrainResult, tmp_path: Path) -> None:
+    overrides = student(teacher, tmp_path, "data.max_rows=500", "tracking=none")
+    expected = r"distill.teacher=.*: that run was trained on split \w{12}, this run uses split \w{12}"
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_train(overrides), tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model=tfidf_logreg", "a tfidf_logreg model cannot learn from a teacher"),
+        ("distill.alpha=1.5", r"distill.alpha=1.5: expected a weight in \[0, 1\]"),
+        ("distill.temperature=0", "distill.temperature=0.0: expected a temperature > 0"),
+    ],
+)
+def test_distillation_settings_are_checked_before_any_data(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    overrides = ["data=csv", f"data.path={tmp_path / 'never-read.csv'}", "data.label_columns=[scam]"]
+    model = [override] if override.startswith("model=") else [*TINY_STUDENT, override]
+    overrides += [*model, "distill=kd", f"distill.teacher={tmp_path}", "tracking=none"]
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train(overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

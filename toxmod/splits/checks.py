@@ -1,0 +1,87 @@
+"""What a split must hold before anything is trained on it, and what only deserves a warning.
+
+Errors (all found ones in one message): an empty train, threshold or holdout split; a training task
+missing one of its classes (a label without positive or without negative train rows, a level no
+train row has) -- no model can learn it; a decision without negatives in the threshold split -- no
+threshold can be chosen at an FPR. Warnings: a decision without positives (or negatives) in the
+threshold split or the holdout -- its recall (or FPR) is undefined and reported as null; a target
+FPR finer than the threshold split can resolve; positive rates that differ more than 2x between the
+threshold split and the holdout -- thresholds may not transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from toxmod.data.datasets import LabeledDataset
+from toxmod.errors import SplitError
+from toxmod.splits.manifest import Split
+
+SHOWN = 6  # problems listed in one message; the rest are counted
+
+
+def check_split(
+    dataset: LabeledDataset, split: Split, fit_split: str, target_fpr: Mapping[str, float]
+) -> list[str]:
+    """Refuse (one SplitError listing every problem) or return the warnings; ``target_fpr`` per decision."""
+    scheme = dataset.scheme
+    errors: list[str] = []
+    warnings: list[str] = []
+    parts = {name: split.part(dataset, name) for name in ("train", fit_split, "holdout")}
+    sizes = "/".join(str(len(rows)) for rows in split.rows.values())
+    prefix = f"{dataset.name} split ({'/'.join(split.rows)} = {sizes} rows): "
+    for name, part in parts.items():
+        if len(part) == 0:
+            errors.append(f"the {name} split is empty")
+    if errors:
+        raise SplitError(_one_line(prefix, errors))
+    for task in scheme.training_tasks(parts["train"].targets):
+        counts = np.bincount(np.asarray(task.targets, dtype=int), minlength=task.n_classes)
+        for missing in np.flatnonzero(counts == 0):
+            what = (
+                f"{('negative', 'positive')[missing]} rows of {task.name}"
+                if task.score_columns == 1
+                else f"rows of level {scheme.output_names[missing]}"
+            )
+            errors.append(f"train ({len(task.targets)} rows) has no {what}: a model cannot learn it")
+    fit = scheme.decision_targets(parts[fit_split].targets)
+    holdout = scheme.decision_targets(parts["holdout"].targets)
+    for j, decision in enumerate(scheme.decision_names):
+        negatives, positives = int((~fit[:, j]).sum()), int(fit[:, j].sum())
+        if negatives == 0:
+            errors.append(f"{fit_split} has no negatives of {decision}: no threshold can be chosen at an FPR")
+            continue
+        target = target_fpr.get(decision)
+        if target is not None and 0 < target < 1.0 / negatives:
+            needed = int(np.ceil(1.0 / target))
+            warnings.append(
+                f"{fit_split} has {negatives} negatives of {decision}: its FPR moves in steps of "
+                f"{1 / negatives:.3g}, coarser than threshold.target_fpr={target} "
+                f"(that needs >= {needed} negatives)"
+            )
+        if positives == 0:
+            warnings.append(
+                f"{fit_split} has no positives of {decision}: its recall there is undefined (null)"
+            )
+        holdout_positives, holdout_negatives = int(holdout[:, j].sum()), int((~holdout[:, j]).sum())
+        if holdout_positives == 0:
+            warnings.append(f"holdout has no positives of {decision}: its recall is undefined (null)")
+        if holdout_negatives == 0:
+            warnings.append(f"holdout has no negatives of {decision}: its FPR is undefined (null)")
+        fit_rate, holdout_rate = positives / len(fit), holdout_positives / len(holdout)
+        if fit_rate and holdout_rate and max(fit_rate, holdout_rate) > 2 * min(fit_rate, holdout_rate):
+            warnings.append(
+                f"thresholds may not transfer: {decision} is {fit_rate:.1%} of {fit_split} "
+                f"but {holdout_rate:.1%} of the holdout"
+            )
+    if errors:
+        raise SplitError(_one_line(prefix, errors))
+    return warnings
+
+
+def _one_line(prefix: str, problems: list[str]) -> str:
+    shown = "; ".join(problems[:SHOWN])
+    more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+    return f"{prefix}{shown}{more}"

@@ -1,0 +1,84 @@
+"""Sweeps that keep going: each job records how it ended, and the multirun ends with one summary.
+
+Hydra's basic launcher stops a multirun at the first job that exits; a sweep of nine points should
+instead record the bad point FAILED (the train stage already marks its MLflow run) and go on. Each
+job writes ``job_status.json`` into its own folder -- so it works for launchers that run jobs in other
+processes (joblib) -- and ``SweepSummary`` reads them back at the end: done / skipped / failed, and
+exit code 1 when any job failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from toxmod.errors import ToxmodError
+from toxmod.progress import console, print_whole
+from toxmod.reports import rows_table
+
+STATUS_FILE = "job_status.json"
+T = TypeVar("T")
+
+
+def _job() -> Any | None:
+    try:
+        hydra = HydraConfig.get()
+    except ValueError:  # not inside a Hydra run (called from Python)
+        return None
+    return hydra if hydra.mode == RunMode.MULTIRUN else None
+
+
+def run_sweep_job(job: Callable[[], T]) -> T | None:
+    """Run one job; inside a multirun a failure is printed and recorded, and the sweep goes on."""
+    hydra = _job()
+    if hydra is None:
+        return job()
+    folder = Path(hydra.runtime.output_dir)
+    overrides = " ".join(hydra.overrides.task)
+    try:
+        result = job()
+    except KeyboardInterrupt:
+        _write(folder, hydra.job.num, overrides, "interrupted", "Ctrl-C")
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure of one point must not stop the sweep
+        reason = str(error) if isinstance(error, ToxmodError) else f"{type(error).__name__}: {error}"
+        reason = (reason.strip().splitlines() or [type(error).__name__])[0]
+        print(f"error: job {hydra.job.num} ({overrides}): {reason}", file=sys.stderr)
+        _write(folder, hydra.job.num, overrides, "failed", reason)
+        return None
+    _write(folder, hydra.job.num, overrides, "skipped" if getattr(result, "skipped", False) else "done", "")
+    return result
+
+
+def _write(folder: Path, num: int, overrides: str, status: str, reason: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"job": int(num), "overrides": overrides, "status": status, "reason": reason}
+    (folder / STATUS_FILE).write_text(json.dumps(record) + "\n")
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun: one table of every job, and exit code 1 if any failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        records = [json.loads(p.read_text()) for p in sweep_dir.glob(f"*/{STATUS_FILE}")]
+        records.sort(key=lambda r: r["job"])
+        if not records:
+            return
+        counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
+        rows = [[r["job"], r["status"], r["overrides"], r["reason"][:120]] for r in records]
+        title = ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({sweep_dir})"
+        print_whole(rows_table(f"sweep: {title}", ["job", "status", "overrides", "reason"], rows))
+        if counts["failed"]:
+            console.print(
+                f"{counts['failed']} job(s) failed; run the sweep again with resume=auto to retry only them"
+            )
+            sys.exit(1)
