@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -132,7 +133,8 @@ def main() -> None:
             flush=True,
         )
     record = {
-        "command": "python benchmarks/distill.py " + " ".join(f"--{k}={v}" for k, v in vars(args).items()),
+        "command": "python benchmarks/distill.py "
+        + " ".join(f"--{k}={shlex.quote(str(v))}" for k, v in vars(args).items()),
         "machine": f"{platform.machine()}, 2 cores, torch {torch.__version__}",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": rows,

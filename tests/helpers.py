@@ -49,12 +49,13 @@ def tracking_overrides(store: dict[str, str]) -> list[str]:
     return [f"tracking.uri={store['uri']}", f"tracking.artifact_root={store['artifact_root']}"]
 
 
-def stored_runs(store: dict[str, str]) -> list:  # list[mlflow.entities.Run]
-    """Every run in a test's MLflow store, across experiments."""
+def stored_runs(store: dict[str, str], sweep_parents: bool = False) -> list:  # list[mlflow.entities.Run]
+    """Every run in a test's MLflow store, across experiments (a sweep's parent run only if asked)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(store["uri"])
-    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return [run for run in runs if sweep_parents or run.data.tags.get("sweep") != "parent"]
 
 
 def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig

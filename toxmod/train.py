@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from toxmod.config import run_entry_point
 from toxmod.errors import exit_on_user_error
-from toxmod.stages.sweeps import run_sweep_job
+from toxmod.stages.sweeps import current_sweep, run_sweep_job
 from toxmod.stages.train import train
 
 
@@ -24,7 +24,8 @@ from toxmod.stages.train import train
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
-    result = run_sweep_job(lambda: train(cfg, hydra_config.runtime.output_dir, overrides))
+    sweep = current_sweep()  # None outside a multirun
+    result = run_sweep_job(lambda: train(cfg, hydra_config.runtime.output_dir, overrides, sweep))
     optimized = cfg.get("optimized_metric")
     if result is None or not optimized:  # a failed sweep job (recorded), or nothing to optimize
         return None

@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import JANITR_SLICE, TINY_STUDENT, compose_train, tracking_overrides
+from toxmod.distillation.teacher import check_seeds
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.stages.train import TrainResult, train
 
@@ -101,3 +102,13 @@ def test_distillation_settings_are_checked_before_any_data(
     with pytest.raises(ConfigError, match=message):
         train(compose_train(overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_single_seed_neural_teacher_on_small_data_is_refused(tiny_student_run, tmp_path: Path) -> None:  # noqa: ANN001
+    overrides = student(tiny_student_run.result, tmp_path, "tracking=none")
+    expected = r"a neural teacher from 1 seed\(s\) on 377 train rows \(<= 5,000\) varies too much"
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_train(overrides), tmp_path / "run")
+    check_seeds("t", networks=1, train_rows=377, allowed=True)  # distill.allow_single_seed=true
+    check_seeds("t", networks=3, train_rows=377, allowed=False)  # an ensemble of three seeds
+    check_seeds("t", networks=1, train_rows=50_000, allowed=False)  # plenty of data

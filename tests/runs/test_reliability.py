@@ -29,6 +29,13 @@ def janitr_csv(tmp_path: Path, rows: int, edit=lambda f: f) -> Path:  # noqa: AN
     return path
 
 
+def train_on_upstream_split(path: Path, run_dir: Path):  # noqa: ANN201 - EntryResult
+    """``python -m toxmod.train data=janitr`` on an edited janitr file, keeping its own split column."""
+    return run_entry(
+        "train", "data=janitr", f"data.path={path}", *LOGREG, "tracking=none", f"hydra.run.dir={run_dir}"
+    )
+
+
 @pytest.mark.parametrize(
     ("rows", "edit", "expected"),
     [
@@ -51,15 +58,7 @@ def test_a_label_without_holdout_positives_reports_its_recall_as_undefined(tmp_p
     def no_holdout_scam(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[~((frame.split == "holdout") & (frame.scam == "1"))]
 
-    path = janitr_csv(tmp_path, 900, no_holdout_scam)
-    overrides = [
-        "data=janitr",
-        f"data.path={path}",
-        *LOGREG,
-        "tracking=none",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    result = run_entry("train", *overrides)
+    result = train_on_upstream_split(janitr_csv(tmp_path, 900, no_holdout_scam), tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "warning: holdout has no positives of scam: its recall is undefined (null)" in result.stdout
     record = json.loads((tmp_path / "run" / "holdout_eval.json").read_text())
@@ -80,15 +79,7 @@ def test_shifted_calibration_data_is_flagged(tmp_path: Path) -> None:
     def enrich_calib(frame: pd.DataFrame) -> pd.DataFrame:  # calib keeps 1 in 5 of its non-scam posts
         return frame[~((frame.split == "calib") & (frame.scam == "0") & (np.arange(len(frame)) % 5 != 0))]
 
-    path = janitr_csv(tmp_path, 1200, enrich_calib)
-    overrides = [
-        "data=janitr",
-        f"data.path={path}",
-        *LOGREG,
-        "tracking=none",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    result = run_entry("train", *overrides)
+    result = train_on_upstream_split(janitr_csv(tmp_path, 1200, enrich_calib), tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "warning: thresholds may not transfer: scam is" in result.stdout
 
@@ -192,3 +183,11 @@ def test_runs_a_dead_process_left_running_are_settled(tmp_path: Path, store: dic
 
     shown = run_entry("runs", "gc", *tracking_overrides(store))
     assert shown.returncode == 0 and "RUNNING run(s) of other hosts left as they are" in shown.stdout
+
+
+def test_a_rare_labels_sampling_noise_is_not_called_a_shift() -> None:
+    from toxmod.splits.checks import _shifted
+
+    assert not _shifted(3, 1314, 12, 3067)  # jigsaw threat: 0.2% vs 0.4%, a handful of rows
+    assert _shifted(100, 208, 50, 220)  # 48% vs 23% of a few hundred rows
+    assert not _shifted(40, 200, 25, 200)  # 20% vs 12.5%: under 2x

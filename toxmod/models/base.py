@@ -183,6 +183,11 @@ class Scorer(ABC):
         """Trainable parameters, for models where the count means something (None otherwise)."""
         return None
 
+    @property
+    def neural_models(self) -> int:
+        """How many trained networks this model holds (a teacher from one seed varies a lot)."""
+        return 0
+
     def save(self, directory: str | Path) -> Path:
         """Write the model to ``directory`` (created); ``load_scorer`` reads it back bit-exactly."""
         if self.scheme is None:

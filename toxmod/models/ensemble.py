@@ -136,6 +136,10 @@ class EnsembleScorer(Scorer):
         counts = [m.parameter_count for m in self.members]
         return None if any(c is None for c in counts) else int(sum(counts))
 
+    @property
+    def neural_models(self) -> int:
+        return sum(member.neural_models for member in self.members)
+
     def place_on(self, hardware: Any) -> None:
         for member in self.members:
             member.place_on(hardware)

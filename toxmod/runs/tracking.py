@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from toxmod.errors import is_interrupt
-from toxmod.runs.store import NoStore, RunStore, end_run, open_client, reopened_name
+from toxmod.runs.store import NoStore, RunStore, end_run, file_lock, open_client, reopened_name
 
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
@@ -48,8 +49,12 @@ class NullTracker:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         resume_run_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Iterator[NullTracker]:
         yield self
+
+    def sweep_parent(self, sweep_id: str, folder: Path, tags: Mapping[str, str] | None = None) -> None:
+        return None
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
@@ -60,6 +65,9 @@ class NullTracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
 
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None: ...
+
+
+PARENT_RUN_PREFIX = "mlflow-parent-"  # + experiment name + .json, in a sweep's folder
 
 
 class MlflowTracker:
@@ -106,14 +114,30 @@ class MlflowTracker:
         # The client holds a database engine; worker processes (DDP spawn) open their own.
         return {**self.__dict__, "_client": None}
 
+    def sweep_parent(self, sweep_id: str, folder: Path, tags: Mapping[str, str] | None = None) -> str:
+        """The MLflow run that groups a sweep's jobs (created by the first job, under a file lock, and
+        recorded in the sweep folder so every job, in any process, nests under the same one)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        record = folder / f"{PARENT_RUN_PREFIX}{self.experiment_name}.json"
+        with file_lock(folder / ".parent.lock"):
+            if record.is_file():
+                return str(json.loads(record.read_text())["run_id"])
+            tags = {**(tags or {}), "sweep_id": sweep_id, "sweep": "parent"}
+            run = self.client.create_run(self._experiment_id(), run_name=f"sweep {sweep_id}", tags=tags)
+            record.write_text(json.dumps({"run_id": run.info.run_id, "uri": self.uri}) + "\n")
+            return run.info.run_id
+
     @contextlib.contextmanager
     def run(
         self,
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         resume_run_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Iterator[MlflowTracker]:
-        """A new run, or ``resume_run_id`` reopened (RUNNING again) to continue a chunked/killed run."""
+        """A new run (nested under ``parent_run_id``: a sweep), or ``resume_run_id`` reopened (RUNNING
+        again) to continue a chunked/killed run."""
+        tags = {**(tags or {}), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
         if resume_run_id:
             name = self.client.get_run(resume_run_id).info.run_name or ""
             self.client.update_run(resume_run_id, status="RUNNING", name=reopened_name(name))

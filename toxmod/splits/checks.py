@@ -6,7 +6,7 @@ train row has) -- no model can learn it; a decision without negatives in the thr
 threshold can be chosen at an FPR. Warnings: a decision without positives (or negatives) in the
 threshold split or the holdout -- its recall (or FPR) is undefined and reported as null; a target
 FPR finer than the threshold split can resolve; positive rates that differ more than 2x between the
-threshold split and the holdout -- thresholds may not transfer.
+threshold split and the holdout, beyond sampling noise -- thresholds may not transfer.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from toxmod.errors import SplitError
 from toxmod.splits.manifest import Split
 
 SHOWN = 6  # problems listed in one message; the rest are counted
+SHIFT_Z = 2.58  # a calib/holdout positive-rate gap this many standard errors wide is a shift
 
 
 def check_split(
@@ -71,7 +72,7 @@ def check_split(
         if holdout_negatives == 0:
             warnings.append(f"holdout has no negatives of {decision}: its FPR is undefined (null)")
         fit_rate, holdout_rate = positives / len(fit), holdout_positives / len(holdout)
-        if fit_rate and holdout_rate and max(fit_rate, holdout_rate) > 2 * min(fit_rate, holdout_rate):
+        if _shifted(positives, len(fit), holdout_positives, len(holdout)):
             warnings.append(
                 f"thresholds may not transfer: {decision} is {fit_rate:.1%} of {fit_split} "
                 f"but {holdout_rate:.1%} of the holdout"
@@ -79,6 +80,17 @@ def check_split(
     if errors:
         raise SplitError(_one_line(prefix, errors))
     return warnings
+
+
+def _shifted(positives_a: int, rows_a: int, positives_b: int, rows_b: int) -> bool:
+    """Positive rates more than 2x apart, and too far apart for sampling noise (two-proportion z-test,
+    |z| > 2.58, p < 0.01): a rare label's 3 vs 12 positives is not a shift worth a warning."""
+    rate_a, rate_b = positives_a / rows_a, positives_b / rows_b
+    if not rate_a or not rate_b or max(rate_a, rate_b) <= 2 * min(rate_a, rate_b):
+        return False
+    pooled = (positives_a + positives_b) / (rows_a + rows_b)
+    spread = np.sqrt(pooled * (1 - pooled) * (1 / rows_a + 1 / rows_b))
+    return bool(abs(rate_a - rate_b) > SHIFT_Z * spread)
 
 
 def _one_line(prefix: str, problems: list[str]) -> str:

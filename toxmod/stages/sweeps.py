@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from omegaconf import DictConfig
 from toxmod.errors import ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.reports import rows_table
+from toxmod.runs.store import end_run, open_client
+from toxmod.runs.tracking import PARENT_RUN_PREFIX
 
 STATUS_FILE = "job_status.json"
 T = TypeVar("T")
@@ -34,6 +37,23 @@ def _job() -> Any | None:
     except ValueError:  # not inside a Hydra run (called from Python)
         return None
     return hydra if hydra.mode == RunMode.MULTIRUN else None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The multirun a job belongs to: its id (the sweep folder's name) and folder."""
+
+    id: str
+    folder: Path
+
+
+def current_sweep() -> Sweep | None:
+    """The sweep of the running Hydra job (None outside a multirun)."""
+    hydra = _job()
+    if hydra is None:
+        return None
+    folder = Path(str(hydra.sweep.dir))
+    return Sweep(folder.name, folder)
 
 
 def run_sweep_job(job: Callable[[], T]) -> T | None:
@@ -77,8 +97,17 @@ class SweepSummary(Callback):
         rows = [[r["job"], r["status"], r["overrides"], r["reason"][:120]] for r in records]
         title = ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({sweep_dir})"
         print_whole(rows_table(f"sweep: {title}", ["job", "status", "overrides", "reason"], rows))
+        _end_parent_runs(sweep_dir, failed=bool(counts["failed"]))
         if counts["failed"]:
             console.print(
                 f"{counts['failed']} job(s) failed; run the sweep again with resume=auto to retry only them"
             )
             sys.exit(1)
+
+
+def _end_parent_runs(sweep_dir: Path, failed: bool) -> None:
+    """End the MLflow runs that group this sweep's jobs (one per experiment)."""
+    for record in sweep_dir.glob(f"{PARENT_RUN_PREFIX}*.json"):
+        parent = json.loads(record.read_text())
+        reason = "a job of the sweep failed" if failed else None
+        end_run(open_client(parent["uri"]), parent["run_id"], "FAILED" if failed else "FINISHED", reason)

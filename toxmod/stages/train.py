@@ -67,6 +67,7 @@ from toxmod.runs.record import (
 from toxmod.runs.tracking import Tracker, flatten
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split
+from toxmod.stages.sweeps import Sweep
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,15 @@ class _Components:
     fit_split: str
 
 
-def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None = None) -> TrainResult:
+def train(
+    cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None = None, sweep: Sweep | None = None
+) -> TrainResult:
     """Run one experiment and record it. Raises ToxmodError on bad input.
 
     With ``resume=...`` the run continues in its original directory and tracking run, with its own
     config; ``overrides`` (the command line's) may change only what a later chunk may change.
-    ``resume=auto`` returns a finished job's recorded result without computing anything.
+    ``resume=auto`` returns a finished job's recorded result without computing anything. A job of a
+    ``sweep`` is tagged ``sweep_id`` and nested under the sweep's MLflow parent run.
     """
     tracker = instantiate_component(cfg.tracking, "tracking")
     plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.get("resume") else None
@@ -148,11 +152,16 @@ def train(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None 
         "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
         "leakage_found": str(leakage["leaks"]).lower(),
         **({"warnings": " | ".join(warnings)[:5000]} if warnings else {}),
+        **({"sweep_id": sweep.id} if sweep else {}),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
     run_name = cfg.get("run_name") or default_run_name(model_name, dataset.name, overrides)
     try:
-        with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
+        parent = None
+        if sweep is not None and plan is None:  # the process that creates it owns it (for runs gc)
+            parent = tracker.sweep_parent(sweep.id, sweep.folder, process_identity())
+        resumed = plan.run_id if plan else None
+        with tracker.run(run_name=run_name, tags=tags, resume_run_id=resumed, parent_run_id=parent):
             write_tracking(
                 run, tracker.run_id, split_sha256=manifest["split_sha256"], job_key=tags["job_key"]
             )

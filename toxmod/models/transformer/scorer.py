@@ -38,6 +38,7 @@ class TransformerScorer(Scorer):
 
     kind = "transformer"
     learns_from_teacher = True
+    neural_models = 1
 
     def __init__(self, encoder: EncoderSpec, recipe: FineTuneRecipe | None = None) -> None:
         super().__init__()
