@@ -420,6 +420,17 @@ def test_max_length_beyond_the_pretrained_positions_is_refused(tmp_path: Path) -
         train(cfg, tmp_path / "run")
 
 
+def test_the_progress_bar_shows_a_short_run_id() -> None:
+    """Lightning shows the logger's version as ``v_num`` on every progress line: a whole 32-character
+    MLflow run id pushed the line past 120 columns."""
+    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.runs import NullTracker
+
+    tracker = NullTracker()
+    tracker.run_id = "0123456789abcdef0123456789abcdef"
+    assert TrackerLogger(tracker).version == "01234567"
+
+
 def test_train_subsample_is_seeded_and_keeps_rows_aligned() -> None:
     texts = [f"text {i}" for i in range(100)]
     targets = np.arange(100)[:, None]
