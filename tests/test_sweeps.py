@@ -42,3 +42,24 @@ def test_two_jobs_in_parallel_on_one_store_both_finish(tmp_path: Path, store: di
     runs = stored_runs(store, sweep_parents=True)
     assert sorted(run.info.status for run in runs) == ["FINISHED"] * 3  # two jobs and their sweep
     assert len({run.data.tags.get("mlflow.parentRunId") for run in runs if "sweep" not in run.data.tags}) == 1
+
+
+def test_a_slurm_launcher_composes_for_a_sweep() -> None:
+    """``hydra/launcher=submitit_slurm`` (composed, not run: there is no cluster here)."""
+    from hydra import compose, initialize_config_dir
+
+    from toxmod.config import register_resolvers
+    from toxmod.paths import CONFIG_DIR
+
+    register_resolvers()
+    overrides = [
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=1",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "hardware=cuda"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "toxmod.stages.sweeps.SweepSummary"
