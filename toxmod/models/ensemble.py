@@ -77,14 +77,13 @@ class EnsembleScorer(Scorer):
             raise ConfigError("model=ensemble calibrates and combines its members on valid; valid is empty")
         self.scheme = scheme
         valid_targets = np.asarray(validation.targets)
-        logits = [self._member_logits(m, validation.texts) for m in self.members]
+        scores = [member.predict_scores(list(validation.texts)) for member in self.members]
         self.temperatures = [
-            fit_temperatures(scheme, link_for(scheme).to_scores(z), valid_targets)
-            if self.calibrate
-            else Temperatures(["all"], [1.0])
-            for z in logits
+            fit_temperatures(scheme, s, valid_targets) if self.calibrate else Temperatures(["all"], [1.0])
+            for s in scores
         ]
-        calibrated = [t.apply_to_logits(z) for t, z in zip(self.temperatures, logits)]
+        link = link_for(scheme)
+        calibrated = [t.apply_to_logits(link.to_logits(s)) for t, s in zip(self.temperatures, scores)]
         self.stack = self._fit_stack(calibrated, valid_targets) if self.combine == "stack" else []
         return self
 
@@ -158,13 +157,9 @@ class EnsembleScorer(Scorer):
         require_keys(path, state, ("temperatures", "stack"))
         folders = [directory / MEMBERS_DIR / str(i) for i in range(len(self.member_refs))]
         self.members = [load_scorer(folder, allow_pickle) for folder in folders]
-        try:
-            self.temperatures = [
-                Temperatures(list(t["temperatures"]), [float(v) for v in t["temperatures"].values()])
-                for t in state["temperatures"]
-            ]
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise DamagedFileError(f"{path}: not an ensemble state ({error!r})") from None
+        if not isinstance(state["temperatures"], list):
+            raise DamagedFileError(f"{path}: temperatures must be a list, one entry per member")
+        self.temperatures = [Temperatures.from_json(entry, path) for entry in state["temperatures"]]
         if len(self.temperatures) != len(self.members):
             counts = f"{len(self.temperatures)} temperatures for {len(self.members)} members"
             raise DamagedFileError(f"{path}: {counts}")

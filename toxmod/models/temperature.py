@@ -94,7 +94,11 @@ class Temperatures:
 
     @classmethod
     def load(cls, path: Path) -> Temperatures:
-        data = read_json(path)
+        return cls.from_json(read_json(path), path)
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Temperatures:
+        """What ``to_json`` wrote, read from ``path`` (a damaged entry is a one-line error naming it)."""
         require_keys(path, data, ("temperatures",))
         values = data["temperatures"]
         if not isinstance(values, dict) or not all(

@@ -340,7 +340,7 @@ def load_run_on_split(
 ) -> LoadedRun:
     """A finished run another run builds on (``role``: ``distill.teacher``, ``model.members``), which
     must have been evaluated on the same split: its valid/calib/holdout must be unseen by both."""
-    loaded = load_run(ref, store if not isinstance(store, NoStore) else None, cache_dir)
+    loaded = load_run(ref, store, cache_dir)  # NoStore: a run directory only, or one line saying why
     recorded = read_json(loaded.directory / RunDir.HOLDOUT_EVAL).get("split_sha256")
     if recorded != split_sha256:
         raise ConfigError(
