@@ -2,12 +2,14 @@
 
     python benchmarks/distill.py                                  # teacher tfidf_xgboost, seeds 0,1
     python benchmarks/distill.py --seeds 0 --temperature 4 --alpha 0.2
+    python benchmarks/distill.py --teacher-run <dir> --variants student,student+kd,student+kd_hidden \
+        --output distill_ensemble       # a finished teacher run, e.g. of experiment=janitr_teacher
 
-Trains the teacher once (the default janitr job), then, per seed, the student with `distill=none`
-and with `distill=kd`, side by side in one process, as `python -m toxmod.train` does. The gain from KD
+Trains the teacher once (or reads a finished one), then, per seed, the student with `distill=none` and
+each distillation variant, side by side in one process, as `python -m toxmod.train` does. The gain from KD
 is reported per seed with a paired bootstrap interval of the holdout scam-recall difference (same
 holdout rows resampled for both runs, each at its own calib thresholds). Writes
-`benchmarks/results/distill.json` and `docs/benchmarks_distill.md`.
+`benchmarks/results/<output>.json` and `docs/benchmarks_<output>.md`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ from toxmod.runs import load_run
 from toxmod.stages.train import train
 
 ROOT = project_root()
-RESULTS = ROOT / "benchmarks" / "results" / "distill.json"
-DOC = ROOT / "docs" / "benchmarks_distill.md"
-COLUMNS = ["holdout/scam/recall", "holdout/scam/fpr", "holdout/macro_f1", "holdout/mean_roc_auc"]
+COLUMNS = [
+    "valid/scam/recall",
+    "valid/macro_f1",
+    "holdout/scam/recall",
+    "holdout/scam/fpr",
+    "holdout/macro_f1",
+    "holdout/mean_roc_auc",
+]
 
 
 def run(overrides: list[str], out: Path) -> tuple[dict[str, float], float]:
@@ -73,33 +80,47 @@ def paired_recall_gain(
     }
 
 
+VARIANTS = {
+    "student": [],
+    "student+kd": ["distill=kd"],
+    "student+kd_hidden": ["distill=kd_hidden"],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--teacher", default="model=tfidf_xgboost", help="the teacher's overrides")
+    parser.add_argument("--teacher-run", default=None, help="a finished teacher run dir (not retrained)")
     parser.add_argument("--student", default="model=student student=h256_l4_a4_i1024")
+    parser.add_argument("--variants", default="student,student+kd", help=f"of {list(VARIANTS)}")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument(
+        "--output", default="distill", help="benchmarks/results/<name>.json, docs/benchmarks_<name>.md"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
-    common = ["bootstrap=0", f"paths.cache_dir={work / 'cache'}"]
-    teacher_dir = work / "teacher"
-    teacher_metrics, teacher_seconds = run([*args.teacher.split(), *common], teacher_dir)
+    common = ["bootstrap=0", f"paths.cache_dir={work / 'cache'}", f"paths.output_dir={work}"]
+    if args.teacher_run:
+        teacher_dir, teacher_seconds = Path(args.teacher_run), float("nan")
+        teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
+    else:
+        teacher_dir = work / "teacher"
+        teacher_overrides = [*args.teacher.split(), *common, "bootstrap=1000"]
+        teacher_metrics, teacher_seconds = run(teacher_overrides, teacher_dir)
     rows: list[dict[str, Any]] = [
         {
             "run": "teacher",
-            "overrides": args.teacher,
-            **{c: teacher_metrics[c] for c in COLUMNS},
+            "overrides": args.teacher_run or args.teacher,
+            **{c: teacher_metrics.get(c, float("nan")) for c in COLUMNS},
+            "recall_ci": [teacher_metrics.get(f"holdout/scam/recall_ci_{e}") for e in ("low", "high")],
             "wall_seconds": teacher_seconds,
         }
     ]
-    print(
-        f"teacher: scam recall {teacher_metrics['holdout/scam/recall']:.4f} in {teacher_seconds:.0f} s",
-        flush=True,
-    )
+    print(f"teacher: scam recall {teacher_metrics['holdout/scam/recall']:.4f}", flush=True)
     kd = [
-        "distill=kd",
         f"distill.teacher={teacher_dir}",
         f"distill.temperature={args.temperature}",
         f"distill.alpha={args.alpha}",
@@ -107,42 +128,58 @@ def main() -> None:
     gains = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         dirs = {}
-        for name, extra in (("student", []), ("student+kd", kd)):
+        for name in args.variants.split(","):
+            extra = [*VARIANTS[name], *kd] if VARIANTS[name] else []
             out = work / f"{name}-{seed}"
             metrics, seconds = run([*args.student.split(), *extra, f"seed={seed}", *common], out)
             dirs[name] = out
+            shown = [o for o in extra if not o.startswith("distill.teacher=")]
             rows.append(
                 {
                     "run": name,
-                    "overrides": " ".join([*extra[2:], f"seed={seed}"]),
+                    "seed": seed,
+                    "overrides": " ".join([*shown, f"seed={seed}"]),
                     **{c: metrics[c] for c in COLUMNS},
                     "wall_seconds": seconds,
                     "teacher_cache_built": metrics.get("teacher/cache_built"),
                 }
             )
+            save(args, rows, gains)
             print(
                 f"{name} seed {seed}: scam recall {metrics['holdout/scam/recall']:.4f} "
-                f"fpr {metrics['holdout/scam/fpr']:.4f} in {seconds:.0f} s",
+                f"fpr {metrics['holdout/scam/fpr']:.4f} (valid {metrics['valid/scam/recall']:.4f}) "
+                f"in {seconds:.0f} s",
                 flush=True,
             )
-        gain = paired_recall_gain(dirs["student+kd"], dirs["student"], seed=seed)
-        gains.append({"seed": seed, **gain})
-        print(
-            f"seed {seed}: KD gain in holdout scam recall {gain['gain']:+.4f} "
-            f"[{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]",
-            flush=True,
-        )
+        for name in dirs:
+            if name == "student" or "student" not in dirs:
+                continue
+            gain = paired_recall_gain(dirs[name], dirs["student"], seed=seed)
+            gains.append({"seed": seed, "variant": name, **gain})
+            print(
+                f"seed {seed}: {name} gain in holdout scam recall {gain['gain']:+.4f} "
+                f"[{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]",
+                flush=True,
+            )
+        save(args, rows, gains)
+    save(args, rows, gains)
+
+
+def save(args: argparse.Namespace, rows: list[dict[str, Any]], gains: list[dict[str, Any]]) -> None:
+    """Write the results so far (after every run: an interrupted benchmark keeps what it finished)."""
     record = {
         "command": "python benchmarks/distill.py "
-        + " ".join(f"--{k}={shlex.quote(str(v))}" for k, v in vars(args).items()),
+        + " ".join(f"--{k.replace('_', '-')}={shlex.quote(str(v))}" for k, v in vars(args).items() if v),
         "machine": f"{platform.machine()}, 2 cores, torch {torch.__version__}",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": rows,
         "gains": gains,
     }
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    DOC.write_text(render(record))
-    print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
+    results = ROOT / "benchmarks" / "results" / f"{args.output}.json"
+    doc = ROOT / "docs" / f"benchmarks_{args.output}.md"
+    results.write_text(json.dumps(record, indent=2) + "\n")
+    doc.write_text(render(record))
+    print(f"wrote {results.relative_to(ROOT)} and {doc.relative_to(ROOT)}", flush=True)
 
 
 def render(record: dict[str, Any]) -> str:
@@ -159,18 +196,30 @@ def render(record: dict[str, Any]) -> str:
     for row in record["rows"]:
         values = " | ".join(f"{row[c]:.4f}" for c in COLUMNS)
         lines.append(f"| {row['run']} | {row['overrides']} | {values} | {row['wall_seconds']:.0f} |")
+    teacher = record["rows"][0]
+    if teacher.get("recall_ci") and None not in teacher["recall_ci"]:
+        low, high = teacher["recall_ci"]
+        lines += ["", f"Teacher holdout scam recall 95% bootstrap interval: [{low:.4f}, {high:.4f}]."]
+    means = {}
+    for row in record["rows"][1:]:
+        means.setdefault(row["run"], []).append(row)
+    lines += ["", "Mean over seeds:", "", "| run | seeds | " + " | ".join(c for c in COLUMNS) + " |"]
+    lines.append("|---|---|" + "---|" * len(COLUMNS))
+    for name, group in means.items():
+        values = " | ".join(f"{np.mean([r[c] for r in group]):.4f}" for c in COLUMNS)
+        lines.append(f"| {name} | {len(group)} | {values} |")
     lines += [
         "",
-        "KD gain in holdout scam recall (KD minus the same student without KD, same seed; 95% paired",
+        "Gain in holdout scam recall over the same student without a teacher (same seed; 95% paired",
         "bootstrap interval over the holdout's scam rows):",
         "",
-        "| seed | gain | 95% CI |",
-        "|---|---|---|",
+        "| variant | seed | gain | 95% CI |",
+        "|---|---|---|---|",
     ]
     for gain in record["gains"]:
-        lines.append(
-            f"| {gain['seed']} | {gain['gain']:+.4f} | [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}] |"
-        )
+        interval = f"[{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]"
+        variant = gain.get("variant", "student+kd")
+        lines.append(f"| {variant} | {gain['seed']} | {gain['gain']:+.4f} | {interval} |")
     return "\n".join(lines) + "\n"
 
 

@@ -52,7 +52,8 @@ def test_every_registered_kind_has_a_model_config() -> None:
     kinds = {
         instantiate_component(compose_train([f"model={o}"]).model, "model").kind for o in options("model")
     }
-    assert kinds == set(SCORER_REGISTRY)
+    # temperature_scaled wraps any trained model (calibration=temperature); it has no model config
+    assert kinds | {"temperature_scaled"} == set(SCORER_REGISTRY)
 
 
 def test_defaults_are_the_documented_main_job() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import JANITR_SLICE, compose_train
+from tests.helpers import JANITR_SLICE, compose_train, stored_runs, tracking_overrides
 from toxmod.errors import ConfigError
 from toxmod.models import load_scorer
 from toxmod.stages.evaluate import evaluate_run
@@ -63,3 +64,51 @@ def test_an_ensemble_needs_two_members_before_any_data(tmp_path: Path) -> None:
             tmp_path / "r",
         )
     assert not (tmp_path / "r").exists()
+
+
+def test_temperature_calibration_of_a_single_run(members: list[TrainResult], tmp_path: Path) -> None:
+    """calibration=temperature: same rankings and decisions, probabilities fitted to valid."""
+    plain = members[0]  # the same tfidf_logreg without calibration
+    overrides = [*JANITR_SLICE, *LOGREG, "model.C=0.5", "calibration=temperature"]
+    result = train(compose_train(overrides), tmp_path / "run")
+    metrics = result.metrics
+    assert metrics["valid/ece_after_calibration"] < metrics["valid/ece_before_calibration"]
+    assert metrics["valid/ece_before_calibration"] == pytest.approx(plain.metrics["valid/ece"])
+    assert metrics["valid/ece_after_calibration"] == pytest.approx(metrics["valid/ece"])
+    for name in ("holdout/mean_roc_auc", "holdout/scam/recall", "holdout/scam/fpr"):
+        assert metrics[name] == pytest.approx(plain.metrics[name], abs=1e-9)  # per-label T keeps the order
+    saved = json.loads((result.run_dir / "calibration.json").read_text())
+    assert set(saved["temperatures"]) == {"scam", "topic_crypto"} and saved["fit_split"] == "valid"
+    model = load_scorer(result.run_dir / "model")
+    assert model.kind == "temperature_scaled" and model.inner.kind == "tfidf_logreg"
+    evaluation = evaluate_run(result.run_dir)
+    assert evaluation.reproduced and evaluation.max_difference == 0.0
+
+
+def test_teacher_seeds_train_the_members_once(tmp_path: Path, store: dict[str, str]) -> None:
+    """teacher.seeds trains a member per seed and ensembles them; a relaunch reuses the members."""
+    overrides = [
+        *JANITR_SLICE,
+        "model=ensemble",
+        "student=tiny",
+        "teacher.member=student",
+        "teacher.seeds=[1,2]",
+        "+teacher.model_overrides={max_epochs: 1, max_length: 48, batch_size: 16}",
+        "hardware.num_workers=0",
+        "bootstrap=0",
+        f"paths.output_dir={tmp_path}",  # where resume=auto looks for finished members
+        f"paths.multirun_dir={tmp_path / 'multirun'}",
+        *tracking_overrides(store),
+    ]
+    first = train(compose_train(overrides), tmp_path / "first")
+    runs = stored_runs(store)
+    assert sorted(r.data.tags["model"] for r in runs) == ["ensemble", "student", "student"]
+    members = [r for r in runs if r.data.tags["model"] == "student"]
+    assert sorted(r.data.params["seed"] for r in members) == ["1", "2"]
+    model = load_scorer(first.run_dir / "model")
+    assert model.neural_models == 2 and model.member_refs == sorted(
+        model.member_refs, key=model.member_refs.index
+    )
+    second = train(compose_train(overrides), tmp_path / "second")
+    assert len(stored_runs(store)) == 4  # one more ensemble; its members were reused, not retrained
+    assert second.metrics["holdout/mean_roc_auc"] == first.metrics["holdout/mean_roc_auc"]

@@ -37,6 +37,7 @@ LAYERS = [
         "toxmod.split",
         "toxmod.compare",
         "toxmod.pretrain",
+        "toxmod.predict",
         "toxmod.runs.__main__",
     ),
 ]

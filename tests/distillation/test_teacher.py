@@ -10,8 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import JANITR_SLICE, TINY_STUDENT, compose_train, tracking_overrides
+from toxmod.config import compose_config
+from toxmod.data import build_dataset
 from toxmod.distillation.teacher import check_seeds
 from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.splits import prepare_split
 from toxmod.stages.train import TrainResult, train
 
 pytestmark = pytest.mark.slow
@@ -112,3 +115,95 @@ def test_a_single_seed_neural_teacher_on_small_data_is_refused(tiny_student_run,
     check_seeds("t", networks=1, train_rows=377, allowed=True)  # distill.allow_single_seed=true
     check_seeds("t", networks=3, train_rows=377, allowed=False)  # an ensemble of three seeds
     check_seeds("t", networks=1, train_rows=50_000, allowed=False)  # plenty of data
+
+
+@pytest.mark.parametrize(("layers", "hidden"), [(3, 48), (1, 16)], ids=["deeper", "shallower"])
+def test_hidden_state_distillation_maps_any_student_depth(
+    tiny_student_run,  # noqa: ANN001
+    tmp_path: Path,
+    store: dict[str, str],
+    layers: int,
+    hidden: int,
+) -> None:
+    """A student deeper and one shallower (and wider / narrower) than the 2-layer, width-32 teacher,
+    learning also from unlabeled transfer texts, of which the evaluation texts are dropped."""
+    teacher_run = tiny_student_run.result
+    corpus = tmp_path / "unlabeled.txt"
+    cfg = compose_config("train", list(JANITR_SLICE))
+    dataset = build_dataset(cfg.data)
+    split, _ = prepare_split(cfg.split, dataset)
+    evaluation = [str(t) for t in split.part(dataset, "holdout").texts[:3]]
+    fresh = [f"free crypto giveaway number {i}, click the link" for i in range(20)]
+    corpus.write_text("\n".join([*fresh, *evaluation]) + "\n")
+    overrides = student(
+        teacher_run,
+        tmp_path,
+        "distill=kd_hidden",
+        "distill.allow_single_seed=true",
+        f"distill.transfer=[train,{corpus}]",
+        f"student.layers={layers}",
+        f"student.hidden={hidden}",
+        *tracking_overrides(store),
+    )
+    result = train(compose_train(overrides), tmp_path / "run")
+    assert result.metrics["teacher/transfer_texts"] == 377 + 20
+    assert result.metrics["teacher/transfer_removed_evaluation_texts"] == 3
+    assert result.metrics["train/unlabelled_transfer_texts"] == 20
+    assert result.metrics["train/rows_used"] == 377
+    [entry] = [p for p in (tmp_path / "cache" / "teacher").iterdir() if p.is_dir()]
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["inputs"]["hidden_layers"] == [1, 2] and "hidden.npy" in manifest["files"]
+    assert np.load(entry / "hidden.npy").shape == (397, 2, 32)
+    assert np.isfinite(result.metrics["holdout/mean_roc_auc"])
+    curve = MlflowClient(store["uri"]).get_metric_history(result.run_id, "train/loss/hidden")
+    assert curve and all(point.value > 0 for point in curve)
+
+
+def _build_cache(teacher_dir: str, cache_dir: str, barrier, results) -> None:  # noqa: ANN001
+    """One sweep job's view: wait for the other job, then ask for the teacher's outputs."""
+    from omegaconf import OmegaConf
+
+    from toxmod.distillation import teacher_targets
+    from toxmod.runs.store import NoStore
+
+    try:
+        cfg = compose_config("train", list(JANITR_SLICE))
+        dataset = build_dataset(cfg.data)
+        split, _ = prepare_split(cfg.split, dataset)
+        split_sha256 = json.loads((Path(teacher_dir) / "holdout_eval.json").read_text())["split_sha256"]
+        settings = OmegaConf.create({"teacher": teacher_dir, "temperature": 2.0, "alpha": 0.5})
+        texts = list(split.part(dataset, "train").texts)
+        barrier.wait(timeout=120)
+        targets, entry = teacher_targets(settings, texts, split_sha256, NoStore(), Path(cache_dir))
+        results.put((entry.built, float(targets.logits.sum())))
+    except Exception as error:  # reported to the test instead of a silent child death
+        results.put((repr(error), None))
+
+
+def test_two_processes_build_one_cache_once(teacher: TrainResult, tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    args = (str(teacher.run_dir), str(tmp_path / "cache"), barrier, results)
+    jobs = [context.Process(target=_build_cache, args=args) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    outcomes = [results.get(timeout=180) for _ in jobs]
+    for job in jobs:
+        job.join(timeout=60)
+    assert all(value is not None for _, value in outcomes), outcomes
+    assert sorted(built for built, _ in outcomes) == [False, True]  # one built it, the other waited
+    assert outcomes[0][1] == outcomes[1][1]  # and read the same logits
+    assert [p.name for p in (tmp_path / "cache" / "teacher").iterdir() if p.is_dir()] != []
+
+
+def test_hidden_state_distillation_needs_a_transformer_teacher(teacher: TrainResult, tmp_path: Path) -> None:
+    overrides = student(teacher, tmp_path, "distill=kd_hidden", "tracking=none")
+    with pytest.raises(
+        ConfigError, match=r"distill=kd_hidden: the teacher .* \(a tfidf_logreg model\) has no"
+    ):
+        train(compose_train(overrides), tmp_path / "run")
+    overrides = student(teacher, tmp_path, "distill.transfer=[ruddit]", "tracking=none")
+    with pytest.raises(ConfigError, match=r"distill.transfer=\['ruddit'\]: starts with train"):
+        train(compose_train(overrides), tmp_path / "run2")

@@ -1,10 +1,13 @@
 """The teacher's outputs for a student: calibrated logits over the transfer set, computed once.
 
 A teacher is any finished run (any model kind: it is read through the scoring interface). Its scores
-on valid fit the calibration temperatures; its scores on the transfer set (the train split) become
-logits through the scheme's link and are divided by those temperatures. The result is stored under
-``<cache_dir>/teacher/<key>/`` where the key hashes everything that determines it (the teacher's
-model files, the texts, the split hash, the calibration), so a sweep of students computes it once --
+on valid fit the calibration temperatures; its scores on the transfer set (the train split, then any
+unlabeled texts of ``distill.transfer``) become logits through the scheme's link and are divided by
+those temperatures. For ``distill=kd_hidden`` the cache also holds the teacher's layer
+representations (each layer's hidden states averaged over a text's real tokens). The result is
+stored under ``<cache_dir>/teacher/<key>/`` where the key hashes everything that determines it (the
+teacher's model files, the texts, the split hash, the calibration, the layers), so a sweep of
+students computes it once --
 concurrent jobs wait on a file lock -- and a changed teacher or data gets a new entry. Each file's
 SHA-256 is recorded in ``manifest.json`` (written last); a file that no longer matches is refused.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,19 +27,22 @@ import numpy as np
 
 from toxmod.data.readers import file_sha256
 from toxmod.errors import ConfigError, DamagedFileError
-from toxmod.evaluation.metrics import expected_calibration_error
+from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.scoring import score_split
 from toxmod.files import read_json
-from toxmod.models.base import Scorer, TeacherTargets
+from toxmod.models.base import HiddenTargets, Scorer, TeacherTargets
 from toxmod.models.temperature import fit_temperatures, link_for
+from toxmod.models.transformer.losses import HiddenStateLoss
 from toxmod.progress import console
 from toxmod.runs.record import LoadedRun, load_run_on_split
 from toxmod.runs.store import NoStore, RunStore, file_lock
 
 LOGITS_FILE = "logits.npy"
+HIDDEN_FILE = "hidden.npy"  # (texts, layers, width): each cached teacher layer's masked token mean
 CALIBRATION_FILE = "calibration.json"
 MANIFEST_FILE = "manifest.json"
 CALIBRATIONS = ("temperature", "none")
+HIDDEN_LOSSES = HiddenStateLoss.LOSSES
 MIN_TEACHER_SEEDS = 3
 SMALL_DATA_ROWS = 5_000
 
@@ -70,8 +77,9 @@ class TeacherCache:
     def manifest(self) -> Path:
         return self.directory / MANIFEST_FILE
 
-    def read(self) -> tuple[np.ndarray, dict[str, Any]]:
-        """The cached logits, each file checked against the manifest's hash first."""
+    def read(self) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """The cached logits and hidden states (None if not cached), each file checked against the
+        manifest's hash first."""
         manifest = read_json(self.manifest)
         for name, expected in manifest.get("files", {}).items():
             path = self.directory / name
@@ -80,21 +88,31 @@ class TeacherCache:
                     f"{path}: does not match the SHA-256 in {self.manifest}; the teacher cache was changed "
                     f"after it was written (delete {self.directory} to rebuild it)"
                 )
-        try:
-            logits = np.load(self.directory / LOGITS_FILE, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            path = self.directory / LOGITS_FILE
-            raise DamagedFileError(f"{path}: not a readable array ({error})") from None
-        return logits, manifest
+        logits = self._array(LOGITS_FILE)
+        hidden = self._array(HIDDEN_FILE) if HIDDEN_FILE in manifest.get("files", {}) else None
+        return logits, hidden, manifest
 
-    def write(self, logits: np.ndarray, calibration: dict[str, Any]) -> None:
+    def _array(self, name: str) -> np.ndarray:
+        path = self.directory / name
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise DamagedFileError(f"{path}: not a readable array ({error})") from None
+
+    def write(
+        self, logits: np.ndarray, calibration: dict[str, Any], hidden: np.ndarray | None = None
+    ) -> None:
         """Write the entry through a temporary folder, so a killed build leaves no half entry."""
         staging = self.directory.with_name(self.directory.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         np.save(staging / LOGITS_FILE, np.asarray(logits, dtype=np.float32), allow_pickle=False)
+        names = [LOGITS_FILE, CALIBRATION_FILE]
+        if hidden is not None:
+            np.save(staging / HIDDEN_FILE, np.asarray(hidden, dtype=np.float32), allow_pickle=False)
+            names.append(HIDDEN_FILE)
         (staging / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
-        files = {name: file_sha256(staging / name) for name in (LOGITS_FILE, CALIBRATION_FILE)}
+        files = {name: file_sha256(staging / name) for name in names}
         manifest = {"key": self.key, "inputs": self.inputs, "shape": list(logits.shape), "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -107,40 +125,103 @@ def teacher_targets(
     split_sha256: str,
     store: RunStore | NoStore,
     cache_dir: Path,
+    extra_texts: Sequence[str] = (),
 ) -> tuple[TeacherTargets, TeacherCache]:
-    """The teacher's calibrated logits for ``train_texts`` (cached), with the KD settings."""
+    """The teacher's calibrated logits (and, for ``distill=kd_hidden``, its layer representations)
+    for the transfer set -- ``train_texts`` then ``extra_texts`` -- cached, with the KD settings."""
     ref = str(settings.teacher)
     calibration = str(settings.get("calibration", "temperature"))
     teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "distill.teacher")
     check_seeds(ref, teacher.scorer.neural_models, len(train_texts), bool(settings.get("allow_single_seed")))
+    layers = teacher_layers(settings, teacher.scorer, ref)
+    transfer = [*train_texts, *extra_texts]
     inputs = {
         "teacher_model_sha256": directory_sha256(teacher.directory / "model"),
-        "texts_sha256": texts_sha256(train_texts),
-        "n_texts": len(train_texts),
+        "texts_sha256": texts_sha256(transfer),
+        "n_texts": len(transfer),
+        "n_extra_texts": len(extra_texts),
         "split_sha256": split_sha256,
         "calibration": calibration,
         "scheme": teacher.dataset.scheme.describe(),
+        "hidden_layers": list(layers),
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
     entry = TeacherCache(cache_dir / "teacher" / key[:24], key, {**inputs, "teacher": ref})
     entry.directory.parent.mkdir(parents=True, exist_ok=True)
+    waited = time.perf_counter()
     with file_lock(entry.directory.with_name(entry.directory.name + ".lock")):
+        waited = time.perf_counter() - waited
         if not entry.manifest.is_file():
-            _build(entry, teacher, train_texts, calibration)
-    logits, manifest = entry.read()
-    if logits.shape[0] != len(train_texts):
-        path = entry.directory / LOGITS_FILE
-        raise DamagedFileError(f"{path}: {logits.shape[0]} rows for {len(train_texts)} texts")
+            started = time.perf_counter()
+            _build(entry, teacher, transfer, calibration, layers)
+            build_seconds = time.perf_counter() - started
+    logits, hidden, _ = entry.read()
+    for name, rows in ((LOGITS_FILE, logits), (HIDDEN_FILE, hidden)):
+        if rows is not None and rows.shape[0] != len(transfer):
+            counts = f"{rows.shape[0]} rows for {len(transfer)} texts"
+            raise DamagedFileError(f"{entry.directory / name}: {counts}")
     calibration_record = read_json(entry.directory / CALIBRATION_FILE)
     entry.info = {k: float(v) for k, v in calibration_record.items() if isinstance(v, (int, float))}
+    entry.info["transfer_texts"] = float(len(transfer))
+    entry.info["cache_lock_wait_seconds"] = waited
+    if entry.built:
+        entry.info["cache_build_seconds"] = build_seconds
     console.print(
-        f"teacher {ref}: {'computed' if entry.built else 'read'} its outputs for {len(train_texts)} train "
-        f"texts ({entry.directory})"
+        f"teacher {ref}: {'computed' if entry.built else 'read'} its outputs for {len(transfer)} texts "
+        f"({len(train_texts)} train + {len(extra_texts)} unlabeled; {entry.directory})"
     )
-    return TeacherTargets(logits, float(settings.temperature), float(settings.alpha)), entry
+    hidden_targets = None
+    if hidden is not None:
+        hidden_targets = HiddenTargets(
+            hidden,
+            tuple(layers),
+            settings.get("layer_map"),
+            str(settings.get("hidden_loss", "mse")),
+            float(settings.get("hidden_weight", 1.0)),
+        )
+    targets = TeacherTargets(
+        logits, float(settings.temperature), float(settings.alpha), hidden_targets, tuple(extra_texts)
+    )
+    return targets, entry
 
 
-def _build(entry: TeacherCache, teacher: LoadedRun, texts: Sequence[str], calibration: str) -> None:
+def hidden_distillation(settings: Any) -> bool:
+    """Whether the distillation config matches hidden states (``distill=kd_hidden``)."""
+    return float(settings.get("hidden_weight") or 0.0) > 0.0
+
+
+def teacher_layers(settings: Any, scorer: Scorer, ref: str) -> list[int]:
+    """The teacher layers to cache: those ``distill.layer_map`` names, else every encoder layer (the
+    student's uniform map is chosen from them once its depth is known); none without ``kd_hidden``."""
+    if not hidden_distillation(settings):
+        return []
+    depth = scorer.encoder_layers
+    if not depth:
+        raise ConfigError(
+            f"distill=kd_hidden: the teacher {ref} (a {scorer.kind} model) has no encoder layers to match; "
+            "use distill=kd or a transformer teacher"
+        )
+    layer_map = settings.get("layer_map")
+    if not layer_map:
+        return list(range(1, depth + 1))
+    pairs = layer_map.items() if hasattr(layer_map, "items") else layer_map
+    try:
+        wanted = sorted({int(teacher) for _, teacher in pairs})
+    except (TypeError, ValueError):
+        expected = "expected [[student layer, teacher layer], ...]"
+        raise ConfigError(f"distill.layer_map={layer_map}: {expected}") from None
+    beyond = [layer for layer in wanted if not 0 <= layer <= depth]
+    if beyond:
+        raise ConfigError(
+            f"distill.layer_map: teacher layer {beyond[0]} does not exist (the teacher has {depth} layers; "
+            "0 = embeddings)"
+        )
+    return wanted
+
+
+def _build(
+    entry: TeacherCache, teacher: LoadedRun, texts: Sequence[str], calibration: str, layers: Sequence[int]
+) -> None:
     scheme = teacher.dataset.scheme
     valid = teacher.part("valid")
     record: dict[str, Any] = {"method": calibration}
@@ -152,14 +233,14 @@ def _build(entry: TeacherCache, teacher: LoadedRun, texts: Sequence[str], calibr
         temperatures = fit_temperatures(scheme, valid_scores, valid.targets)
         record.update(temperatures.to_json())
         calibrated = temperatures.apply(scheme, valid_scores)
-        for when, scores in (("before", valid_scores), ("after", calibrated)):
-            pairs = scheme.calibration_pairs(scores, valid.targets)
-            record[f"valid_ece_{when}_calibration"] = expected_calibration_error(*pairs)
+        for when, ece in calibration_change(scheme, valid_scores, calibrated, valid.targets).items():
+            record[f"valid_ece_{when}_calibration"] = ece
     scores = teacher.scorer.predict_scores(list(texts))
     logits = link_for(scheme).to_logits(scores)
     if temperatures is not None:
         logits = temperatures.apply_to_logits(logits)
-    entry.write(logits, record)
+    hidden = teacher.scorer.layer_representations(list(texts), layers) if layers else None
+    entry.write(logits, record, hidden)
     entry.built = True
 
 
@@ -189,3 +270,9 @@ def check_distillation(settings: Any, scorer: Scorer) -> None:
     calibration = str(settings.get("calibration", "temperature"))
     if calibration not in CALIBRATIONS:
         raise ConfigError(f"distill.calibration={calibration}: expected one of {list(CALIBRATIONS)}")
+    weight = float(settings.get("hidden_weight") or 0.0)
+    if weight < 0:
+        raise ConfigError(f"distill.hidden_weight={weight}: expected a weight >= 0")
+    loss = str(settings.get("hidden_loss", "mse"))
+    if weight and loss not in HIDDEN_LOSSES:
+        raise ConfigError(f"distill.hidden_loss={loss}: expected one of {list(HIDDEN_LOSSES)}")

@@ -65,6 +65,16 @@ def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bi
     return float(total / len(confidence))
 
 
+def calibration_change(
+    scheme: LabelScheme, before: np.ndarray, after: np.ndarray, targets: np.ndarray
+) -> dict[str, float]:
+    """ECE of the same rows' scores before and after calibration: ``{"before": .., "after": ..}``."""
+    return {
+        when: expected_calibration_error(*scheme.calibration_pairs(scores, np.asarray(targets)))
+        for when, scores in (("before", before), ("after", after))
+    }
+
+
 def _ranking(targets: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     if targets.all() or not targets.any():
         return math.nan, math.nan

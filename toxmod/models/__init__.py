@@ -25,6 +25,7 @@ SCORER_REGISTRY: dict[str, str] = {
     "fasttext": "toxmod.models.fasttext_model:FastTextScorer",
     "transformer": "toxmod.models.transformer.scorer:TransformerScorer",
     "ensemble": "toxmod.models.ensemble:EnsembleScorer",
+    "temperature_scaled": "toxmod.models.calibrated:TemperatureScaled",
 }
 
 

@@ -99,12 +99,29 @@ class FitContext:
 @dataclass(frozen=True)
 class TeacherTargets:
     """What a student learns from a teacher: the teacher's calibrated logits for every train row (in
-    the order of the texts ``fit`` gets), the distillation temperature, and ``alpha``, the weight of
-    the hard-label loss (the teacher's term gets ``1 - alpha``)."""
+    the order of the texts ``fit`` gets) and then for each of ``extra_texts`` (unlabeled transfer-set
+    texts, ``distill.transfer``), the distillation temperature, and ``alpha``, the weight of the
+    hard-label loss (the teacher's term gets ``1 - alpha``); ``hidden`` for hidden-state matching."""
 
     logits: np.ndarray
     temperature: float = 2.0
     alpha: float = 0.5
+    hidden: HiddenTargets | None = None
+    extra_texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HiddenTargets:
+    """The teacher's layer representations for every train row (``distill=kd_hidden``):
+    ``values[row, i]`` is teacher layer ``layers[i]`` averaged over the row's real tokens. ``layer_map``
+    pairs student and teacher layers (None: the uniform map for the student's depth); ``loss`` is
+    ``mse`` or ``cosine``; ``weight`` scales the term beside the KD and hard-label terms."""
+
+    values: np.ndarray
+    layers: tuple[int, ...]
+    layer_map: Any = None
+    loss: str = "mse"
+    weight: float = 1.0
 
 
 @dataclass
@@ -187,6 +204,17 @@ class Scorer(ABC):
     def neural_models(self) -> int:
         """How many trained networks this model holds (a teacher from one seed varies a lot)."""
         return 0
+
+    @property
+    def encoder_layers(self) -> int:
+        """Encoder layers whose representations ``layer_representations`` gives (0: none; a
+        hidden-state distillation teacher needs some)."""
+        return 0
+
+    def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
+        """``(len(texts), len(layers), width)``: each layer's hidden states averaged over each text's
+        real tokens (layer 0 = embeddings, 1 = the first encoder layer)."""
+        raise NotImplementedError(f"a {self.kind} model has no encoder layers to distil from")
 
     def save(self, directory: str | Path) -> Path:
         """Write the model to ``directory`` (created); ``load_scorer`` reads it back bit-exactly."""

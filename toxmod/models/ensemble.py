@@ -139,6 +139,20 @@ class EnsembleScorer(Scorer):
     def neural_models(self) -> int:
         return sum(member.neural_models for member in self.members)
 
+    @property
+    def encoder_layers(self) -> int:
+        return self._encoder_member.encoder_layers if self._encoder_member else 0
+
+    def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
+        """The first member with encoder layers speaks for the ensemble's representations."""
+        if self._encoder_member is None:
+            return super().layer_representations(texts, layers)
+        return self._encoder_member.layer_representations(texts, layers)
+
+    @property
+    def _encoder_member(self) -> Scorer | None:
+        return next((m for m in self.members if m.encoder_layers), None)
+
     def place_on(self, hardware: Any) -> None:
         for member in self.members:
             member.place_on(hardware)

@@ -44,6 +44,7 @@ class RunDir:
 
     MODEL = "model"
     THRESHOLDS = "thresholds.json"
+    CALIBRATION = "calibration.json"  # calibration=temperature: temperatures and valid ECE before/after
     METRICS = "metrics.json"
     HOLDOUT_EVAL = "holdout_eval.json"
     CONFIG = "config.yaml"
@@ -229,6 +230,8 @@ def finish_run_record(
     tracker.log_artifacts(run.split, RunDir.SPLIT)
     for path in (run.thresholds, run.metrics, run.config, run.leakage):
         tracker.log_artifact(path)
+    if (run / RunDir.CALIBRATION).is_file():
+        tracker.log_artifact(run / RunDir.CALIBRATION)
     tracker.log_artifact(stage_marker(run, RunDir.HOLDOUT_EVAL, record))
 
 

@@ -27,9 +27,10 @@ from toxmod.stages.runs import report as report_collected
 COST_COLUMNS = {
     "train_seconds": "train_s",
     "model_size_bytes": "size_mb",
+    "model_parameters": "params_m",
     "scoring_texts_per_second": "texts/s",
 }
-SCALE = {"model_size_bytes": 1e-6}
+SCALE = {"model_size_bytes": 1e-6, "model_parameters": 1e-6}
 TABLE_FORMATS = ("table", "csv", "markdown")
 FILE_FORMATS = {".csv": "csv", ".md": "markdown"}
 

@@ -14,11 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import group_option, group_options, instantiate_component
+from toxmod.config import instantiate_component
 from toxmod.data import build_dataset
-from toxmod.data.readers import read_table
-from toxmod.data.text import normalize_text
-from toxmod.errors import ConfigError, DataError
+from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.models.transformer import TransformerScorer
 from toxmod.progress import console
@@ -27,9 +25,9 @@ from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resu
 from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
 from toxmod.runs.tracking import flatten
 from toxmod.splits import prepare_split
+from toxmod.stages.corpora import outside_texts
 
 TRAIN_SPLIT_CORPUS = "train_split"
-EVALUATION_PARTS = ("valid", "calib", "holdout")
 
 
 def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
@@ -40,34 +38,9 @@ def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
     if corpus == TRAIN_SPLIT_CORPUS:
         texts = [str(t) for t in split.part(dataset, "train").texts]
         return texts, {"corpus": f"{dataset.name} train split", "texts": len(texts), "removed": 0}
-    path = Path(corpus).expanduser()
-    if corpus in group_options("data") and not path.is_file():
-        other = build_dataset(group_option(cfg, "pretrain", "data", corpus))
-        texts, source = [str(t) for t in other.texts if str(t).strip()], f"data={corpus} (all rows)"
-    else:
-        texts, source = _read_corpus(path, str(cfg.pretrain.text_column)), corpus
-    held_out = {t for part in EVALUATION_PARTS for t in split.part(dataset, part).normalized_texts}
-    kept = [t for t in texts if normalize_text(t) not in held_out]
-    return kept, {"corpus": source, "texts": len(kept), "removed": len(texts) - len(kept)}
-
-
-def _read_corpus(path: Path, text_column: str) -> list[str]:
-    if not path.is_file():
-        raise ConfigError(
-            f"pretrain.corpus={path}: no such file (use {TRAIN_SPLIT_CORPUS}, a data config"
-            f" ({', '.join(group_options('data'))}), a .txt or a table)"
-        )
-    if path.suffix == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    else:
-        frame = read_table(path)
-        if text_column not in frame.columns:
-            raise DataError(f"{path}: no column {text_column!r} (set pretrain.text_column)")
-        texts = frame[text_column].tolist()
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise DataError(f"{path}: the corpus has no non-empty texts")
-    return texts
+    return outside_texts(
+        corpus, cfg, "pretrain", dataset, split, "pretrain.corpus", str(cfg.pretrain.text_column)
+    )
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> Path:

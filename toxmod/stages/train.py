@@ -17,16 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from toxmod.calibration import TargetFPRThresholds
-from toxmod.config import instantiate_component, settings_from
+from toxmod.config import group_option, instantiate_component, settings_from
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.datasets import scheme_from_config
+from toxmod.data.text import normalize_text
 from toxmod.distillation import check_distillation, teacher_targets
 from toxmod.errors import ConfigError
 from toxmod.evaluation import evaluate_predictions
+from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.scoring import score_split
 from toxmod.evaluation.validation import OperatingPointMetrics
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
@@ -38,6 +40,7 @@ from toxmod.models import (
     ValidationData,
     artifact_size_bytes,
 )
+from toxmod.models.calibrated import TemperatureScaled
 from toxmod.paths import CONFIG_DIR, project_root
 from toxmod.progress import console, warn
 from toxmod.reports import headline_table, results_table
@@ -67,6 +70,7 @@ from toxmod.runs.record import (
 from toxmod.runs.tracking import Tracker, flatten
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split
+from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
 from toxmod.stages.sweeps import Sweep
 
 
@@ -116,6 +120,7 @@ def train(
         cfg = resumed_config(plan.run_dir, cfg, overrides)
         tracker = instantiate_component(cfg.tracking, "tracking")
     run = RunDir(plan.run_dir if plan else Path(run_dir))
+    cfg = _with_trained_members(cfg, run)
     components = _build_components(cfg, run)
     np.random.seed(int(cfg.seed))
 
@@ -180,6 +185,42 @@ def train(
             f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
         )
     return TrainResult(metrics, tracker.run_id, run.path)
+
+
+def _with_trained_members(cfg: DictConfig, run: RunDir) -> DictConfig:
+    """``teacher.seeds``: train one run of ``teacher.member`` per seed, and one of each model config in
+    ``teacher.also_train``, and add them to ``model.members`` (``resume=auto``: a member already
+    trained with the same config is reused, not retrained)."""
+    teacher = cfg.get("teacher") or {}
+    seeds = list(teacher.get("seeds") or [])
+    jobs = [(str(teacher.get("member")), int(seed)) for seed in seeds]
+    jobs += [(str(name), int(cfg.seed)) for name in teacher.get("also_train") or []]
+    if not jobs:
+        return cfg
+    if seeds and not teacher.get("member"):
+        raise ConfigError("teacher.seeds is set but teacher.member is not (a model config, e.g. minilm)")
+    if "members" not in cfg.model:
+        raise ConfigError(
+            f"teacher.seeds trains ensemble members; model={cfg.model.name} is not model=ensemble"
+        )
+    refs = [str(ref) for ref in cfg.model.members or []]
+    for member, seed in jobs:
+        member_cfg = cfg.copy()
+        with open_dict(member_cfg):
+            member_cfg.model = group_option(cfg, "train", "model", str(member))
+            if member == teacher.get("member"):
+                member_cfg.model.merge_with(teacher.get("model_overrides") or {})
+            member_cfg.seed = int(seed)
+            member_cfg.teacher = {"member": None, "seeds": [], "also_train": []}
+            member_cfg.resume = "auto"
+            member_cfg.run_name = f"{cfg.run_name or 'teacher'}-{member}-seed{seed}"
+        console.print(f"[bold]teacher member[/] {member} seed {seed}")
+        result = train(member_cfg, run.path / "members" / f"{member}-seed{seed}")
+        refs.append(str(result.run_id or result.run_dir))
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model.members = refs
+    return cfg
 
 
 # What a run name leaves out: the model and data are named already; where a run ran, is recorded,
@@ -254,6 +295,56 @@ def _teacher_ref(cfg: DictConfig) -> str | None:
     return str(teacher) if teacher else None
 
 
+def _calibrated(
+    cfg: DictConfig, scorer: Scorer, valid: LabeledDataset, run: RunDir
+) -> tuple[Scorer, dict[str, float]]:
+    """``calibration=temperature``: the trained model with temperatures fitted on valid (by NLL),
+    its valid ECE before/after, and the run's ``calibration.json``; otherwise the model as it is."""
+    method = str(OmegaConf.select(cfg, "calibration.method", default="none"))
+    if method == "none":
+        return scorer, {}
+    if not len(valid):
+        raise ConfigError("calibration=temperature fits on valid, and valid is empty (use calibration=none)")
+    scaled = TemperatureScaled.fit_on_valid(scorer, list(valid.texts), valid.targets)
+    temperatures = scaled.temperatures
+    calibrated = temperatures.apply(valid.scheme, scaled.valid_scores)
+    ece = calibration_change(valid.scheme, scaled.valid_scores, calibrated, valid.targets)
+    metrics = {f"valid/ece_{when}_calibration": value for when, value in ece.items()}
+    metrics.update(
+        {f"calibration/temperature/{n}": v for n, v in zip(temperatures.names, temperatures.values)}
+    )
+    write_json(run / RunDir.CALIBRATION, {**temperatures.to_json(), "valid_ece": ece})
+    console.print(f"calibration=temperature: valid ECE {ece['before']:.4f} -> {ece['after']:.4f}")
+    return scaled, metrics
+
+
+def transfer_texts(cfg: DictConfig, dataset: LabeledDataset, split: Split) -> tuple[list[str], int]:
+    """The unlabeled texts ``distill.transfer`` adds after the train split, and how many were removed
+    for being valid/calib/holdout texts (train texts and repeats are dropped too)."""
+    sources = [str(s) for s in (OmegaConf.select(cfg, "distill.transfer", default=None) or [TRAIN_SPLIT])]
+    if sources[0] != TRAIN_SPLIT:
+        raise ConfigError(
+            f"distill.transfer={sources}: starts with {TRAIN_SPLIT} (the labelled rows); "
+            f"add unlabeled texts after it, e.g. [{TRAIN_SPLIT}, ruddit]"
+        )
+    seen = set(split.part(dataset, TRAIN_SPLIT).normalized_texts)
+    extra, removed = [], 0
+    for source in sources[1:]:
+        texts, record = outside_texts(source, cfg, "train", dataset, split, "distill.transfer")
+        removed += record["removed"]
+        for text in texts:
+            key = normalize_text(text)
+            if key not in seen:
+                seen.add(key)
+                extra.append(text)
+    if extra or removed:
+        console.print(
+            f"distill.transfer: {len(extra)} unlabeled texts added; {removed} dropped for being in "
+            "valid/calib/holdout"
+        )
+    return extra, removed
+
+
 def _plain(node: Any) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
 
@@ -312,20 +403,24 @@ def _fit_and_evaluate(
         scorer.place_on(components.hardware)
     teacher_metrics: dict[str, float] = {}
     if _teacher_ref(cfg):
+        extra_texts, removed = transfer_texts(cfg, dataset, split)
         teacher, cache = teacher_targets(
             cfg.distill,
             list(parts["train"].texts),
             manifest["split_sha256"],
             tracker.store(),
             Path(str(cfg.paths.cache_dir)),
+            extra_texts,
         )
         context = dataclasses.replace(context, teacher=teacher)
         tracker.set_tags({"distill.teacher": _teacher_ref(cfg), "distill.cache_key": cache.key})
         teacher_metrics = {f"teacher/{name}": value for name, value in cache.info.items()}
         teacher_metrics["teacher/cache_built"] = float(cache.built)
+        teacher_metrics["teacher/transfer_removed_evaluation_texts"] = float(removed)
     start = time.perf_counter()
     scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
+    scorer, calibration_metrics = _calibrated(cfg, scorer, parts["valid"], run)
     model_dir = scorer.save(run.model)
 
     wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
@@ -338,8 +433,10 @@ def _fit_and_evaluate(
         "train_rows": float(len(parts["train"])),
         "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
         "model_size_bytes": float(artifact_size_bytes(model_dir)),
+        **({"model_parameters": float(scorer.parameter_count)} if scorer.parameter_count else {}),
         **scorer.fit_report.metrics,
         **teacher_metrics,
+        **calibration_metrics,
         **thresholds.as_metrics(),
     }
     for name in wanted:

@@ -14,8 +14,12 @@ from toxmod.models.transformer.losses import (
     AuxiliaryLoss,
     DistillationLoss,
     HardLabelLoss,
+    HiddenStateLoss,
     ModelOutput,
     WeightedLoss,
+    checked_layer_map,
+    masked_mean,
+    uniform_layer_map,
 )
 from toxmod.models.transformer.objectives import LevelsCrossEntropy, MultiLabelBCE
 
@@ -106,3 +110,84 @@ def test_alpha_weighs_the_hard_labels_against_the_teacher() -> None:
     kd = 0.5 * 0.5 * math.log(4 / 3)
     assert values["hard"].item() == pytest.approx(hard, rel=1e-6)
     assert total.item() == pytest.approx(alpha * hard + (1 - alpha) * kd, rel=1e-6)
+
+
+def test_masked_mean_ignores_padding() -> None:
+    states = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert masked_mean(states, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def hidden_output() -> ModelOutput:
+    """One text of two tokens; embeddings and two layers of width 2; layer 2's second token is padding."""
+    embeddings = torch.zeros(1, 2, 2)
+    layer_1 = torch.tensor([[[1.0, 0.0], [3.0, 2.0]]])  # mean over both tokens: [2, 1]
+    layer_2 = torch.tensor([[[0.0, 2.0], [9.0, 9.0]]])
+    mask = torch.tensor([[1, 0]])  # layer means use the first token only
+    return ModelOutput(torch.zeros(1, 2), mask, (embeddings, layer_1, layer_2))
+
+
+def test_hidden_state_term_golden_mse_and_cosine() -> None:
+    # Teacher layers 2 and 4 were cached (columns 0 and 1); student 1 -> teacher 2, student 2 -> teacher 4.
+    pairs, cached = [(1, 2), (2, 4)], (2, 4)
+    output = hidden_output()
+    output = ModelOutput(output.logits, torch.tensor([[1, 1]]), output.hidden_states)
+    teacher = {"teacher_hidden": torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])}
+    mse = HiddenStateLoss(pairs, cached, 2, 2, "mse")
+    # layer 1 mean [2, 1] vs [1, 1]: (1 + 0) / 2 = 0.5; layer 2 mean [4.5, 5.5] vs [0, 0]: (20.25 + 30.25) / 2
+    assert float(mse(output, teacher)) == pytest.approx((0.5 + 25.25) / 2)
+    masked = hidden_output()  # second token padded: layer 1 mean [1, 0], layer 2 mean [0, 2]
+    assert float(mse(masked, teacher)) == pytest.approx(((0 + 1) / 2 + (0 + 4) / 2) / 2)
+    cosine = HiddenStateLoss(pairs, cached, 2, 2, "cosine", weight=0.3)
+    teacher_cos = {"teacher_hidden": torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])}
+    # [1, 0] vs [1, 1]: 1 - 1/sqrt(2); [0, 2] vs [1, 0]: 1 - 0
+    assert float(cosine(masked, teacher_cos)) == pytest.approx((1 - 1 / math.sqrt(2) + 1.0) / 2)
+    assert cosine.weight == 0.3 and isinstance(cosine.projection, torch.nn.Identity)
+
+
+def test_hidden_state_term_learns_a_projection_when_widths_differ() -> None:
+    term = HiddenStateLoss([(1, 1)], (1,), student_width=2, teacher_width=3)
+    assert isinstance(term.projection, torch.nn.Linear) and term.projection.weight.shape == (3, 2)
+    loss = WeightedLoss([term])
+    assert loss.needs_hidden_states and loss.modules() == [term.projection]
+    value = term(hidden_output(), {"teacher_hidden": torch.zeros(1, 1, 3)})
+    value.backward()
+    assert term.projection.weight.grad is not None  # trained with the student
+
+
+@pytest.mark.parametrize(
+    ("student", "teacher", "expected"),
+    [
+        (4, 6, [(1, 1), (2, 3), (3, 4), (4, 6)]),  # shallower: skips teacher layers
+        (2, 12, [(1, 6), (2, 12)]),
+        (1, 6, [(1, 6)]),
+        (6, 6, [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6)]),
+        (8, 6, [(1, 1), (2, 1), (3, 2), (4, 3), (5, 3), (6, 4), (7, 5), (8, 6)]),  # deeper: shares them
+        (3, 2, [(1, 1), (2, 1), (3, 2)]),
+    ],
+)
+def test_uniform_layer_map_for_any_depth(student: int, teacher: int, expected: list) -> None:
+    assert uniform_layer_map(student, range(1, teacher + 1)) == expected
+
+
+def test_explicit_layer_map_is_checked_against_both_depths() -> None:
+    assert checked_layer_map([[1, 2], [2, 4]], 2, [2, 4]) == [(1, 2), (2, 4)]
+    assert checked_layer_map({0: 0, 1: 4}, 1, [0, 4]) == [(0, 0), (1, 4)]
+    assert checked_layer_map(None, 2, [1, 2, 3, 4]) == [(1, 2), (2, 4)]
+    with pytest.raises(ConfigError, match="student layer 3 does not exist .the student has 2 layers"):
+        checked_layer_map([[3, 2]], 2, [2, 4])
+    with pytest.raises(
+        ConfigError, match=r"teacher layer 5 is not among the teacher's cached layers \[2, 4\]"
+    ):
+        checked_layer_map([[1, 5]], 2, [2, 4])
+
+
+def test_unlabelled_transfer_rows_count_only_in_the_teacher_terms() -> None:
+    hard = HardLabelLoss(MultiLabelBCE(MULTI))
+    logits = [[0.0, 0.0], [5.0, -5.0]]
+    targets = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    labelled_only = hard(output(logits[:1]), {"targets": targets[:1]})
+    marked = {"targets": targets, "labelled": torch.tensor([True, False])}
+    assert float(hard(output(logits), marked)) == pytest.approx(float(labelled_only))
+    assert float(labelled_only) == pytest.approx(math.log(2))
+    none = {"targets": targets, "labelled": torch.tensor([False, False])}
+    assert float(hard(output(logits), none)) == 0.0

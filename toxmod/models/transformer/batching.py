@@ -24,11 +24,14 @@ class TokenizedTexts(Dataset):
         targets: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
         teacher: torch.Tensor | None = None,
+        **channels: torch.Tensor | None,
     ) -> None:
         self.input_ids = input_ids
         self.targets = targets
         self.auxiliary = auxiliary
         self.teacher = teacher
+        # More per-row tensors by name (e.g. ``teacher_hidden``, ``labelled``); None = absent.
+        self.channels = {name: rows for name, rows in channels.items() if rows is not None}
 
     @classmethod
     def encode(
@@ -39,9 +42,10 @@ class TokenizedTexts(Dataset):
         targets: torch.Tensor | None = None,
         auxiliary: torch.Tensor | None = None,
         teacher: torch.Tensor | None = None,
+        **channels: torch.Tensor | None,
     ) -> TokenizedTexts:
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        return cls(encoded, targets, auxiliary, teacher)
+        return cls(encoded, targets, auxiliary, teacher, **channels)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -58,6 +62,8 @@ class TokenizedTexts(Dataset):
             item["auxiliary"] = self.auxiliary[index]
         if self.teacher is not None:
             item["teacher"] = self.teacher[index]
+        for name, rows in self.channels.items():
+            item[name] = rows[index]
         return item
 
 
@@ -96,8 +102,8 @@ class PadCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_batch([item["input_ids"] for item in items], self.pad_id)
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
-        for key in ("targets", "auxiliary", "teacher"):
-            if key in items[0]:
+        for key in items[0]:
+            if key != "input_ids":
                 batch[key] = torch.stack([item[key] for item in items])
         return batch
 

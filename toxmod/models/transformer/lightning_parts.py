@@ -37,7 +37,7 @@ from toxmod.models.transformer.batching import (
 )
 from toxmod.models.transformer.losses import ModelOutput, WeightedLoss
 from toxmod.models.transformer.objectives import Objective
-from toxmod.models.transformer.parameter_groups import parameter_groups, scale_learning_rates
+from toxmod.models.transformer.parameter_groups import LR_SCALE_KEY, parameter_groups, scale_learning_rates
 
 RNG_STATE_KEY = "toxmod_rng_states"
 # Checkpoints are read with torch.load(weights_only=True): tensors and plain Python values only. The
@@ -204,6 +204,9 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
         super().__init__()
         self.model = model
         self.loss = loss
+        # Trainable parts of loss terms (a hidden-state projection): optimized and checkpointed with
+        # the model, never saved with it.
+        self.loss_parts = torch.nn.ModuleList(loss.modules())
         self.objective = objective
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -294,6 +297,9 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         groups = parameter_groups(self.model, self.weight_decay_exclude, self.layer_lr_decay)
+        extra = [p for p in self.loss_parts.parameters() if p.requires_grad]
+        if extra:
+            groups.append({"params": extra, LR_SCALE_KEY: 1.0})
         optimizer = scale_learning_rates(self.optimizer_factory(groups))
         scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -58,7 +58,19 @@ class HardLabelLoss(LossTerm):
         self.objective = objective
 
     def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.objective.loss(output.logits[:, : self.objective.n_outputs], batch["targets"])
+        logits, targets = labelled_rows(batch, output.logits[:, : self.objective.n_outputs], batch["targets"])
+        if not len(logits):
+            return output.logits.sum() * 0.0  # a batch of transfer-set texts only: no labels to learn
+        return self.objective.loss(logits, targets)
+
+
+def labelled_rows(batch: Mapping[str, torch.Tensor], *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The rows that carry labels: all of them, unless the batch marks unlabeled transfer-set texts
+    (``batch["labelled"]``), which only the teacher's terms learn from."""
+    if "labelled" not in batch:
+        return tensors
+    keep = batch["labelled"].bool().to(tensors[0].device)
+    return tuple(t[keep] for t in tensors)
 
 
 class AuxiliaryLoss(LossTerm):
@@ -94,7 +106,10 @@ class AuxiliaryLoss(LossTerm):
         return self.bce.target_tensor(targets)
 
     def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.bce.loss(output.logits[:, self.first_output :], batch["auxiliary"])
+        logits, targets = labelled_rows(batch, output.logits[:, self.first_output :], batch["auxiliary"])
+        if not len(logits):
+            return output.logits.sum() * 0.0
+        return self.bce.loss(logits, targets)
 
 
 class DistillationLoss(LossTerm):
@@ -147,6 +162,114 @@ def softmax_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 KD_DIVERGENCES = {"multilabel": sigmoid_kl, "levels": softmax_kl}
 
 
+def masked_mean(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Each row's mean over its real tokens, ``(rows, tokens, width) -> (rows, width)``: padding
+    never enters a representation, so a text's vector does not depend on its batch."""
+    mask = attention_mask.to(states.dtype).unsqueeze(-1)
+    return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+
+
+def uniform_layer_map(student_layers: int, teacher_layers: Sequence[int]) -> list[tuple[int, int]]:
+    """``(student layer, teacher layer)`` pairs, layers numbered from 1 (the first encoder layer).
+
+    Student layer ``s`` of ``S`` takes the teacher layer at the same relative depth among
+    ``teacher_layers`` (``ceil``-free: position ``max(1, s * T // S)``), so the last student layer
+    always meets the last teacher layer, a shallower student skips teacher layers and a deeper one
+    shares them -- any depth maps without an index error.
+    """
+    layers = sorted(teacher_layers)
+    if student_layers < 1 or not layers:
+        raise ConfigError(f"no layers to match: student {student_layers}, teacher {list(teacher_layers)}")
+    count = len(layers)
+    return [(s, layers[max(1, s * count // student_layers) - 1]) for s in range(1, student_layers + 1)]
+
+
+def checked_layer_map(
+    layer_map: Sequence[Sequence[int]] | Mapping[int, int] | None,
+    student_layers: int,
+    teacher_layers: Sequence[int],
+) -> list[tuple[int, int]]:
+    """``distill.layer_map`` (``[[student, teacher], ...]`` or ``{student: teacher}``; 0 = embeddings)
+    checked against both depths, or the uniform map when it is not set."""
+    if not layer_map:
+        return uniform_layer_map(student_layers, teacher_layers)
+    pairs = layer_map.items() if isinstance(layer_map, Mapping) else layer_map
+    try:
+        checked = [(int(s), int(t)) for s, t in pairs]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"distill.layer_map={layer_map}: expected [[student layer, teacher layer], ...]"
+        ) from None
+    for student, teacher in checked:
+        if not 0 <= student <= student_layers:
+            raise ConfigError(
+                f"distill.layer_map: student layer {student} does not exist (the student has "
+                f"{student_layers} layers; 0 = embeddings)"
+            )
+        if teacher not in teacher_layers:
+            raise ConfigError(
+                f"distill.layer_map: teacher layer {teacher} is not among the teacher's cached layers "
+                f"{sorted(teacher_layers)}"
+            )
+    return checked
+
+
+class HiddenStateLoss(LossTerm):
+    """Match the student's layer representations to the teacher's (``distill=kd_hidden``).
+
+    A representation is a layer's hidden states averaged over the text's real tokens (padding
+    masked). Matching pooled states rather than token by token lets a student with its own WordPiece
+    vocabulary learn from a teacher with another tokenizer. Each ``(student layer, teacher layer)``
+    pair compares ``projection(student)`` with the teacher's cached vector (``batch["teacher_hidden"]``,
+    one column per entry of ``teacher_layers``) by ``mse`` or ``cosine``
+    (1 - cosine similarity); the term is the mean over pairs. ``projection`` is a learned linear map
+    when the widths differ (trained with the student, discarded after), else the identity.
+    """
+
+    name = "hidden"
+    needs_hidden_states = True
+    LOSSES = ("mse", "cosine")
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[int, int]],
+        teacher_layers: Sequence[int],
+        student_width: int,
+        teacher_width: int,
+        loss: str = "mse",
+        weight: float = 1.0,
+    ) -> None:
+        super().__init__(weight)
+        if loss not in self.LOSSES:
+            raise ConfigError(f"distill.hidden_loss={loss}: expected one of {list(self.LOSSES)}")
+        self.pairs = list(pairs)
+        self.columns = [(student, list(teacher_layers).index(teacher)) for student, teacher in self.pairs]
+        self.loss = loss
+        same_width = student_width == teacher_width
+        self.projection: torch.nn.Module = (
+            torch.nn.Identity() if same_width else torch.nn.Linear(student_width, teacher_width)
+        )
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.projection
+
+    def __call__(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if output.hidden_states is None:
+            raise ValueError("the hidden-state loss needs the forward pass's hidden states")
+        teacher = batch["teacher_hidden"].float().to(output.logits.device)
+        values = []
+        for student_layer, column in self.columns:
+            pooled = masked_mean(output.hidden_states[student_layer].float(), output.attention_mask)
+            values.append(self._distance(self.projection(pooled), teacher[:, column]))
+        return torch.stack(values).mean()
+
+    def _distance(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        if self.loss == "cosine":
+            return (1.0 - functional.cosine_similarity(student, teacher, dim=-1)).mean()
+        return functional.mse_loss(student, teacher)
+
+
 class WeightedLoss:
     """The training loss: ``sum(weight x term)`` over named terms, with each term's value kept."""
 
@@ -159,6 +282,11 @@ class WeightedLoss:
     @property
     def needs_hidden_states(self) -> bool:
         return any(term.needs_hidden_states for term in self.terms)
+
+    def modules(self) -> list[torch.nn.Module]:
+        """Trainable parts of the terms (e.g. a hidden-state projection): the module trains and
+        checkpoints them with the model."""
+        return [term.module for term in self.terms if getattr(term, "module", None) is not None]
 
     def __call__(
         self, output: ModelOutput, batch: Mapping[str, torch.Tensor]

@@ -23,6 +23,7 @@ from toxmod.models.base import FitContext, Scorer
 from toxmod.models.transformer.backbones import load_saved_classifier
 from toxmod.models.transformer.batching import scoring_batches
 from toxmod.models.transformer.encoder import EncoderSpec
+from toxmod.models.transformer.losses import masked_mean
 from toxmod.models.transformer.objectives import OBJECTIVES
 from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.models.transformer.tokenization import load_tokenizer
@@ -87,6 +88,27 @@ class TransformerScorer(Scorer):
                 scores[rows] = objective.scores(logits).cpu().numpy()
                 advance(len(rows))
         return scores
+
+    @property
+    def encoder_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers) if self.model is not None else 0
+
+    def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
+        batches = scoring_batches(self.tokenizer, texts, self.encoder.max_length, self.recipe.eval_batch_size)
+        model = self.model.to(self.device).eval()
+        out = np.empty((len(texts), len(layers), int(model.config.hidden_size)), dtype=np.float32)
+        with torch.inference_mode(), scoring_progress(len(texts), show=len(batches) > 20) as advance:
+            for rows, input_ids, attention_mask in batches:
+                mask = torch.from_numpy(attention_mask).to(self.device)
+                states = model(
+                    input_ids=torch.from_numpy(input_ids).to(self.device),
+                    attention_mask=mask,
+                    output_hidden_states=True,
+                ).hidden_states
+                pooled = [masked_mean(states[layer].float(), mask) for layer in layers]
+                out[rows] = torch.stack(pooled, dim=1).cpu().numpy()
+                advance(len(rows))
+        return out
 
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:
         """Trainer, optimizer, schedule and monitor settings, and that the weights can be found."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
-from toxmod.models.base import FitContext, FitReport
+from toxmod.models.base import FitContext, FitReport, HiddenTargets, TeacherTargets
 from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
@@ -29,8 +29,10 @@ from toxmod.models.transformer.losses import (
     AuxiliaryLoss,
     DistillationLoss,
     HardLabelLoss,
+    HiddenStateLoss,
     LossTerm,
     WeightedLoss,
+    checked_layer_map,
 )
 from toxmod.models.transformer.objectives import objective_for
 from toxmod.models.transformer.recipe import FineTuneRecipe
@@ -125,21 +127,23 @@ def fine_tune(
     auxiliary_names, auxiliary_values = _auxiliary_targets(recipe, context, len(texts))
     n_train = len(texts)
     teacher = context.teacher
-    if teacher is not None and len(teacher.logits) != n_train:
-        raise ValueError(f"{len(teacher.logits)} teacher rows for {n_train} train texts")
-    texts, targets, auxiliary_values, teacher_logits = train_subsample(
-        texts,
-        targets,
-        recipe.max_train_rows,
-        recipe.seed,
-        auxiliary_values,
-        None if teacher is None else teacher.logits,
+    teacher_rows = TeacherRows.split(teacher, n_train)
+    texts, targets, auxiliary_values, teacher_logits, teacher_hidden = train_subsample(
+        texts, targets, recipe.max_train_rows, recipe.seed, auxiliary_values, *teacher_rows.train
     )
     if len(texts) < n_train:
         console.print(
             f"model.max_train_rows={recipe.max_train_rows}: training on a seeded sample of "
             f"{len(texts)} of the {n_train} train rows"
         )
+    n_labelled = len(texts)
+    if teacher_rows.extra_texts:  # unlabeled transfer-set texts: only the teacher's terms see them
+        texts = [*texts, *teacher_rows.extra_texts]
+        teacher_logits = np.concatenate([teacher_logits, teacher_rows.extra[0]])
+        if teacher_hidden is not None:
+            teacher_hidden = np.concatenate([teacher_hidden, teacher_rows.extra[1]])
+        extra = len(teacher_rows.extra_texts)
+        console.print(f"distill.transfer: {extra} unlabeled texts beside the train rows")
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     source = encoder.weight_source()
     tokenizer = encoder.build_tokenizer(texts, source)
@@ -153,19 +157,24 @@ def fine_tune(
             HardLabelLoss(objective, teacher.alpha),
             DistillationLoss(scheme.kind, n_outputs, teacher.temperature, 1.0 - teacher.alpha),
         ]
+        if teacher.hidden is not None:
+            terms.append(_hidden_state_loss(teacher.hidden, model.config))
     auxiliary = None
     if auxiliary_values is not None:
         auxiliary = AuxiliaryLoss.from_train(
             auxiliary_names, n_outputs, auxiliary_values, recipe.auxiliary_weight
         )
         terms.append(auxiliary)
+    unlabelled = len(texts) - n_labelled
     train = TokenizedTexts.encode(
         tokenizer,
         texts,
         encoder.max_length,
-        objective.target_tensor(targets),
-        None if auxiliary is None else auxiliary.target_tensor(auxiliary_values),
+        objective.target_tensor(_pad_rows(targets, unlabelled)),
+        None if auxiliary is None else auxiliary.target_tensor(_pad_rows(auxiliary_values, unlabelled)),
         None if teacher_logits is None else torch.as_tensor(teacher_logits, dtype=torch.float32),
+        teacher_hidden=None if teacher_hidden is None else torch.as_tensor(teacher_hidden).float(),
+        labelled=torch.arange(len(texts)) < n_labelled if unlabelled else None,
     )
     valid = None
     if context.validation is not None and len(context.validation.texts):
@@ -240,7 +249,8 @@ def fine_tune(
     model = keep_first_outputs(module.model.cpu().eval(), n_outputs, n_outputs + len(auxiliary_names))
     _name_outputs(model, scheme.output_names)
     summary = {
-        "train/rows_used": float(len(texts)),
+        "train/rows_used": float(n_labelled),
+        "train/unlabelled_transfer_texts": float(unlabelled),
         "train/auxiliary_targets": float(len(auxiliary_names)),
         **_progress(trainer, last_checkpoint),
         "train/planned_steps": float(total_steps),
@@ -249,6 +259,54 @@ def fine_tune(
         summary["valid/best_monitored"] = float(best.best_model_score)
     artifacts = {"checkpoints": Path(best_path)} if best_path else {}
     return FineTuned(model, tokenizer, FitReport(summary, artifacts))
+
+
+@dataclass(frozen=True)
+class TeacherRows:
+    """A teacher's per-row arrays cut into the train rows' part (subsampled with the train rows) and
+    the part for the extra, unlabeled transfer-set texts (always kept)."""
+
+    train: tuple[np.ndarray | None, np.ndarray | None]
+    extra: tuple[np.ndarray | None, np.ndarray | None]
+    extra_texts: tuple[str, ...]
+
+    @classmethod
+    def split(cls, teacher: TeacherTargets | None, n_train: int) -> TeacherRows:
+        if teacher is None:
+            return cls((None, None), (None, None), ())
+        expected = n_train + len(teacher.extra_texts)
+        hidden = None if teacher.hidden is None else teacher.hidden.values
+        for name, rows in (("logit", teacher.logits), ("hidden-state", hidden)):
+            if rows is not None and len(rows) != expected:
+                raise ValueError(f"{len(rows)} teacher {name} rows for {expected} transfer-set texts")
+        return cls(
+            (teacher.logits[:n_train], None if hidden is None else hidden[:n_train]),
+            (teacher.logits[n_train:], None if hidden is None else hidden[n_train:]),
+            tuple(teacher.extra_texts),
+        )
+
+
+def _pad_rows(values: np.ndarray, extra: int) -> np.ndarray:
+    """``values`` with ``extra`` zero rows after it (placeholders for unlabeled texts, masked in the loss)."""
+    values = np.asarray(values)
+    if not extra:
+        return values
+    return np.concatenate([values, np.zeros((extra, *values.shape[1:]), dtype=values.dtype)])
+
+
+def _hidden_state_loss(hidden: HiddenTargets, config: Any) -> HiddenStateLoss:
+    """The hidden-state term for this student's depth and width (``distill=kd_hidden``)."""
+    pairs = checked_layer_map(hidden.layer_map, int(config.num_hidden_layers), hidden.layers)
+    shown = ", ".join(f"{s}->{t}" for s, t in pairs)
+    console.print(f"hidden-state distillation ({hidden.loss}), student->teacher layers: {shown}")
+    return HiddenStateLoss(
+        pairs,
+        hidden.layers,
+        int(config.hidden_size),
+        int(hidden.values.shape[-1]),
+        hidden.loss,
+        hidden.weight,
+    )
 
 
 def _name_outputs(model: Any, names: list[str]) -> None:

@@ -1,0 +1,107 @@
+"""``toxmod.predict`` and ``toxmod.load``: any finished run scores new texts, one JSON record each."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import toxmod
+from tests.helpers import compose_train
+from toxmod.errors import ToxmodError
+from toxmod.paths import project_root
+from toxmod.stages.predict import Predictor, PredictSettings, predict_file
+from toxmod.stages.train import TrainResult, train
+
+pytestmark = pytest.mark.slow
+
+LEVELS = ["data=davidson", "data.max_rows=900", "split=stratified", "model=tfidf_logreg", "tracking=none"]
+
+
+@pytest.fixture(scope="module")
+def levels_run(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(compose_train([*LEVELS, "bootstrap=0"]), tmp_path_factory.mktemp("levels") / "run")
+
+
+def test_load_predicts_like_the_run_scores(tiny_student_run) -> None:  # noqa: ANN001
+    run_dir = tiny_student_run.result.run_dir
+    model = toxmod.load(run_dir)
+    one = model.predict("free crypto airdrop, claim your tokens now")
+    assert set(one) == {"scores", "decisions"}
+    assert set(one["scores"]) == {"scam", "topic_crypto"} and set(one["decisions"]) == {
+        "scam",
+        "topic_crypto",
+    }
+    texts = ["hello there", "claim free btc now", "gm"]
+    many = model.predict(texts)
+    scores = model.scorer.predict_scores(texts)
+    thresholds = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    for record, row in zip(many, scores):
+        assert [record["scores"][k] for k in ("scam", "topic_crypto")] == pytest.approx(row, abs=1e-6)
+        assert record["decisions"]["scam"] == (row[0] >= thresholds["scam"])
+    assert model.predict([]) == []
+
+
+def test_levels_runs_predict_a_level(levels_run: TrainResult) -> None:
+    model = Predictor.open(levels_run.run_dir)
+    records = model.predict(["you are a wonderful person", "i will hurt you, you worthless idiot"])
+    levels = model.scheme.output_names
+    for record in records:
+        assert record["level"] in levels and set(record["scores"]) == set(levels)
+        assert sum(record["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        passed = [d for d, on in record["decisions"].items() if on]  # at_least_<level> cuts passed
+        expected = passed[-1].removeprefix("at_least_") if passed else levels[0]
+        assert record["level"] == expected
+
+
+def test_a_table_with_a_blank_and_an_overlong_text(levels_run: TrainResult, tmp_path: Path) -> None:
+    table = tmp_path / "posts.csv"
+    texts = ["nice post", "", "x" * 50, "you idiot"]
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "text": texts}).to_csv(table, index=False)
+    output = tmp_path / "out" / "predictions.jsonl"
+    settings = PredictSettings(input=str(table), output=str(output), batch_size=3, max_chars=40)
+    summary = predict_file(Predictor.open(levels_run.run_dir), settings)
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["a", "b", "c", "d"]  # input order across batches
+    assert records[1] == {"id": "b", "error": "empty text"}
+    assert records[2] == {"id": "c", "error": "50 characters, over predict.max_chars=40"}
+    assert "level" in records[0] and "level" in records[3]
+    assert (summary.scored, summary.reported) == (2, 2)
+    assert not list(output.parent.glob("*.partial"))
+    direct = Predictor.open(levels_run.run_dir).predict(["nice post", "you idiot"])
+    assert [records[0]["scores"], records[3]["scores"]] == [d["scores"] for d in direct]
+
+
+def predict_cli(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    command = [sys.executable, "-m", "toxmod.predict", "tracking=none", "hardware=cpu", *args]
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, env=env, cwd=project_root(), timeout=300
+    )
+
+
+def test_stdin_to_stdout_and_an_unfinished_run_refused(levels_run: TrainResult, tmp_path: Path) -> None:
+    result = predict_cli(f"run={levels_run.run_dir}", "input=-", stdin="hello friend\n\nyou moron\n")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # stdout: records only
+    assert [r["id"] for r in records] == [1, 2, 3] and records[1]["error"] == "empty text"
+    assert np.isclose(sum(records[2]["scores"].values()), 1.0, atol=1e-5)
+    assert "scored 2 texts" in result.stderr and "1 reported" in result.stderr
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(levels_run.run_dir, unfinished)
+    (unfinished / "holdout_eval.json").unlink()
+    refused = predict_cli(f"run={unfinished}", "input=-", stdin="hello\n")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == (
+        f"error: run directory {unfinished} has no holdout_eval.json: the run did not finish"
+    )
+    with pytest.raises(ToxmodError, match="the run did not finish"):
+        toxmod.load(unfinished)

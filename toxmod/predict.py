@@ -1,0 +1,45 @@
+"""``python -m toxmod.predict run=<run> input=<file|-> [output=<file|->]``: score new texts.
+
+One JSON line per text on stdout (or into ``output``); the summary goes to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from toxmod.config import instantiate_component, run_entry_point
+from toxmod.errors import exit_on_user_error
+from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.progress import notes_console
+from toxmod.stages.predict import Predictor, PredictSettings, predict_file
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@exit_on_user_error
+def _hydra_main(cfg: DictConfig) -> Any:
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    store = instantiate_component(cfg.tracking, "tracking").store()
+    cache = Path(str(cfg.paths.cache_dir)) / "runs"
+    predictor = Predictor.open(str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware)
+    settings = PredictSettings(input=str(cfg.input), output=str(cfg.output), **cfg.predict)
+    summary = predict_file(predictor, settings)
+    rate = summary.scored / summary.seconds if summary.seconds else 0.0
+    reported = f"; {summary.reported} reported (blank or over predict.max_chars)" if summary.reported else ""
+    notes_console.print(
+        f"scored {summary.scored} texts in {summary.seconds:.1f} s ({rate:.0f} texts/s){reported}"
+        + ("" if summary.output == "-" else f" -> {summary.output}")
+    )
+
+
+def main() -> Any:
+    """Console entry point (``toxmod-predict`` / ``python -m toxmod.predict``)."""
+    return run_entry_point("predict", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()

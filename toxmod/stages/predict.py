@@ -1,0 +1,221 @@
+"""Score new texts with any finished run: ``python -m toxmod.predict`` and ``toxmod.load``.
+
+A run is opened from its model folder and thresholds alone -- no dataset is read, so a run directory
+copied to another machine predicts there. Each text gets one JSON record: its id (or line number),
+every output's probability, every decision at the run's calib thresholds and, for level schemes,
+the predicted level. A blank text or one over ``predict.max_chars`` gets a record with an ``error``
+instead, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from toxmod.calibration.thresholds import Thresholds
+from toxmod.data.readers import read_table
+from toxmod.data.schemes import LabelScheme, LevelsScheme
+from toxmod.errors import ConfigError, DataError
+from toxmod.hardware import HardwareSettings
+from toxmod.models import Scorer, load_scorer
+from toxmod.progress import console, notes_console
+from toxmod.runs.record import RunDir, locate_run
+from toxmod.runs.store import NoStore, RunStore
+
+STDIN = "-"
+
+
+@dataclass
+class Predictor:
+    """A finished run's model and thresholds: ``predict(texts)`` -> one dict per text."""
+
+    scorer: Scorer
+    thresholds: Thresholds
+    run_dir: Path
+
+    @classmethod
+    def open(
+        cls,
+        ref: str | Path,
+        store: RunStore | NoStore | None = None,
+        cache_dir: Path | None = None,
+        allow_pickle: bool = False,
+        hardware: HardwareSettings | None = None,
+    ) -> Predictor:
+        """A run directory or MLflow run id (with ``store``); an unfinished run is refused."""
+        run = locate_run(ref, store or NoStore(), cache_dir or Path(".") / "runs")
+        scorer = load_scorer(run.model, allow_pickle)
+        if hardware is not None:
+            scorer.place_on(hardware)
+        return cls(scorer, Thresholds.load(RunDir(run.path).thresholds, scorer.scheme), run.path)
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return self.scorer.scheme
+
+    def predict(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """Scores and decisions for one text (a dict) or several (a list of dicts, in order)."""
+        if isinstance(texts, str):
+            return self.predict([texts])[0]
+        texts = list(texts)
+        if not texts:
+            return []
+        return self.records(self.scorer.predict_scores(texts))
+
+    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        scheme, cut = self.scheme, self.thresholds.as_array()
+        decided = scheme.decision_scores(scores) >= cut[None, :]
+        levels = scheme.predict(scores, cut) if isinstance(scheme, LevelsScheme) else None
+        out = []
+        for i, row in enumerate(scores):
+            record: dict[str, Any] = {
+                "scores": {name: round(float(v), 6) for name, v in zip(scheme.output_names, row)},
+                "decisions": {name: bool(d) for name, d in zip(scheme.decision_names, decided[i])},
+            }
+            if levels is not None:
+                record["level"] = scheme.output_names[int(levels[i])]
+            out.append(record)
+        return out
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    input: str
+    output: str = STDIN
+    batch_size: int = 64
+    max_chars: int = 10_000
+    text_column: str = "text"
+    id_column: str = "id"
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    scored: int
+    reported: int
+    seconds: float
+    output: str
+
+
+def read_inputs(settings: PredictSettings) -> tuple[Iterator[tuple[Any, str]], int | None]:
+    """``(id, text)`` pairs and their count when known (files; stdin streams, count unknown)."""
+    if settings.input == STDIN:
+        return _lines(sys.stdin), None
+    path = Path(settings.input).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"input={settings.input}: no such file (a .txt, .csv, .tsv or .jsonl, or - for stdin)"
+        )
+    if path.suffix == ".txt":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return _lines(lines), len(lines)
+    frame = read_table(path)
+    if settings.text_column not in frame.columns:
+        raise DataError(f"{path}: no column {settings.text_column!r} (set predict.text_column)")
+    ids = (
+        frame[settings.id_column].tolist()
+        if settings.id_column in frame.columns
+        else range(1, len(frame) + 1)
+    )
+    return zip(ids, frame[settings.text_column].tolist()), len(frame)
+
+
+def _lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(lines, start=1):
+        yield number, line.rstrip("\r\n")
+
+
+def predict_file(predictor: Predictor, settings: PredictSettings) -> PredictSummary:
+    """Stream ``settings.input`` through the predictor in batches into ``settings.output`` (JSON lines).
+
+    A file output is written beside its name and renamed when complete, so a stopped run never leaves
+    an output that looks whole. Progress shows for file inputs on a terminal, never for pipes.
+    """
+    if settings.batch_size < 1 or settings.max_chars < 1:
+        raise ConfigError("predict.batch_size and predict.max_chars must be positive")
+    rows, total = read_inputs(settings)
+    start, scored, reported = time.perf_counter(), 0, 0
+    with _output(settings.output) as sink, _progress(total) as advance:
+        for batch in _batches(rows, settings.batch_size):
+            records = _batch_records(predictor, batch, settings.max_chars)
+            for record in records:
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
+            problems = sum("error" in r for r in records)
+            scored, reported = scored + len(records) - problems, reported + problems
+            advance(len(records))
+    return PredictSummary(scored, reported, time.perf_counter() - start, settings.output)
+
+
+def _batch_records(
+    predictor: Predictor, batch: list[tuple[Any, str]], max_chars: int
+) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    good: list[int] = []
+    for identifier, text in batch:
+        text = "" if text is None else str(text)
+        identifier = identifier.item() if isinstance(identifier, np.generic) else identifier
+        if not text.strip():
+            records.append({"id": identifier, "error": "empty text"})
+        elif len(text) > max_chars:
+            problem = f"{len(text)} characters, over predict.max_chars={max_chars}"
+            records.append({"id": identifier, "error": problem})
+        else:
+            records.append({"id": identifier})
+            good.append(len(records) - 1)
+    if good:
+        texts = [str(batch[i][1]) for i in good]
+        for i, scored in zip(good, predictor.predict(texts)):
+            records[i].update(scored)
+    return records
+
+
+def _batches(rows: Iterator[tuple[Any, str]], size: int) -> Iterator[list[tuple[Any, str]]]:
+    batch: list[tuple[Any, str]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextlib.contextmanager
+def _output(target: str) -> Iterator[TextIO]:
+    if target == STDIN:
+        previous = console.file
+        console.file = sys.stderr  # nothing but records on stdout
+        try:
+            yield sys.stdout
+        finally:
+            console.file = previous
+        return
+    path = Path(target).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        yield handle
+    partial.replace(path)
+
+
+@contextlib.contextmanager
+def _progress(total: int | None) -> Iterator[Any]:
+    if total is None or not notes_console.is_terminal:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from toxmod.progress import RateColumn
+
+    columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=notes_console, transient=True) as bar:
+        task = bar.add_task("predict", total=total)
+        yield lambda n: bar.advance(task, n)
