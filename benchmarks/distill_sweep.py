@@ -58,7 +58,7 @@ def main() -> None:
         *where,
     ]
     grid = ["distill.temperature=1,2,4", "distill.alpha=0.2,0.5,0.8"]
-    sweep_seconds = timed([*train, "-m", *student, *grid])
+    sweep_seconds = timed([*train[:3], "-m", *train[3:], *student, *grid])  # -m before the overrides
     jobs = [json.loads(p.read_text()) for p in sorted((work / "multirun").rglob("metrics.json"))]
     single_seconds = timed([*train, *student, "distill.temperature=2", "distill.alpha=0.5"])
     builds = [j for j in jobs if j.get("teacher/cache_built") == 1.0]
