@@ -32,7 +32,7 @@ from toxmod.evaluation.scoring import score_split
 from toxmod.files import read_json
 from toxmod.models.base import HiddenTargets, Scorer, TeacherTargets
 from toxmod.models.temperature import fit_temperatures, link_for
-from toxmod.models.transformer.losses import HiddenStateLoss
+from toxmod.models.transformer.losses import HiddenStateLoss, layer_map_pairs
 from toxmod.progress import console
 from toxmod.runs.record import LoadedRun, load_run_on_split
 from toxmod.runs.store import NoStore, RunStore, file_lock
@@ -204,12 +204,7 @@ def teacher_layers(settings: Any, scorer: Scorer, ref: str) -> list[int]:
     layer_map = settings.get("layer_map")
     if not layer_map:
         return list(range(1, depth + 1))
-    pairs = layer_map.items() if hasattr(layer_map, "items") else layer_map
-    try:
-        wanted = sorted({int(teacher) for _, teacher in pairs})
-    except (TypeError, ValueError):
-        expected = "expected [[student layer, teacher layer], ...]"
-        raise ConfigError(f"distill.layer_map={layer_map}: {expected}") from None
+    wanted = sorted({teacher for _, teacher in layer_map_pairs(layer_map)})
     beyond = [layer for layer in wanted if not 0 <= layer <= depth]
     if beyond:
         raise ConfigError(

@@ -184,6 +184,19 @@ def uniform_layer_map(student_layers: int, teacher_layers: Sequence[int]) -> lis
     return [(s, layers[max(1, s * count // student_layers) - 1]) for s in range(1, student_layers + 1)]
 
 
+def layer_map_pairs(
+    layer_map: Sequence[Sequence[int]] | Mapping[int, int],
+) -> list[tuple[int, int]]:
+    """``distill.layer_map`` as ``(student layer, teacher layer)`` integer pairs (one-line error if not)."""
+    pairs = layer_map.items() if isinstance(layer_map, Mapping) else layer_map
+    try:
+        return [(int(s), int(t)) for s, t in pairs]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"distill.layer_map={layer_map}: expected [[student layer, teacher layer], ...]"
+        ) from None
+
+
 def checked_layer_map(
     layer_map: Sequence[Sequence[int]] | Mapping[int, int] | None,
     student_layers: int,
@@ -193,13 +206,7 @@ def checked_layer_map(
     checked against both depths, or the uniform map when it is not set."""
     if not layer_map:
         return uniform_layer_map(student_layers, teacher_layers)
-    pairs = layer_map.items() if isinstance(layer_map, Mapping) else layer_map
-    try:
-        checked = [(int(s), int(t)) for s, t in pairs]
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"distill.layer_map={layer_map}: expected [[student layer, teacher layer], ...]"
-        ) from None
+    checked = layer_map_pairs(layer_map)
     for student, teacher in checked:
         if not 0 <= student <= student_layers:
             raise ConfigError(
