@@ -12,9 +12,11 @@ from typing import Any
 import joblib
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 from sklearn.feature_selection import SelectKBest, chi2
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.utils.extmath import softmax
 
 from toxmod.data.schemes import LabelScheme, TrainingTask
 from toxmod.errors import DamagedFileError
@@ -28,10 +30,12 @@ from toxmod.models.persistence import (
     write_arrays,
 )
 from toxmod.models.text_features import TfidfFeaturizer
+from toxmod.models.trees import SparseRows, TreeEnsemble
 
 ARRAYS_FILE = "model.npz"  # the featurizer's idf and the linear models' coefficients
 STATE_FILE = "model.json"  # vocabularies, parameters, and what each estimator is
 PICKLE_FILE = "model.joblib"  # the older format: a pickle, read only with allow_pickle=true
+TREE_WALK_MAX_ROWS = 8  # up to this many texts the trees are walked in numpy, beyond by XGBoost
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -40,8 +44,28 @@ def _threads(n_jobs: int | None) -> int:
 
 def _task_probabilities(estimator: Any, features: sparse.csr_matrix, score_columns: int) -> np.ndarray:
     """A binary label's P(positive) as one column, or one column per class (levels, two included)."""
-    probabilities = estimator.predict_proba(features)
+    if isinstance(estimator, LogisticRegression):
+        probabilities = linear_probabilities(estimator, features)
+    else:
+        probabilities = estimator.predict_proba(features)
     return probabilities[:, 1:2] if score_columns == 1 else probabilities
+
+
+def linear_decision(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarray:
+    """``model.decision_function(features)``: the same product and sum, without the per-call input
+    checks that cost more than the arithmetic when one text is scored."""
+    scores = features @ model.coef_.T + model.intercept_
+    return scores.reshape(-1) if scores.shape[1] == 1 else scores
+
+
+def linear_probabilities(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarray:
+    """``model.predict_proba(features)``, computed the way scikit-learn does (sigmoid for two classes,
+    softmax for more) from ``linear_decision``."""
+    decision = linear_decision(model, features)
+    if decision.ndim == 1:
+        probability = expit(decision)
+        return np.stack([1 - probability, probability], axis=1)
+    return softmax(decision, copy=False)
 
 
 def logistic_regression(
@@ -183,19 +207,67 @@ class _StackedXGB:
 
     def __init__(self, n_text: int, columns: np.ndarray | None, linear: Any | None, booster: Any) -> None:
         self.n_text, self.columns, self.linear, self.booster = n_text, columns, linear, booster
+        self._tree_column: np.ndarray | None = None
+        self._trees: TreeEnsemble | None | bool = False  # False: not read yet
+
+    @property
+    def trees(self) -> TreeEnsemble | None:
+        """The booster's trees as arrays (None: a model the numpy walk does not cover)."""
+        if getattr(self, "_trees", False) is False:  # (absent on an object unpickled from an older format)
+            self._trees = TreeEnsemble.from_booster(self.booster.get_booster())
+        return self._trees
 
     def tree_features(
         self, features: sparse.csr_matrix, linear_scores: np.ndarray | None
     ) -> sparse.csr_matrix:
+        """The matrix the trees were trained on (used in training, where the linear scores are
+        out-of-fold); ``predict_proba`` builds the same matrix directly."""
         text = features[:, : self.n_text]
         parts = [text[:, self.columns] if self.columns is not None else text, features[:, self.n_text :]]
         if linear_scores is not None:
             parts.append(sparse.csr_matrix(linear_scores.reshape(len(linear_scores), -1)))
         return sparse.hstack(parts, format="csr")
 
+    def _scoring_features(self, features: sparse.csr_matrix) -> SparseRows:
+        """``tree_features(features, linear scores)`` by relabelling the stored entries' columns (a
+        text column the trees do not see is dropped) instead of slicing and stacking sparse matrices:
+        the same entries, values and order, so the trees see the same matrix."""
+        if getattr(self, "_tree_column", None) is None:  # (absent on an object from an older pickle)
+            n_columns = features.shape[1]
+            kept = np.arange(self.n_text) if self.columns is None else np.asarray(self.columns)
+            tree_column = np.full(n_columns, -1, dtype=np.int64)
+            tree_column[kept] = np.arange(len(kept))
+            tree_column[self.n_text :] = len(kept) + np.arange(n_columns - self.n_text)
+            self._tree_column, self._tree_width = tree_column, len(kept) + n_columns - self.n_text
+        n_rows, width = features.shape[0], self._tree_width
+        rows = np.repeat(np.arange(n_rows), np.diff(features.indptr))
+        columns = self._tree_column[features.indices]
+        keep = columns >= 0
+        rows, columns, values = rows[keep], columns[keep], features.data[keep].astype(np.float64)
+        if self.linear is not None:
+            scores = np.asarray(linear_decision(self.linear, features), dtype=np.float64).reshape(n_rows, -1)
+            score_rows, score_columns = np.nonzero(scores)  # a sparse matrix stores no zeros
+            rows = np.concatenate([rows, score_rows])
+            columns = np.concatenate([columns, width + score_columns])
+            values = np.concatenate([values, scores[score_rows, score_columns]])
+            width += scores.shape[1]
+        if n_rows > 1:  # the linear scores went last: put every row's entries together again
+            order = np.argsort(rows, kind="stable")
+            rows, columns, values = rows[order], columns[order], values[order]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+        return SparseRows(indptr, columns, values, (n_rows, width))
+
     def predict_proba(self, features: sparse.csr_matrix) -> np.ndarray:
-        linear_scores = self.linear.decision_function(features) if self.linear is not None else None
-        return self.booster.predict_proba(self.tree_features(features, linear_scores))
+        """Class probabilities, as ``XGBClassifier.predict_proba`` gives them: a few rows by walking
+        the trees in numpy (``TreeEnsemble``), more through the booster's ``inplace_predict``."""
+        tree_features = self._scoring_features(features)
+        if features.shape[0] <= TREE_WALK_MAX_ROWS and self.trees is not None:
+            probabilities = self.trees.predict(tree_features)
+        else:
+            probabilities = self.booster.get_booster().inplace_predict(tree_features.to_csr())
+        if probabilities.ndim == 1:
+            return np.stack([1 - probabilities, probabilities], axis=1)
+        return probabilities
 
 
 class TfidfXGBoostScorer(TfidfScorer):
