@@ -38,6 +38,7 @@ LAYERS = [
         "toxmod.compare",
         "toxmod.pretrain",
         "toxmod.predict",
+        "toxmod.export",
         "toxmod.runs.__main__",
     ),
 ]

@@ -17,6 +17,8 @@ USER_ERROR_EXIT_CODE = 2
 class ToxmodError(Exception):
     """A problem with the user's input or configuration (printed without a traceback)."""
 
+    exit_code = USER_ERROR_EXIT_CODE  # 1 for a check the command ran and the result failed
+
 
 class DataError(ToxmodError):
     """A data file, column or value does not match what the config says."""
@@ -63,7 +65,8 @@ def is_interrupt(error: BaseException) -> bool:
 
 
 def exit_on_user_error(func: F) -> F:
-    """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and exit code 2."""
+    """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and its exit code (2;
+    1 for a check that ran and failed, such as the export's parity gate)."""
 
     from omegaconf.errors import MissingMandatoryValue
 
@@ -72,13 +75,13 @@ def exit_on_user_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ToxmodError as error:
-            message = str(error)
+            message, code = str(error), error.exit_code
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
-            message = f"{key} is required (pass {key}=...)"
+            message, code = f"{key} is required (pass {key}=...)", USER_ERROR_EXIT_CODE
         print(f"error: {message}", file=sys.stderr)
         _discard_unused_output_dir()
-        sys.exit(USER_ERROR_EXIT_CODE)
+        sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
 

@@ -26,6 +26,7 @@ SCORER_REGISTRY: dict[str, str] = {
     "transformer": "toxmod.models.transformer.scorer:TransformerScorer",
     "ensemble": "toxmod.models.ensemble:EnsembleScorer",
     "temperature_scaled": "toxmod.models.calibrated:TemperatureScaled",
+    "onnx": "toxmod.models.onnx_model:OnnxScorer",
 }
 
 

@@ -180,6 +180,10 @@ class Scorer(ABC):
         """The unfitted object ``params()`` describes."""
         return cls(**params)
 
+    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
+        """The line the train stage prints before ``fit``."""
+        return f"[bold]training[/] {name} on the {train_rows} train rows of {dataset} ..."
+
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:  # noqa: B027 - optional hook
         """Refuse bad settings before any data is read (one-line ConfigError); ``context`` has no data yet."""
 
@@ -215,6 +219,10 @@ class Scorer(ABC):
         """``(len(texts), len(layers), width)``: each layer's hidden states averaged over each text's
         real tokens (layer 0 = embeddings, 1 = the first encoder layer)."""
         raise NotImplementedError(f"a {self.kind} model has no encoder layers to distil from")
+
+    def size_bytes(self, directory: Path) -> int:
+        """Bytes on disk of what scoring this saved model reads (``model_size_bytes``)."""
+        return artifact_size_bytes(directory)
 
     def save(self, directory: str | Path) -> Path:
         """Write the model to ``directory`` (created); ``load_scorer`` reads it back bit-exactly."""

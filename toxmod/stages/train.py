@@ -38,7 +38,6 @@ from toxmod.models import (
     FitContext,
     Scorer,
     ValidationData,
-    artifact_size_bytes,
 )
 from toxmod.models.calibrated import TemperatureScaled
 from toxmod.paths import CONFIG_DIR, project_root
@@ -388,7 +387,7 @@ def _fit_and_evaluate(
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
     scorer, fit_split = components.scorer, components.fit_split
     rows = len(parts["train"])
-    console.print(f"[bold]training[/] {cfg.model.name} on the {rows} train rows of {dataset.name} ...")
+    console.print(scorer.fit_announcement(str(cfg.model.name), rows, dataset.name))
     context = _fit_context(cfg, parts["train"], parts["valid"], tracker, components, plan)
     member_refs = scorer.member_runs()
     if member_refs:  # an ensemble: its members are finished runs on this split
@@ -432,7 +431,7 @@ def _fit_and_evaluate(
         "train_seconds": train_seconds,
         "train_rows": float(len(parts["train"])),
         "scoring_texts_per_second": scored[EVALUATION_SPLIT].texts_per_second,
-        "model_size_bytes": float(artifact_size_bytes(model_dir)),
+        "model_size_bytes": float(scorer.size_bytes(model_dir)),
         **({"model_parameters": float(scorer.parameter_count)} if scorer.parameter_count else {}),
         **scorer.fit_report.metrics,
         **teacher_metrics,

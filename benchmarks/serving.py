@@ -1,0 +1,319 @@
+"""Serving benchmark: every model kind through ``toxmod.predict``'s code path, side by side.
+
+For each model (classical runs, a transformer student and MiniLM in torch and as their ONNX fp32 /
+int8 exports) and each thread count, one fresh process opens the run with ``Predictor.open`` and
+scores the same janitr holdout texts: one text per call (texts/s, p50 / p95 ms per call) and 64 per
+call (texts/s, median of 3 passes). Size is what scoring reads from disk; peak RSS is the process's.
+Then ``python -m toxmod.predict`` scores 10,000 texts from a file with the int8 student, timed end to
+end from process start.
+
+    python benchmarks/serving.py --student <run dir> --minilm <run dir> [--tfidf-xgboost <run dir>]
+
+Runs not given are trained on janitr (tracking=none) in ``--workdir``; the transformer runs are
+exported there. Prints a table, writes ``benchmarks/results/serving.json`` and
+``docs/benchmarks_serving.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = 1000
+BATCH = 64
+PREDICT_TEXTS = 10_000
+CLASSICAL = ("tfidf_xgboost", "tfidf_logreg", "fasttext")
+TARGETS = {
+    "student int8: size MB <= 5": lambda r: r["student/onnx-int8"]["size_mb"] <= 5,
+    "student int8 >= 1.5x torch at batch 1": lambda r: r["ratios"]["student_int8_vs_torch_b1"] >= 1.5,
+    "student int8 >= 1.5x torch at batch 64": lambda r: r["ratios"]["student_int8_vs_torch_b64"] >= 1.5,
+    "student int8 >= 1,000 texts/s at batch 64": lambda r: r["student/onnx-int8"]["b64_texts_per_s"] >= 1000,
+    "student int8 flips <= 1% of holdout decisions vs fp32": lambda r: (
+        r["student_int8_holdout_flip_rate"] <= 0.01
+    ),
+    "MiniLM int8 >= 1.5x torch at batch 1": lambda r: r["ratios"]["minilm_int8_vs_torch_b1"] >= 1.5,
+    "tfidf_xgboost >= 500 texts/s at batch 1": lambda r: r["tfidf_xgboost/native"]["b1_texts_per_s"] >= 500,
+    "predict 10,000 texts (int8 student) < 20 s": lambda r: r["predict_10k_seconds"] < 20,
+}
+
+
+# -- one model, one process ---------------------------------------------------------------------
+
+
+def measure(run_dir: str, onnx_format: str | None, threads: int, texts_file: str) -> dict[str, Any]:
+    """Open the run as ``toxmod.predict`` does and time it on the texts (runs in its own process)."""
+    from toxmod.hardware import apply_threads, resolve_hardware
+    from toxmod.stages.predict import Predictor
+
+    hardware = resolve_hardware({"accelerator": "cpu", "threads": threads})
+    apply_threads(hardware)
+    texts = json.loads(Path(texts_file).read_text())
+    start = time.perf_counter()
+    predictor = Predictor.open(run_dir, hardware=hardware)
+    if onnx_format is not None:
+        predictor.scorer.score_with = onnx_format
+    predictor.predict(texts[:8])  # first call: sessions, lazy tables
+    load_seconds = time.perf_counter() - start
+    for text in texts[:20]:
+        predictor.predict([text])
+    calls = []
+    for text in texts:
+        call = time.perf_counter()
+        predictor.predict([text])
+        calls.append((time.perf_counter() - call) * 1000)
+    passes = []
+    for _ in range(3):
+        begin = time.perf_counter()
+        for i in range(0, len(texts), BATCH):
+            predictor.predict(texts[i : i + BATCH])
+        passes.append(len(texts) / (time.perf_counter() - begin))
+    model_dir = Path(run_dir) / "model"
+    size = predictor.scorer.size_bytes(model_dir)
+    ordered = sorted(calls)
+    return {
+        "threads": threads,
+        "texts": len(texts),
+        "b1_texts_per_s": len(texts) / (sum(calls) / 1000),
+        "b1_p50_ms": statistics.median(calls),
+        "b1_p95_ms": ordered[int(0.95 * (len(ordered) - 1))],
+        "b64_texts_per_s": statistics.median(passes),
+        "size_mb": size / 1e6,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_seconds": load_seconds,
+    }
+
+
+def measure_in_process(run_dir: Path, onnx_format: str | None, threads: int, texts_file: Path) -> dict:
+    command = [sys.executable, __file__, "--measure", str(run_dir), "--threads", str(threads)]
+    command += ["--texts-file", str(texts_file)] + (["--format", onnx_format] if onnx_format else [])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode:
+        raise RuntimeError(f"measuring {run_dir} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- preparing the runs -------------------------------------------------------------------------
+
+
+def trained(model: str, workdir: Path) -> Path:
+    from toxmod.config import compose_config
+    from toxmod.stages.train import train
+
+    run_dir = workdir / model
+    if not (run_dir / "holdout_eval.json").is_file():
+        cfg = compose_config("train", ["data=janitr", f"model={model}", "tracking=none", "bootstrap=0"])
+        train(cfg, run_dir)
+    return run_dir
+
+
+def exported(source: Path, name: str, workdir: Path) -> Path:
+    from toxmod.config import compose_config
+    from toxmod.stages.export import export
+
+    run_dir = workdir / f"{name}-onnx"
+    if not (run_dir / "holdout_eval.json").is_file():
+        cfg = compose_config("export", [f"run={source}", "tracking=none"])
+        export(cfg, run_dir)
+    return run_dir
+
+
+def holdout_texts(run_dir: Path, n: int) -> list[str]:
+    from toxmod.runs import load_run
+
+    return list(load_run(run_dir).part("holdout").texts)[:n]
+
+
+def flip_rate_vs_fp32(export_dir: Path, texts: list[str]) -> float:
+    """Share of the texts whose decisions (at the int8 run's thresholds) differ between int8 and fp32."""
+    import numpy as np
+
+    from toxmod.stages.predict import Predictor
+
+    predictor = Predictor.open(export_dir)
+    scheme, cut = predictor.scheme, predictor.thresholds.as_array()[None, :]
+    predictor.scorer.score_with = "int8"
+    int8 = scheme.decision_scores(predictor.scorer.predict_scores(texts)) >= cut
+    predictor.scorer.score_with = "fp32"
+    fp32 = scheme.decision_scores(predictor.scorer.predict_scores(texts)) >= cut
+    return float(np.any(int8 != fp32, axis=1).mean())
+
+
+def predict_10k(export_dir: Path, texts: list[str], workdir: Path) -> float:
+    """Seconds for ``python -m toxmod.predict`` on a 10,000-line file, process start included."""
+    source = workdir / "predict_10k.txt"
+    lines = [" ".join(text.split()) for text in texts if text.strip()]
+    source.write_text("\n".join((lines * (PREDICT_TEXTS // len(lines) + 1))[:PREDICT_TEXTS]) + "\n")
+    output = workdir / "predict_10k.jsonl"
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toxmod.predict",
+            f"run={export_dir}",
+            f"input={source}",
+            f"output={output}",
+            "tracking=none",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - start
+    assert sum(1 for _ in output.open()) == PREDICT_TEXTS
+    return seconds
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def best(results: dict[str, dict[int, dict]], name: str, key: str) -> float:
+    return max(result[key] for result in results[name].values())
+
+
+def report(results: dict[str, Any], command: str) -> str:
+    rows = results["rows"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Generated {results['generated']} by `{command}` on {results['machine']}. Every row is one fresh "
+        f"process that opens the run with `Predictor.open` (the code path of `python -m toxmod.predict` "
+        f"and `toxmod.load`) and scores the same {results['texts']} janitr holdout texts: one text per "
+        f"call (texts/s, p50 and p95 ms per call) and {BATCH} per call (texts/s, median of 3 passes). "
+        "Size is what scoring reads from disk (for an ONNX run: the scored graph and the tokenizer); "
+        "peak RSS is the process's maximum resident memory.",
+        "",
+        "| model | format | threads | texts/s b=1 | p50 ms | p95 ms | texts/s b=64 | size MB | peak RSS MB "
+        "| load s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_threads in rows.items():
+        model, variant = name.split("/")
+        for threads, r in sorted(by_threads.items()):
+            lines.append(
+                f"| {model} | {variant} | {threads} | {r['b1_texts_per_s']:.0f} | {r['b1_p50_ms']:.2f} | "
+                f"{r['b1_p95_ms']:.2f} | {r['b64_texts_per_s']:.0f} | {r['size_mb']:.2f} | "
+                f"{r['peak_rss_mb']:.0f} | {r['load_seconds']:.1f} |"
+            )
+    ratios = results["ratios"]
+    lines += [
+        "",
+        "Ratios (best thread count of each, same texts, same run of this script):",
+        "",
+        f"- student int8 ONNX vs torch eager fp32: {ratios['student_int8_vs_torch_b1']:.2f}x at batch 1, "
+        f"{ratios['student_int8_vs_torch_b64']:.2f}x at batch 64",
+        f"- MiniLM int8 ONNX vs torch eager fp32: {ratios['minilm_int8_vs_torch_b1']:.2f}x at batch 1, "
+        f"{ratios['minilm_int8_vs_torch_b64']:.2f}x at batch 64",
+        f"- student int8 vs fp32 ONNX: decisions differ on {results['student_int8_holdout_flip_rate']:.2%} "
+        f"of these holdout texts (at the int8 run's thresholds)",
+        f"- `python -m toxmod.predict` of {PREDICT_TEXTS:,} texts from a file with the int8 student: "
+        f"{results['predict_10k_seconds']:.1f} s end to end (process start included)",
+        "",
+        "Targets: "
+        + ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in results["targets"].items()),
+        "",
+        "Export parity on valid (from each export run's metrics):",
+        "",
+        "| export | fp32 max abs diff | int8 max abs diff | int8 flip rate | fp32 MB | int8 MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in results["export_metrics"].items():
+        lines.append(
+            f"| {name} | {m['export/fp32_max_abs_diff']:.2e} | {m['export/int8_max_abs_diff']:.2e} | "
+            f"{m['export/int8_flip_rate']:.2%} | {m['export/fp32_size_mb']:.2f} | "
+            f"{m['export/int8_size_mb']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--student", type=Path, required=False, help="a janitr student run directory")
+    parser.add_argument("--minilm", type=Path, required=False, help="a janitr MiniLM run directory")
+    for model in CLASSICAL:
+        parser.add_argument(f"--{model.replace('_', '-')}", type=Path, help=f"a janitr {model} run")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "toxmod-serving")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--format", help=argparse.SUPPRESS)
+    parser.add_argument("--texts-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.format, int(args.threads), args.texts_file)))
+        return
+    if not args.student or not args.minilm:
+        parser.error("--student and --minilm are required (finished janitr runs)")
+
+    workdir = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = {model: getattr(args, model) or trained(model, workdir) for model in CLASSICAL}
+    exports = {name: exported(getattr(args, name), name, workdir) for name in ("student", "minilm")}
+    texts = holdout_texts(args.student, TEXTS)
+    texts_file = workdir / "texts.json"
+    texts_file.write_text(json.dumps(texts))
+
+    variants: dict[str, tuple[Path, str | None]] = {f"{m}/native": (runs[m], None) for m in CLASSICAL}
+    for name in ("student", "minilm"):
+        variants[f"{name}/torch-fp32"] = (getattr(args, name), None)
+        variants[f"{name}/onnx-fp32"] = (exports[name], "fp32")
+        variants[f"{name}/onnx-int8"] = (exports[name], "int8")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    rows: dict[str, dict[int, dict]] = {}
+    for name, (run_dir, onnx_format) in variants.items():
+        rows[name] = {}
+        for threads in thread_counts:
+            rows[name][threads] = measure_in_process(run_dir, onnx_format, threads, texts_file)
+            r = rows[name][threads]
+            print(
+                f"{name:24s} threads={threads} b1 {r['b1_texts_per_s']:7.0f}/s p50 {r['b1_p50_ms']:6.2f} ms "
+                f"p95 {r['b1_p95_ms']:6.2f} ms b64 {r['b64_texts_per_s']:7.0f}/s size {r['size_mb']:6.2f} MB "
+                f"rss {r['peak_rss_mb']:5.0f} MB",
+                flush=True,
+            )
+
+    results: dict[str, Any] = {
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": (
+            f"{platform.machine()} ({os.cpu_count()} cores, Python {platform.python_version()}, CPU only)"
+        ),
+        "texts": len(texts),
+        "rows": rows,
+        "runs": {name: str(run_dir) for name, (run_dir, _) in variants.items()},
+    }
+    for name in variants:  # best thread count of each, for the targets
+        results[name] = {key: best(rows, name, key) for key in ("b1_texts_per_s", "b64_texts_per_s")}
+        results[name]["size_mb"] = next(iter(rows[name].values()))["size_mb"]
+    results["ratios"] = {
+        f"{name}_int8_vs_torch_{b}": results[f"{name}/onnx-int8"][f"{b}_texts_per_s"]
+        / results[f"{name}/torch-fp32"][f"{b}_texts_per_s"]
+        for name in ("student", "minilm")
+        for b in ("b1", "b64")
+    }
+    results["student_int8_holdout_flip_rate"] = flip_rate_vs_fp32(exports["student"], texts)
+    results["predict_10k_seconds"] = predict_10k(exports["student"], texts, workdir)
+    results["export_metrics"] = {}
+    for name, path in exports.items():
+        metrics = json.loads((path / "metrics.json").read_text())
+        results["export_metrics"][name] = {k: v for k, v in metrics.items() if k.startswith("export/")}
+    results["targets"] = {name: bool(check(results)) for name, check in TARGETS.items()}
+    command = "python benchmarks/serving.py " + " ".join(sys.argv[1:])
+    (ROOT / "benchmarks" / "results" / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = report(results, command)
+    (ROOT / "docs" / "benchmarks_serving.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

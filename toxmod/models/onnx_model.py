@@ -1,0 +1,353 @@
+"""A transformer run exported to ONNX (fp32 and dynamically quantized int8), scored by ONNX Runtime.
+
+``OnnxScorer`` is a model kind like any other: ``fit`` does not train, it exports the source run's
+network (handed over by the train stage, like an ensemble's members), quantizes it, and checks
+on valid that the exported model scores as the source does (the parity gate: max |score
+difference| per format, and the share of valid texts whose decisions flip at the source run's
+thresholds). Thresholds, holdout metrics and the run record then come from the train stage, so
+the int8 model gets its own thresholds fitted on calib.
+
+The saved model folder holds ``model.onnx`` (fp32), ``model.int8.onnx``, the tokenizer and
+``scorer.json`` (which file is scored, the label scheme, opset). Opening it reads the graph and
+the tokenizer files; nothing in it is executed as Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toxmod.data.schemes import LabelScheme
+from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
+from toxmod.hardware import CPU, HardwareSettings
+from toxmod.models.base import FitContext, Scorer, artifact_size_bytes
+from toxmod.models.temperature import Temperatures, link_for
+from toxmod.models.transformer.batching import scoring_batches
+from toxmod.models.transformer.tokenization import load_tokenizer
+from toxmod.progress import scoring_progress, warn
+
+FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+INPUTS = ("input_ids", "attention_mask")
+GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"
+TEMPERATURES_FILE = "source_calibration.json"  # a calibrated source's temperatures, on the logits
+
+
+class ParityError(ToxmodError):
+    """The exported model does not score as its source does (exit 1: the command ran, the gate failed)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How one exported format scores valid against the source model."""
+
+    max_abs_diff: float
+    flip_rate: float  # share of texts with any decision changed at the source thresholds
+    texts: int
+
+
+def export_encoder(model: Any, tokenizer: Any, max_length: int, path: Path, opset: int) -> None:
+    """The classifier's logits as an ONNX graph with dynamic batch and sequence axes."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, network: Any) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.network(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    (_, ids, mask), *_ = scoring_batches(tokenizer, ["an example text", "another"], max_length, 2)
+    wrapper = Logits(model.to("cpu").eval()).eval()
+    axes = {"batch": 0, "sequence": 1}
+    # The tracer warns about shape checks it freezes (padding, causal masks) that are constant for an
+    # encoder; the parity check on valid, at every batch shape, is what shows the graph is right.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (torch.from_numpy(ids), torch.from_numpy(mask)),
+            str(path),
+            input_names=list(INPUTS),
+            output_names=["logits"],
+            dynamic_axes={
+                "input_ids": {i: n for n, i in axes.items()},
+                "attention_mask": {i: n for n, i in axes.items()},
+                "logits": {0: "batch"},
+            },
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def quantize_int8(source: Path, target: Path, per_channel: bool) -> None:
+    """Dynamic int8 quantization of the weights (activations quantized at run time), ONNX Runtime's."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = logging.getLogger()  # the quantizer suggests pre-processing on the root logger
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=per_channel)
+    finally:
+        quiet.setLevel(level)
+
+
+def count_ops(path: Path) -> dict[str, int]:
+    """Node counts by operator type (e.g. ``MatMulInteger`` in a quantized graph)."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+class OnnxScorer(Scorer):
+    """An exported transformer scored by an ONNX Runtime ``InferenceSession`` on the CPU."""
+
+    kind = "onnx"
+
+    def __init__(
+        self,
+        source: str | None = None,
+        score_with: str = "int8",
+        opset: int = 17,
+        quantize: bool = True,
+        per_channel: bool = False,
+        max_abs_diff_fp32: float = 1e-4,
+        max_flip_rate_int8: float = 0.01,
+        allow_parity_failure: bool = False,
+        source_thresholds: Mapping[str, float] | None = None,
+        max_length: int = 128,
+        batch_size: int = 64,
+        parameters: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.score_with = score_with
+        self.opset = int(opset)
+        self.quantize = bool(quantize)
+        self.per_channel = bool(per_channel)
+        self.max_abs_diff_fp32 = float(max_abs_diff_fp32)
+        self.max_flip_rate_int8 = float(max_flip_rate_int8)
+        self.allow_parity_failure = bool(allow_parity_failure)
+        self.source_thresholds = dict(source_thresholds or {})
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.parameters = parameters
+        self.directory: Path | None = None  # where the .onnx files and the tokenizer are
+        self.tokenizer: Any = None
+        self.temperatures: Temperatures | None = None  # a calibrated source's, applied to the logits
+        self.threads = CPU.threads
+        self._source_model: Scorer | None = None
+        self._sessions: dict[str, Any] = {}
+        self._temporary = False  # ``directory`` is fit's temporary folder
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "score_with": self.score_with,
+            "opset": self.opset,
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+            "parameters": self.parameters,
+        }
+
+    # -- export (fit) ---------------------------------------------------------------------------
+
+    def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:
+        if not self.source:
+            raise ConfigError("model.source is required: the transformer run to export (run dir or id)")
+        if self.score_with not in FORMATS:
+            raise ConfigError(f"export.score_with={self.score_with!r}; expected one of {list(FORMATS)}")
+        if self.score_with == "int8" and not self.quantize:
+            raise ConfigError("export.score_with=int8 needs export.quantize=true")
+        for key in ("max_abs_diff_fp32", "max_flip_rate_int8"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"export.{key}={getattr(self, key)}: expected a number >= 0")
+
+    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
+        formats = "fp32 + int8" if self.quantize else "fp32"
+        return f"[bold]exporting[/] {self.source} to ONNX ({formats}, opset {self.opset}) as {name} ..."
+
+    def member_runs(self) -> list[str]:
+        return [str(self.source)] if self.source else []
+
+    def attach_members(self, members: Sequence[Scorer]) -> None:
+        (source,) = members
+        inner = getattr(source, "inner", None)  # calibration=temperature: the network inside
+        network = inner if inner is not None else source
+        if not hasattr(network, "encoder") or getattr(network, "model", None) is None:
+            raise ConfigError(
+                f"model.source={self.source}: a {network.kind} model; ONNX export covers transformer runs"
+            )
+        self._source_model = source
+        self.temperatures = getattr(source, "temperatures", None) if inner is not None else None
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        scheme: LabelScheme,
+        context: FitContext | None = None,
+    ) -> OnnxScorer:
+        """Export and quantize the source, then hold both formats to the parity limits on valid."""
+        if self._source_model is None:
+            raise ConfigError("model=onnx: no source attached (the train stage loads model.source)")
+        source = self._source_model
+        network = getattr(source, "inner", None) or source
+        self.scheme = scheme
+        self.tokenizer = network.tokenizer
+        self.max_length = int(network.encoder.max_length)
+        self.parameters = network.parameter_count
+        self.directory = Path(tempfile.mkdtemp(prefix="toxmod-onnx-"))  # until save() moves it
+        self._temporary = True
+        fp32, int8 = self.directory / FORMATS["fp32"], self.directory / FORMATS["int8"]
+        export_encoder(network.model, network.tokenizer, self.max_length, fp32, self.opset)
+        if self.quantize:
+            quantize_int8(fp32, int8, self.per_channel)
+        network.tokenizer.save_pretrained(str(self.directory))
+        self._sessions = {}
+        self.fit_report.metrics.update(self._parity_gate(source, context))
+        return self
+
+    def _parity_gate(self, source: Scorer, context: FitContext | None) -> dict[str, float]:
+        validation = context.validation if context else None
+        if validation is None or not len(validation.texts):
+            raise ConfigError("the export's parity check scores valid, and valid is empty")
+        texts = list(validation.texts)
+        reference = source.predict_scores(texts)
+        formats = ["fp32", "int8"] if self.quantize else ["fp32"]
+        parity = {name: self._parity(reference, self._scores(texts, name)) for name in formats}
+        metrics: dict[str, float] = {"export/opset": float(self.opset), "export/parity_texts": len(texts)}
+        for name, result in parity.items():
+            metrics[f"export/{name}_max_abs_diff"] = result.max_abs_diff
+            metrics[f"export/{name}_flip_rate"] = result.flip_rate
+            metrics[f"export/{name}_size_mb"] = (self.directory / FORMATS[name]).stat().st_size / 1e6
+        failures = []
+        if parity["fp32"].max_abs_diff > self.max_abs_diff_fp32:
+            failures.append(
+                f"fp32 max |score difference| {parity['fp32'].max_abs_diff:.3g} > "
+                f"export.max_abs_diff_fp32={self.max_abs_diff_fp32:g}"
+            )
+        if "int8" in parity and parity["int8"].flip_rate > self.max_flip_rate_int8:
+            failures.append(
+                f"int8 flips the decisions of {parity['int8'].flip_rate:.2%} of valid texts > "
+                f"export.max_flip_rate_int8={self.max_flip_rate_int8:g} "
+                f"(max |score difference| {parity['int8'].max_abs_diff:.3g})"
+            )
+        if failures:
+            message = f"export parity check on {len(texts)} valid texts failed: " + "; ".join(failures)
+            if not self.allow_parity_failure:
+                raise ParityError(message + " (export.allow_parity_failure=true to keep it anyway)")
+            warn(message + " (kept: export.allow_parity_failure=true)")
+        return metrics
+
+    def _parity(self, reference: np.ndarray, exported: np.ndarray) -> Parity:
+        difference = float(np.abs(exported - reference).max()) if len(reference) else 0.0
+        if self.source_thresholds:
+            names = self.scheme.decision_names
+            missing = [name for name in names if name not in self.source_thresholds]
+            if missing:
+                raise ConfigError(f"model.source_thresholds has no threshold for {missing}")
+            cut = np.asarray([self.source_thresholds[name] for name in names])[None, :]
+            before = self.scheme.decision_scores(reference) >= cut
+            after = self.scheme.decision_scores(exported) >= cut
+            flip_rate = float(np.any(before != after, axis=1).mean())
+        else:
+            flip_rate = float("nan")
+        return Parity(difference, flip_rate, len(reference))
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def place_on(self, hardware: HardwareSettings) -> None:
+        """ONNX Runtime on the CPU with ``hardware.threads`` intra-op threads."""
+        if int(hardware.threads) != self.threads:
+            self.threads = int(hardware.threads)
+            self._sessions = {}
+
+    def session(self, name: str) -> Any:
+        if name not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION)
+            path = self.directory / FORMATS[name]
+            try:
+                self._sessions[name] = ort.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as error:  # onnxruntime raises its own exception types for bad files
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
+                raise DamagedFileError(f"{path}: not a readable ONNX model ({reason})") from None
+        return self._sessions[name]
+
+    def _scores(self, texts: Sequence[str], name: str) -> np.ndarray:
+        session = self.session(name)
+        batches = scoring_batches(self.tokenizer, texts, self.max_length, self.batch_size)
+        logits = np.empty((len(texts), len(self.scheme.output_names)), dtype=np.float64)
+        with scoring_progress(len(texts), show=len(batches) > 20) as advance:
+            for rows, input_ids, attention_mask in batches:
+                (batch_logits,) = session.run(
+                    ["logits"], {"input_ids": input_ids, "attention_mask": attention_mask}
+                )
+                logits[rows] = batch_logits
+                advance(len(rows))
+        if self.temperatures is not None:
+            logits = self.temperatures.apply_to_logits(logits)
+        return link_for(self.scheme).to_scores(logits.astype(np.float32)).astype(np.float64)
+
+    def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
+        assert self.scheme is not None and self.directory is not None, "predict_scores() before fit()/load()"
+        return self._scores(list(texts), self.score_with)
+
+    @property
+    def parameter_count(self) -> int | None:
+        return self.parameters
+
+    @property
+    def neural_models(self) -> int:
+        return 1
+
+    def size_bytes(self, directory: Path) -> int:
+        """What scoring needs: the scored graph and the tokenizer (not the other format)."""
+        other = [FORMATS[name] for name in FORMATS if name != self.score_with]
+        return artifact_size_bytes(directory) - sum(
+            (directory / name).stat().st_size for name in other if (directory / name).is_file()
+        )
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _save_weights(self, directory: Path) -> None:
+        if self.directory.resolve() != directory.resolve():
+            exported = self.directory
+            for path in exported.iterdir():
+                shutil.copy2(path, directory / path.name)
+            if self._temporary:  # fit's folder: the files live on in the saved model
+                shutil.rmtree(exported, ignore_errors=True)
+                self.directory, self._sessions, self._temporary = directory, {}, False
+        if self.temperatures is not None:
+            self.temperatures.save(directory / TEMPERATURES_FILE)
+
+    def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
+        scored = directory / FORMATS.get(self.score_with, "?")
+        if self.score_with not in FORMATS or not scored.is_file():
+            raise DamagedFileError(f"{scored}: missing (scorer.json scores with {self.score_with!r})")
+        self.directory = directory
+        self.tokenizer = load_tokenizer(directory)
+        path = directory / TEMPERATURES_FILE
+        self.temperatures = Temperatures.load(path) if path.is_file() else None
+        self._sessions = {}

@@ -1,0 +1,100 @@
+"""The export stage: a finished transformer run -> a new run scored by ONNX Runtime.
+
+The new run is an ordinary run of the train stage whose model is ``OnnxScorer`` (``fit`` exports,
+quantizes and checks parity on valid; see ``models/onnx_model.py``). It reuses the source run's data,
+frozen split folder (so the split hash is the same), threshold method, seed and bootstrap, and is
+tagged ``source_run_id`` / ``source_run_dir``; it gets its own thresholds fitted on calib, its own
+holdout metrics and its own MLflow run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from toxmod.calibration.thresholds import Thresholds
+from toxmod.config import instantiate_component
+from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.files import read_json
+from toxmod.models.base import SCORER_FILE
+from toxmod.runs.record import RunDir, locate_run
+from toxmod.stages.train import TrainResult, train
+
+EXPORTABLE = ("transformer",)  # kinds with a network to export (also inside temperature_scaled)
+
+
+def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
+    """``run=<run dir | MLflow run id>``: export it and record the exported model as a new run."""
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.cache_dir)) / "runs")
+    _check_exportable(source)
+    source_cfg = source.saved_config()
+    if source_cfg is None:
+        raise DamagedFileError(f"{source.config}: missing (the source run's config)")
+    return train(export_config(cfg, source, source_cfg), run_dir)
+
+
+def _check_exportable(source: RunDir) -> None:
+    """A transformer run (or one calibrated with temperatures around a transformer), else one line."""
+    description_path = source.model / SCORER_FILE
+    kind = read_json(description_path).get("kind")
+    if kind == "temperature_scaled":
+        kind = read_json(source.model / "inner" / SCORER_FILE).get("kind")
+    if kind not in EXPORTABLE:
+        raise ConfigError(
+            f"run={source.path}: a {kind} model; ONNX export covers transformer runs (students, MiniLM, "
+            "any HF encoder). Classical models score at batch 1 in-process already"
+        )
+
+
+def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> DictConfig:
+    """The source run's config with the exported model, the source's frozen split folder, and this
+    command's tracking, paths and hardware."""
+    settings: dict[str, Any] = OmegaConf.to_container(cfg.export, resolve=True)  # type: ignore[assignment]
+    thresholds = Thresholds.load(source.thresholds).as_dict()
+    source_id = source.tracking_record().get("run_id")
+    source_model = str(source_cfg.model.get("name", "model"))
+    new = source_cfg.copy()
+    with open_dict(new):
+        new.model = {
+            "_target_": "toxmod.models.onnx_model.OnnxScorer",
+            "name": f"{source_model}-onnx-{settings['score_with']}",
+            "source": str(source.path.resolve()),
+            "source_thresholds": thresholds,
+            "score_with": settings["score_with"],
+            "opset": settings["opset"],
+            "quantize": settings["quantize"],
+            "per_channel": settings["per_channel"],
+            "max_abs_diff_fp32": settings["max_abs_diff_fp32"],
+            "max_flip_rate_int8": settings["max_flip_rate_int8"],
+            "allow_parity_failure": settings["allow_parity_failure"],
+            "batch_size": settings["batch_size"],
+        }
+        new.split = {
+            "_target_": "toxmod.splits.builders.frozen_split",
+            "name": "frozen",
+            "dir": str(source.split.resolve()),
+            "carve": None,
+            "allow_data_change": False,
+            "on_leak": "refuse",
+            "allow_leakage": bool(OmegaConf.select(source_cfg, "split.allow_leakage", default=False)),
+        }
+        for key in ("tracking", "paths", "hardware"):
+            new[key] = cfg[key]
+        new.task_name = str(cfg.task_name)
+        new.run_name = cfg.get("run_name") or f"{source_model}-onnx-{settings['score_with']}"
+        new.tags = {
+            **(OmegaConf.to_container(source_cfg.tags, resolve=True) if source_cfg.get("tags") else {}),
+            "source_run_id": str(source_id or ""),
+            "source_run_dir": str(source.path.resolve()),
+            "export.format": settings["score_with"],
+        }
+        new.resume = None
+        new.calibration = {"method": "none"}  # a calibrated source's temperatures travel with the export
+        new.distill = {"teacher": None}
+        new.teacher = {"member": None, "seeds": [], "also_train": [], "model_overrides": {}}
+        new.checkpoint = {**(source_cfg.get("checkpoint") or {}), "log_best": False}
+        new.callbacks = {}
+    return new
