@@ -91,15 +91,26 @@ def export_encoder(model: Any, tokenizer: Any, max_length: int, path: Path, opse
         )
 
 
-def quantize_int8(source: Path, target: Path, per_channel: bool) -> None:
-    """Dynamic int8 quantization of the weights (activations quantized at run time), ONNX Runtime's."""
+def quantize_int8(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
+    """Dynamic int8 quantization of the weights (activations quantized at run time), ONNX Runtime's.
+
+    ``reduce_range``: 7-bit weights. On x86 CPUs without VNNI (AVX2 only) the u8 x s8 integer
+    multiply-add saturates with full-range weights; on the janitr student it flipped 4.0% of valid
+    decisions with 8 bits and 0.7% with 7 (mean |score difference| 0.0061 vs 0.0011).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = logging.getLogger()  # the quantizer suggests pre-processing on the root logger
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+        )
     finally:
         quiet.setLevel(level)
 
@@ -126,6 +137,7 @@ class OnnxScorer(Scorer):
         opset: int = 17,
         quantize: bool = True,
         per_channel: bool = False,
+        reduce_range: bool = True,
         max_abs_diff_fp32: float = 1e-4,
         max_flip_rate_int8: float = 0.01,
         allow_parity_failure: bool = False,
@@ -140,6 +152,7 @@ class OnnxScorer(Scorer):
         self.opset = int(opset)
         self.quantize = bool(quantize)
         self.per_channel = bool(per_channel)
+        self.reduce_range = bool(reduce_range)
         self.max_abs_diff_fp32 = float(max_abs_diff_fp32)
         self.max_flip_rate_int8 = float(max_flip_rate_int8)
         self.allow_parity_failure = bool(allow_parity_failure)
@@ -216,7 +229,7 @@ class OnnxScorer(Scorer):
         fp32, int8 = self.directory / FORMATS["fp32"], self.directory / FORMATS["int8"]
         export_encoder(network.model, network.tokenizer, self.max_length, fp32, self.opset)
         if self.quantize:
-            quantize_int8(fp32, int8, self.per_channel)
+            quantize_int8(fp32, int8, self.per_channel, self.reduce_range)
         network.tokenizer.save_pretrained(str(self.directory))
         self._sessions = {}
         self.fit_report.metrics.update(self._parity_gate(source, context))

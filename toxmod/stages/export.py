@@ -67,6 +67,7 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
             "opset": settings["opset"],
             "quantize": settings["quantize"],
             "per_channel": settings["per_channel"],
+            "reduce_range": settings["reduce_range"],
             "max_abs_diff_fp32": settings["max_abs_diff_fp32"],
             "max_flip_rate_int8": settings["max_flip_rate_int8"],
             "allow_parity_failure": settings["allow_parity_failure"],
