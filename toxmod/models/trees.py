@@ -55,6 +55,7 @@ class TreeEnsemble:
         self.depth, self.n_features = depth, n_features
         self.n_classes = len(base_margin)
         self.roots = np.arange(len(tree_class)) * (len(feature) // max(len(tree_class), 1))
+        self.class_trees = [np.flatnonzero(tree_class == k) for k in range(self.n_classes)]
 
     @classmethod
     def from_booster(cls, booster: Any) -> TreeEnsemble | None:
@@ -121,17 +122,17 @@ class TreeEnsemble:
         node = np.add.outer(np.zeros(n_rows, dtype=np.int64), self.roots)  # (rows, trees)
         row_offset = (np.arange(n_rows) * self.n_features)[:, None]
         for _ in range(self.depth):
-            observed = dense[self.feature[node] + row_offset]
-            go_left = observed < self.threshold[node]
-            missing = np.isnan(observed)
-            go_left[missing] = self.default_left[node[missing]]
-            node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.value[node]
-        margins = np.empty((n_rows, self.n_classes), dtype=np.float32)
-        for k in range(self.n_classes):
-            terms = np.concatenate(
-                [np.full((n_rows, 1), self.base_margin[k]), leaves[:, self.tree_class == k]], axis=1
+            observed = dense.take(self.feature.take(node) + row_offset)
+            go_left = np.where(
+                np.isnan(observed), self.default_left.take(node), observed < self.threshold.take(node)
             )
+            node = np.where(go_left, self.left.take(node), self.right.take(node))
+        leaves = self.value.take(node)
+        margins = np.empty((n_rows, self.n_classes), dtype=np.float32)
+        for k, trees in enumerate(self.class_trees):
+            terms = np.empty((n_rows, len(trees) + 1), dtype=np.float32)
+            terms[:, 0] = self.base_margin[k]
+            terms[:, 1:] = leaves if len(trees) == leaves.shape[1] else leaves[:, trees]
             margins[:, k] = np.cumsum(terms, axis=1, dtype=np.float32)[:, -1]  # added one by one
         return margins
 
