@@ -177,8 +177,9 @@ class StepTimer:
 
 def suite_overhead(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """toxmod's Lightning fine-tune vs a bare PyTorch loop: same model, batches, optimizer, threads."""
+    from toxmod.models.token_batches import bucketed_batches
     from toxmod.models.transformer import FineTuneRecipe, TransformerScorer
-    from toxmod.models.transformer.batching import PadCollator, TokenizedTexts, bucketed_batches
+    from toxmod.models.transformer.batching import PadCollator, TokenizedTexts
     from toxmod.models.transformer.objectives import objective_for
 
     _, parts = janitr_split(["data=janitr"])

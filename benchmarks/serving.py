@@ -244,6 +244,15 @@ def report(results: dict[str, Any], command: str) -> str:
         "`tfidf_xgboost/sklearn-xgboost-calls` is the same model scored through scikit-learn's "
         "transforms and XGBoost's `predict_proba`, the path before the batch-1 work (same scores).",
         "",
+        *(
+            [
+                f"Re-measured in this run: rows starting with {', '.join(results['remeasured'])}; the "
+                "other rows are the previous run's (same texts, same runs, same machine).",
+                "",
+            ]
+            if results.get("remeasured") and results["remeasured"] != ["all rows"]
+            else []
+        ),
         "| model | format | threads | texts/s b=1 | p50 ms | p95 ms | texts/s b=64 | size MB | peak RSS MB "
         "| load s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -298,6 +307,12 @@ def main() -> None:
         parser.add_argument(f"--{model.replace('_', '-')}", type=Path, help=f"a janitr {model} run")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "toxmod-serving")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="re-measure only rows starting with these prefixes (comma-separated, e.g. student/onnx); "
+        "the other rows are kept from benchmarks/results/serving.json",
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--format", help=argparse.SUPPRESS)
     parser.add_argument("--texts-file", help=argparse.SUPPRESS)
@@ -324,7 +339,13 @@ def main() -> None:
         variants[f"{name}/onnx-int8"] = (exports[name], "int8")
     thread_counts = [int(t) for t in args.threads.split(",")]
     rows: dict[str, dict[int, dict]] = {}
+    only = [prefix for prefix in args.only.split(",") if prefix]
+    previous_file = ROOT / "benchmarks" / "results" / "serving.json"
+    previous = json.loads(previous_file.read_text())["rows"] if only and previous_file.is_file() else {}
     for name, (run_dir, onnx_format) in variants.items():
+        if only and not any(name.startswith(prefix) for prefix in only) and name in previous:
+            rows[name] = {int(t): r for t, r in previous[name].items()}
+            continue
         rows[name] = {}
         for threads in thread_counts:
             rows[name][threads] = measure_in_process(run_dir, onnx_format, threads, texts_file)
@@ -342,6 +363,7 @@ def main() -> None:
             f"{platform.machine()} ({os.cpu_count()} cores, Python {platform.python_version()}, CPU only)"
         ),
         "texts": len(texts),
+        "remeasured": only or ["all rows"],
         "rows": rows,
         "runs": {name: str(run_dir) for name, (run_dir, _) in variants.items()},
     }

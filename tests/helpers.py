@@ -58,12 +58,22 @@ def stored_runs(store: dict[str, str], sweep_parents: bool = False) -> list:  # 
     return [run for run in runs if sweep_parents or run.data.tags.get("sweep") != "parent"]
 
 
+# What every run records besides its numbers (plots, serving latency, an MLflow pyfunc copy of the
+# model) costs seconds per run; the tests of those features turn them back on (RECORD_EXTRAS_ON).
+RECORD_EXTRAS_OFF = ["plots=false", "log_pyfunc=false", "latency.batch1_texts=0", "latency.batch64_texts=0"]
+RECORD_EXTRAS_ON = ["plots=true", "log_pyfunc=true", "latency.batch1_texts=50", "latency.batch64_texts=128"]
+
+
 def compose_train(overrides: list[str]):  # noqa: ANN201 - DictConfig
-    return compose_config("train", ["hardware=cpu", "bootstrap=100", *overrides])
+    return compose_config("train", ["hardware=cpu", "bootstrap=100", *RECORD_EXTRAS_OFF, *overrides])
 
 
-def _kept_out_of_the_checkout(overrides: tuple[str, ...]) -> tuple[str, ...]:
-    """Point outputs and sweeps at a temporary folder unless the test says where."""
+def _kept_out_of_the_checkout(overrides: tuple[str, ...], module: str = "") -> tuple[str, ...]:
+    """Point outputs and sweeps at a temporary folder unless the test says where (and, for train,
+    leave out the per-run extras unless the test turns them on)."""
+    if module == "train":  # after Hydra's leading flags (-m), before the test's own overrides
+        first = next((i for i, o in enumerate(overrides) if not o.startswith("-")), len(overrides))
+        overrides = (*overrides[:first], *RECORD_EXTRAS_OFF, *overrides[first:])
     output_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.output_dir=")), None)
     if output_dir is None and not any(o.startswith("hydra.run.dir=") for o in overrides):
         output_dir = str(Path(tempfile.gettempdir()) / "toxmod-test-outputs")
@@ -86,7 +96,7 @@ class EntryResult:
 def run_entry(module: str, *overrides: str) -> EntryResult:
     """``python -m toxmod.<module> overrides...`` run in this process: the entry point's ``main()``
     with ``sys.argv`` set, its exit code and output captured (no interpreter start-up per call)."""
-    overrides = _kept_out_of_the_checkout(overrides)
+    overrides = _kept_out_of_the_checkout(overrides, module)
     stdout, stderr = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, [f"toxmod-{module}", *overrides]
     code = 0
@@ -107,7 +117,7 @@ def run_cli(module: str, *overrides: str, cwd: Path | None = None) -> subprocess
     """Run ``python -m toxmod.<module> overrides...`` in a new process, as a user would (for what needs
     a process: the real exit code, signals, sweeps of several processes)."""
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
-    overrides = _kept_out_of_the_checkout(overrides)
+    overrides = _kept_out_of_the_checkout(overrides, module)
     return subprocess.run(
         [sys.executable, "-m", f"toxmod.{module}", *overrides],
         capture_output=True,

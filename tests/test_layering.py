@@ -39,6 +39,8 @@ LAYERS = [
         "toxmod.pretrain",
         "toxmod.predict",
         "toxmod.export",
+        "toxmod.report",
+        "toxmod.select",
         "toxmod.runs.__main__",
     ),
 ]

@@ -102,6 +102,13 @@ class LabelScheme(ABC):
     def calibration_pairs(self, scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(confidence, outcome) pairs for expected calibration error."""
 
+    def confusion(
+        self, targets: np.ndarray, predictions: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """``(class names, true index, predicted index)`` for a confusion matrix over classes that
+        exclude each other (levels); None when the labels are independent."""
+        return None
+
     @abstractmethod
     def support(self, targets: np.ndarray) -> dict[str, int]:
         """Positive count per reported label."""
@@ -259,6 +266,11 @@ class LevelsScheme(LabelScheme):
 
     def example_correct(self, targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
         return np.asarray(targets) == np.asarray(predictions)
+
+    def confusion(
+        self, targets: np.ndarray, predictions: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        return list(self.levels), np.asarray(targets, dtype=int), np.asarray(predictions, dtype=int)
 
     def calibration_pairs(self, scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores = np.asarray(scores, dtype=np.float64)

@@ -30,8 +30,7 @@ from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.hardware import CPU, HardwareSettings
 from toxmod.models.base import FitContext, Scorer, artifact_size_bytes
 from toxmod.models.temperature import Temperatures, link_for
-from toxmod.models.transformer.batching import scoring_batches
-from toxmod.models.transformer.tokenization import load_tokenizer
+from toxmod.models.token_batches import load_fast_tokenizer, scoring_batches
 from toxmod.progress import scoring_progress, warn
 
 FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -232,6 +231,8 @@ class OnnxScorer(Scorer):
         if self.quantize:
             quantize_int8(fp32, int8, self.per_channel, self.reduce_range)
         network.tokenizer.save_pretrained(str(self.directory))
+        # scored (also in the parity check) with the tokenizer a saved export loads
+        self.tokenizer = load_fast_tokenizer(self.directory)
         self._sessions = {}
         self.fit_report.metrics.update(self._parity_gate(source, context))
         return self
@@ -361,7 +362,7 @@ class OnnxScorer(Scorer):
         if self.score_with not in FORMATS or not scored.is_file():
             raise DamagedFileError(f"{scored}: missing (scorer.json scores with {self.score_with!r})")
         self.directory = directory
-        self.tokenizer = load_tokenizer(directory)
+        self.tokenizer = load_fast_tokenizer(directory)
         path = directory / TEMPERATURES_FILE
         self.temperatures = Temperatures.load(path) if path.is_file() else None
         self._sessions = {}

@@ -117,20 +117,24 @@ class FittedTfidf:
 
     def rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(indptr, indices, data)`` of the TF-IDF matrix, column indices sorted within each row."""
-        indptr, row_columns, row_counts = [0], [], []
         lookup = self.vocabulary.get
+        columns_seen: list[int] = []
+        counts_seen: list[int] = []
+        row_sizes: list[int] = []
         for text in texts:
             counts = Counter(self.analyze(text))
-            columns = np.fromiter(map(lookup, counts, repeat(-1)), dtype=np.int64, count=len(counts))
-            known = columns >= 0  # a term outside the vocabulary is not a feature
-            columns = columns[known]
-            order = np.argsort(columns)
-            row_columns.append(columns[order])
-            row_counts.append(np.fromiter(counts.values(), dtype=np.int64, count=len(counts))[known][order])
-            indptr.append(indptr[-1] + len(columns))
-        columns = np.concatenate(row_columns).astype(np.int32) if texts else np.zeros(0, np.int32)
-        data = (np.concatenate(row_counts) if texts else np.zeros(0)).astype(self.dtype)
-        offsets = np.asarray(indptr, dtype=np.int32)
+            columns_seen.extend(map(lookup, counts, repeat(-1)))
+            counts_seen.extend(counts.values())
+            row_sizes.append(len(counts))
+        rows = np.repeat(np.arange(len(texts)), row_sizes)
+        columns = np.asarray(columns_seen, dtype=np.int64)
+        known = columns >= 0  # a term outside the vocabulary is not a feature
+        rows, columns = rows[known], columns[known]
+        counts_array = np.asarray(counts_seen, dtype=np.int64)[known]
+        order = np.lexsort((columns, rows))  # by row, then column
+        columns = columns[order].astype(np.int32)
+        data = counts_array[order].astype(self.dtype)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))]).astype(np.int32)
         if self.vectorizer.sublinear_tf:
             np.log(data, data)
             data += 1.0

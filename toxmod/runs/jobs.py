@@ -49,6 +49,9 @@ RESUME_FREE_KEYS = (
     "callbacks.",
     "paths.",
     "hardware.",
+    "plots",  # what is drawn and timed after training does not change the job
+    "latency.",
+    "log_pyfunc",
     "tracking.",
     "bootstrap",
     "evaluate_splits",

@@ -60,6 +60,8 @@ class RunDir:
     PENDING = ".pending"  # the finished marker waits here until the tracking store has the run FINISHED
     DAPT_RECORD = "dapt.json"
     DAPT_MODEL = "dapt_model"
+    PLOTS = "plots"  # PNGs: PR curves, score histograms, reliability, confusion, training curves
+    PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -232,7 +234,32 @@ def finish_run_record(
         tracker.log_artifact(path)
     if (run / RunDir.CALIBRATION).is_file():
         tracker.log_artifact(run / RunDir.CALIBRATION)
+    for folder in (RunDir.PLOTS, RunDir.PREDICTIONS):
+        if (run / folder).is_dir():
+            tracker.log_artifacts(run / folder, folder)
     tracker.log_artifact(stage_marker(run, RunDir.HOLDOUT_EVAL, record))
+
+
+def write_predictions(
+    run: RunDir, split: str, ids: Any, targets: Any, scores: Any, output_names: list[str]
+) -> Path:
+    """``predictions/<split>.parquet``: one row per text with its id, target(s) and every output's
+    score, so runs on the same split can be compared row by row (paired bootstrap) without re-scoring."""
+    import numpy as np
+    import pandas as pd
+
+    targets = np.asarray(targets)
+    columns: dict[str, Any] = {"id": np.asarray(ids).astype(str)}
+    if targets.ndim == 1:
+        columns["target"] = targets
+    else:
+        columns.update({f"target/{name}": targets[:, j] for j, name in enumerate(output_names)})
+    columns.update({f"score/{name}": np.asarray(scores)[:, j] for j, name in enumerate(output_names)})
+    folder = run / RunDir.PREDICTIONS
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{split}.parquet"
+    pd.DataFrame(columns).to_parquet(path, index=False)
+    return path
 
 
 def stage_marker(run: RunDir, name: str, payload: Any) -> Path:
@@ -305,6 +332,8 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
         return run
     if isinstance(store, NoStore):
         raise ConfigError(f"run={ref}: not a run directory (and tracking=none cannot look up run ids)")
+    if str(ref).startswith("models:/"):  # a registered model version, e.g. models:/janitr@champion
+        ref = store.resolve_model(str(ref))
     try:
         stored = store.get(str(ref))
     except ToxmodError:

@@ -52,6 +52,20 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to ``uri`` for the block (its fluent APIs, model logging and
+    the registry's model lookups read it rather than the client they were called through)."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def end_run(client: Any, run_id: str, status: str, reason: str | None = None) -> None:
     """End a tracking run; a run that did not finish says so in its name and its ``failure_reason``.
 
@@ -182,6 +196,66 @@ class RunStore:
         self._client.download_artifacts(run_id, "", str(destination))
         return destination
 
+    def experiment_name(self, experiment_id: str) -> str:
+        return str(self._client.get_experiment(experiment_id).name)
+
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        """Whether the run logged ``path`` (e.g. ``holdout_eval.json``, written only by finished runs)."""
+        folder, _, name = path.rpartition("/")
+        return any(item.path == path for item in self._client.list_artifacts(run_id, folder or None))
+
+    # -- the model registry (needs a database store: SQLite or a server) ---------------------------
+
+    def register(self, name: str, model_uri: str, run_id: str, alias: str) -> tuple[str, bool]:
+        """Point ``alias`` of registered model ``name`` at a version of ``model_uri`` (``run_id``'s
+        pyfunc model). A version of that run already registered is reused, so re-running creates
+        none; returns ``(version, created)``."""
+        with global_tracking_uri(self.uri):  # the registry looks the logged model up through it
+            return self._register(name, model_uri, run_id, alias)
+
+    def _register(self, name: str, model_uri: str, run_id: str, alias: str) -> tuple[str, bool]:
+        from mlflow.exceptions import MlflowException
+
+        client = self._client
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        existing = [
+            v for v in client.search_model_versions(f"name = '{_quoted(name)}'") if v.run_id == run_id
+        ]
+        if existing:
+            version, created = str(existing[0].version), False
+        else:
+            version = str(client.create_model_version(name, model_uri, run_id=run_id).version)
+            created = True
+        client.set_registered_model_alias(name, alias, version)
+        return version, created
+
+    def resolve_model(self, uri: str) -> str:
+        """The run behind ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+        from mlflow.exceptions import MlflowException
+
+        reference = uri.removeprefix("models:/")
+        name, at, alias = reference.partition("@")
+        try:
+            if at:
+                version = self._client.get_model_version_by_alias(name, alias)
+            else:
+                name, _, number = reference.rpartition("/")
+                version = self._client.get_model_version(name, number)
+        except MlflowException:
+            raise ToxmodError(f"run={uri}: no such registered model version in {self.uri}") from None
+        if not version.run_id:
+            raise ToxmodError(f"run={uri}: that model version is not from a toxmod run")
+        return str(version.run_id)
+
+    def download_artifact(self, run_id: str, path: str, destination: Path) -> Path:
+        """One artifact (a file or folder) of the run into ``destination``; returns its local path."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        destination.mkdir(parents=True, exist_ok=True)
+        return Path(self._client.download_artifacts(run_id, path, str(destination)))
+
 
 def _quoted(value: str) -> str:
     return str(value).replace("'", "\\'")
@@ -195,7 +269,8 @@ class NoStore:
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError("tracking=none keeps no run store: pass a run directory, or tracking=mlflow")
 
-    get = search = download = experiment_ids = mark_failed = _refuse
+    get = search = download = download_artifact = has_artifact = experiment_ids = mark_failed = _refuse
+    register = resolve_model = experiment_name = _refuse
 
     def has_run(self, run_id: str) -> bool:
         return False

@@ -5,12 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from toxmod.errors import is_interrupt
-from toxmod.runs.store import NoStore, RunStore, end_run, file_lock, open_client, reopened_name
+from toxmod.runs.store import (
+    NoStore,
+    RunStore,
+    end_run,
+    file_lock,
+    global_tracking_uri,
+    open_client,
+    reopened_name,
+)
 
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
@@ -66,7 +75,32 @@ class NullTracker:
 
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None: ...
 
+    def log_pyfunc_model(self, python_model: Any, artifacts: Mapping[str, str], **options: Any) -> None:
+        return None
 
+
+class CurveRecorder:
+    """Passes a model's per-step curves on to the tracker and keeps them for the run's plots."""
+
+    enabled = True
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+        self.points: dict[str, list[tuple[int, float]]] = {}
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.tracker.enabled:
+            self.tracker.log_metrics(metrics, step)
+        if step is not None:
+            for name, value in metrics.items():
+                self.points.setdefault(name, []).append((int(step), float(value)))
+
+
+# MLflow 3's UI opens an experiment without this tag in its GenAI workspace ("Evaluation runs");
+# model training experiments open on the runs table with the training views.
+PYFUNC_MODEL_NAME = "pyfunc"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 PARENT_RUN_PREFIX = "mlflow-parent-"  # + experiment name + .json, in a sweep's folder
 
 
@@ -98,12 +132,16 @@ class MlflowTracker:
 
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:  # made by an older toxmod, or by MLflow itself
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return found.experiment_id
         location = None
         if self.artifact_root:
             location = (Path(self.artifact_root).expanduser().resolve() / self.experiment_name).as_uri()
         try:
-            return self.client.create_experiment(self.experiment_name, artifact_location=location)
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException:  # another run created it a moment ago
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
@@ -185,6 +223,28 @@ class MlflowTracker:
 
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
+    def log_pyfunc_model(self, python_model: Any, artifacts: Mapping[str, str], **options: Any) -> str:
+        """Log an MLflow pyfunc model from this run (a LoggedModel in MLflow 3, shown under "Logged
+        models"); returns its ``models:/<model_id>`` URI, also kept as the run's ``pyfunc_model_uri`` tag.
+
+        Model logging is MLflow's fluent API, which works on the globally active run: this run is made
+        active (under this tracker's URI) for the call only. Leaving it sets the run FINISHED, so this
+        is the last thing a run records.
+        """
+        import mlflow
+
+        with global_tracking_uri(self.uri), mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
+            # the signature is given; MLflow still suggests an input example (it would load and
+            # run the model once more at logging time)
+            warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
+            # named "pyfunc", not "model": MLflow 3 resolves runs:/<id>/<name> paths to a logged
+            # model of that name first, which would hide the run's own model/ folder
+            info = mlflow.pyfunc.log_model(
+                name=PYFUNC_MODEL_NAME, python_model=python_model, artifacts=dict(artifacts), **options
+            )
+        self.set_tags({"pyfunc_model_uri": info.model_uri})
+        return str(info.model_uri)
 
 
 Tracker = MlflowTracker | NullTracker

@@ -94,6 +94,7 @@ class PredictSettings:
     max_chars: int = 10_000
     text_column: str = "text"
     id_column: str = "id"
+    chunk_size: int = 1024  # texts per scoring call from a file (stdin: batch_size, so a pipe streams)
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,15 @@ def predict_file(predictor: Predictor, settings: PredictSettings) -> PredictSumm
     A file output is written beside its name and renamed when complete, so a stopped run never leaves
     an output that looks whole. Progress shows for file inputs on a terminal, never for pipes.
     """
-    if settings.batch_size < 1 or settings.max_chars < 1:
-        raise ConfigError("predict.batch_size and predict.max_chars must be positive")
+    if settings.batch_size < 1 or settings.max_chars < 1 or settings.chunk_size < 1:
+        raise ConfigError("predict.batch_size, predict.chunk_size and predict.max_chars must be positive")
     rows, total = read_inputs(settings)
+    # From a file, larger calls: a model sorts the texts of one call by length before batching them,
+    # so texts of similar length share a batch and little is spent on padding.
+    size = settings.batch_size if total is None else settings.chunk_size
     start, scored, reported = time.perf_counter(), 0, 0
     with _output(settings.output) as sink, _progress(total) as advance:
-        for batch in _batches(rows, settings.batch_size):
+        for batch in _batches(rows, size):
             records = _batch_records(predictor, batch, settings.max_chars)
             for record in records:
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -28,7 +28,9 @@ from toxmod.data.text import normalize_text
 from toxmod.distillation import check_distillation, teacher_targets
 from toxmod.errors import ConfigError
 from toxmod.evaluation import evaluate_predictions
+from toxmod.evaluation.latency import measure_throughput
 from toxmod.evaluation.metrics import calibration_change
+from toxmod.evaluation.plots import write_run_plots
 from toxmod.evaluation.scoring import score_split
 from toxmod.evaluation.validation import OperatingPointMetrics
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
@@ -64,9 +66,10 @@ from toxmod.runs.record import (
     record_failure,
     reopen,
     write_json,
+    write_predictions,
     write_tracking,
 )
-from toxmod.runs.tracking import Tracker, flatten
+from toxmod.runs.tracking import CurveRecorder, Tracker, flatten
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split
 from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
@@ -361,7 +364,7 @@ def _fit_context(
         components.context,
         validation=ValidationData(list(valid.texts), valid.targets) if len(valid) else None,
         resume_from=plan.checkpoint if plan else None,
-        metrics_logger=tracker,
+        metrics_logger=CurveRecorder(tracker),
         auxiliary=_supported_auxiliary(cfg, train_part),
     )
 
@@ -447,13 +450,67 @@ def _fit_and_evaluate(
     if context.checkpoint.log_best:
         for folder, path in scorer.fit_report.artifacts.items():
             tracker.log_artifact(path, folder)
+    holdout = parts[EVALUATION_SPLIT]
+    metrics.update(_latency(cfg, scorer, list(holdout.texts)))
+    write_predictions(
+        run,
+        EVALUATION_SPLIT,
+        holdout.ids,
+        holdout.targets,
+        scored[EVALUATION_SPLIT].scores,
+        scheme.output_names,
+    )
+    if cfg.get("plots", True):
+        start = time.perf_counter()
+        write_run_plots(
+            run / RunDir.PLOTS,
+            scheme,
+            scored[EVALUATION_SPLIT].scores,
+            scored[EVALUATION_SPLIT].targets,
+            thresholds.as_array(),
+            {name: components.thresholder.budget.target_for(name) for name in scheme.decision_names},
+            _training_curves(cfg, scheme, context.metrics_logger),
+        )
+        metrics["plots_seconds"] = time.perf_counter() - start
     record = holdout_eval_record(
         manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), metrics
     )
     finish_run_record(run, tracker, metrics, record, step=int(metrics.get("train/global_steps", 0)))
+    if cfg.get("log_pyfunc", True) and tracker.enabled:
+        from toxmod.stages.pyfunc_model import ToxmodPyfunc, pip_requirements, signature_for  # mlflow.pyfunc
+
+        tracker.log_pyfunc_model(
+            ToxmodPyfunc(),
+            {"model": str(run.model), "thresholds": str(run.thresholds)},
+            signature=signature_for(scheme),
+            pip_requirements=pip_requirements(),
+        )
     _print_results(dataset.name, scheme, metrics, thresholds.as_dict(), run.path, train_seconds)
     _print_chunk_end(cfg, metrics, run)
     return metrics
+
+
+def _latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, float]:
+    """Per-text latency at batch 1 and texts/s at batch 64 on the first holdout texts, through the
+    scoring interface, so every run carries comparable serving numbers (``compare``, ``report``)."""
+    settings = cfg.get("latency") or {}
+    metrics: dict[str, float] = {}
+    one, many = int(settings.get("batch1_texts", 0)), int(settings.get("batch64_texts", 0))
+    if one and texts:
+        result = measure_throughput(scorer, texts[:one], 1, repeats=1, warmup=1)
+        metrics["latency/batch1_ms_per_text"] = 1000.0 / result.median_texts_per_second
+    if many and texts:
+        result = measure_throughput(scorer, texts[:many], 64, repeats=1, warmup=1)
+        metrics["latency/batch64_texts_per_second"] = result.median_texts_per_second
+    return metrics
+
+
+def _training_curves(cfg: DictConfig, scheme: Any, recorder: Any) -> dict[str, list[tuple[int, float]]]:
+    """The training loss and the checkpoint monitor per step, when the model logged them."""
+    points = getattr(recorder, "points", {})
+    decision = scheme.decision_for(scheme.primary_label) or scheme.decision_names[-1]
+    monitor = OmegaConf.select(cfg, "checkpoint.monitor", default=None) or f"valid/{decision}/recall_at_fpr"
+    return {name: points[name] for name in ("train/loss", monitor) if points.get(name)}
 
 
 def _print_chunk_end(cfg: DictConfig, metrics: dict[str, float], run: RunDir) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from toxmod.models.transformer.batching import BucketBatchSampler, PadCollator, bucketed_batches
+from toxmod.models.token_batches import bucketed_batches
+from toxmod.models.transformer.batching import BucketBatchSampler, PadCollator
 
 pytestmark = pytest.mark.data_free
 

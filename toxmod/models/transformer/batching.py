@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from toxmod.models.token_batches import bucketed_batches, pad_batch
+
 
 class TokenizedTexts(Dataset):
     """Token ids (truncated to ``max_length``) and, optionally, target, auxiliary-target and teacher rows."""
@@ -67,32 +69,6 @@ class TokenizedTexts(Dataset):
         return item
 
 
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token id lists padded to the longest: ``(input_ids, attention_mask)``, int64 numpy arrays."""
-    width = max(len(ids) for ids in sequences)
-    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(sequences), width), dtype=np.int64)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = ids
-        attention_mask[row, : len(ids)] = 1
-    return input_ids, attention_mask
-
-
-def scoring_batches(
-    tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int
-) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Texts tokenized once, sorted by length and padded per batch: ``(row indices, ids, mask)``.
-
-    Plain numpy, so any runtime (torch, ONNX Runtime) scores the same batches.
-    """
-    encoded = TokenizedTexts.encode(tokenizer, texts, max_length)
-    pad_id = tokenizer.pad_token_id or 0
-    return [
-        (rows, *pad_batch([encoded.input_ids[i] for i in rows], pad_id))
-        for rows in bucketed_batches(encoded.lengths, batch_size, rng=None)
-    ]
-
-
 class PadCollator:
     """Pads a batch to its own longest sequence (dynamic padding)."""
 
@@ -106,27 +82,6 @@ class PadCollator:
             if key != "input_ids":
                 batch[key] = torch.stack([item[key] for item in items])
         return batch
-
-
-def bucketed_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None, pool_batches: int = 50
-) -> list[list[int]]:
-    """Batches of similar-length texts.
-
-    With ``rng``: shuffle, sort by length within pools of ``pool_batches`` batches, cut into batches,
-    shuffle the batch order. Without: one pass sorted by length (scoring).
-    """
-    if rng is None:
-        order = np.argsort(lengths, kind="stable")
-        return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    order = rng.permutation(len(lengths))
-    pool = batch_size * max(pool_batches, 1)
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = order[start : start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toxmod.errors import ConfigError, require_positive_int
+from toxmod.models.token_batches import load_tokenizer
 from toxmod.models.transformer.backbones import StudentArchitecture, build_classifier, resolve_pretrained
-from toxmod.models.transformer.tokenization import load_tokenizer, train_wordpiece_tokenizer
+from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
 
 MIN_MAX_LENGTH = 8  # [CLS] + a few tokens + [SEP]
 POOLINGS = ("cls", "mean")

@@ -28,12 +28,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import DamagedFileError, TrainingError
 from toxmod.models.base import MetricsLogger, ValidationMetrics
+from toxmod.models.token_batches import bucketed_batches
 from toxmod.models.transformer.batching import (
     BucketBatchSampler,
     PadCollator,
     ResumableLoader,
     TokenizedTexts,
-    bucketed_batches,
 )
 from toxmod.models.transformer.losses import ModelOutput, WeightedLoss
 from toxmod.models.transformer.objectives import Objective

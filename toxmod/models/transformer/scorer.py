@@ -20,13 +20,12 @@ from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext, Scorer
+from toxmod.models.token_batches import load_tokenizer, scoring_batches
 from toxmod.models.transformer.backbones import load_saved_classifier
-from toxmod.models.transformer.batching import scoring_batches
 from toxmod.models.transformer.encoder import EncoderSpec
 from toxmod.models.transformer.losses import masked_mean
 from toxmod.models.transformer.objectives import OBJECTIVES
 from toxmod.models.transformer.recipe import FineTuneRecipe
-from toxmod.models.transformer.tokenization import load_tokenizer
 from toxmod.models.transformer.training import check_fit_settings, fine_tune
 from toxmod.progress import scoring_progress
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
-
-from toxmod.errors import DamagedFileError
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -78,14 +75,3 @@ def train_wordpiece_tokenizer(
     )
     tokenizer.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
-
-
-def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
-    """A tokenizer saved with ``save_pretrained`` (student or pretrained); no remote code is run."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DamagedFileError(f"{directory}: the tokenizer cannot be read ({reason[:200]})") from None
