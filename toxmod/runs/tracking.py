@@ -238,6 +238,7 @@ class MlflowTracker:
             # the signature is given; MLflow still suggests an input example (it would load and
             # run the model once more at logging time)
             warnings.filterwarnings("ignore", message=".*input example.*", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
             # named "pyfunc", not "model": MLflow 3 resolves runs:/<id>/<name> paths to a logged
             # model of that name first, which would hide the run's own model/ folder
             info = mlflow.pyfunc.log_model(

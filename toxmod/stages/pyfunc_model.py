@@ -96,11 +96,12 @@ except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the
 class ToxmodPyfunc(PythonModel):  # type: ignore[misc,valid-type]
     """Loads the run's scorer and thresholds from the logged artifacts; predicts a ``text`` column."""
 
-    def load_context(self, context: Any) -> None:
+    # No type hints on these two: MLflow reads predict's as an input schema (a signature is given).
+    def load_context(self, context):  # noqa: ANN001, ANN201
         self.scorer = load_scorer(Path(context.artifacts["model"]))
         self.thresholds = Thresholds.load(Path(context.artifacts["thresholds"]), self.scorer.scheme)
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if TEXT_COLUMN not in frame:
             raise ValueError(f"the input needs a {TEXT_COLUMN!r} column; got {list(frame.columns)}")
