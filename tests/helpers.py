@@ -32,6 +32,19 @@ TINY_XGBOOST = [
 ]
 
 
+# A tiny student that learns something in a few epochs on ~900 janitr rows (its scores spread out).
+LEARNING_TINY_STUDENT = [
+    "model=student",
+    "student=tiny",
+    "student.hidden=64",
+    "student.intermediate=128",
+    "model.batch_size=32",
+    "model.max_epochs=4",
+    "model.optimizer.lr=2e-3",
+    "model.max_length=64",
+]
+
+
 # A tiny student for training paths: 2 layers, hidden 32 (student=tiny), short texts, small batches.
 TINY_STUDENT = [
     "model=student",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import JANITR_SLICE, compose_train, run_entry, tracking_overrides
+from tests.helpers import JANITR_SLICE, LEARNING_TINY_STUDENT, compose_train, run_entry, tracking_overrides
 from toxmod.config import compose_config
 from toxmod.errors import ConfigError
 from toxmod.models import FitContext, ValidationData, load_scorer
@@ -25,19 +25,12 @@ from toxmod.stages.train import TrainResult, train
 
 pytestmark = pytest.mark.slow
 
-# A tiny student that learns something on 900 janitr rows (scores spread out, so int8 rounding
-# moves few of them across a threshold), as in tests/models/test_models.py.
+# A tiny student that learns something (scores spread out, so int8 rounding moves few of them
+# across a threshold).
 LEARNING_STUDENT = [
     "data=janitr",
     "data.max_rows=900",
-    "model=student",
-    "student=tiny",
-    "student.hidden=64",
-    "student.intermediate=128",
-    "model.batch_size=32",
-    "model.max_epochs=4",
-    "model.optimizer.lr=2e-3",
-    "model.max_length=64",
+    *LEARNING_TINY_STUDENT,
     "hardware.num_workers=0",
     "bootstrap=0",
 ]

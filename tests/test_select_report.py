@@ -22,6 +22,7 @@ from tests.helpers import RECORD_EXTRAS_ON, TINY_XGBOOST, compose_train, run_ent
 from toxmod.config import compose_config
 from toxmod.errors import ToxmodError
 from toxmod.models import load_scorer
+from toxmod.runs.store import global_tracking_uri
 from toxmod.stages.predict import Predictor
 from toxmod.stages.report import report
 from toxmod.stages.select import parse_where
@@ -85,12 +86,8 @@ def test_every_run_has_plots_holdout_predictions_and_a_pyfunc_model(janitr_runs)
 
     uri = client.get_run(result.run_id).data.tags["pyfunc_model_uri"]
     texts = ["free airdrop, connect your wallet now", "lunch at noon?"]
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store["uri"])
-    try:
+    with global_tracking_uri(store["uri"]):
         served = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": texts}))
-    finally:
-        mlflow.set_tracking_uri(previous)
     scores = load_scorer(result.run_dir / "model").predict_scores(texts)
     assert np.allclose(served[["score/scam", "score/topic_crypto"]].to_numpy(), scores)
     thresholds = json.loads((result.run_dir / "thresholds.json").read_text())["thresholds"]

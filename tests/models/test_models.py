@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.helpers import TINY_XGBOOST, compose_train, janitr_frame
+from tests.helpers import LEARNING_TINY_STUDENT, TINY_XGBOOST, compose_train, janitr_frame
 from toxmod.config import instantiate_component
 from toxmod.data import build_dataset
 from toxmod.errors import ToxmodError
@@ -19,16 +19,7 @@ MODELS = {
     "tfidf_xgboost": TINY_XGBOOST,
     "tfidf_logreg": ["model=tfidf_logreg", "model.max_features=20000"],
     "fasttext": ["model=fasttext", "model.epoch=15", "model.dim=32", "model.quantize.cutoff=5000"],
-    "transformer": [
-        "model=student",
-        "student=tiny",
-        "student.hidden=64",
-        "student.intermediate=128",
-        "model.batch_size=32",
-        "model.max_epochs=4",
-        "model.optimizer.lr=2e-3",
-        "model.max_length=64",
-    ],
+    "transformer": LEARNING_TINY_STUDENT,
 }
 
 

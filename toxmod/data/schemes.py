@@ -68,6 +68,11 @@ class LabelScheme(ABC):
         """The thresholded decision shown beside a reported label (None for derived labels)."""
         return report_name if report_name in self.decision_names else None
 
+    @property
+    def primary_decision(self) -> str:
+        """The thresholded decision of the primary label (the last decision when it has none)."""
+        return self.decision_for(self.primary_label) or self.decision_names[-1]
+
     @abstractmethod
     def training_tasks(self, targets: np.ndarray) -> list[TrainingTask]:
         """Split encoded targets into the estimators a classical model fits."""

@@ -52,16 +52,26 @@ def _divide_or_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray
     return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=denominator > 0)
 
 
-def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> float:
-    """Mean |confidence - outcome rate| over equal-width confidence bins, weighted by bin size."""
+def calibration_bins(
+    confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15
+) -> list[tuple[float, float, int]]:
+    """``(mean confidence, outcome rate, count)`` of each non-empty equal-width confidence bin."""
     confidence, outcome = np.asarray(confidence, dtype=float), np.asarray(outcome, dtype=float)
-    if len(confidence) == 0:
-        return math.nan
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    total = 0.0
+    found = []
     for b in np.unique(bins):
         in_bin = bins == b
-        total += in_bin.sum() * abs(confidence[in_bin].mean() - outcome[in_bin].mean())
+        found.append((confidence[in_bin].mean(), outcome[in_bin].mean(), int(in_bin.sum())))
+    return found
+
+
+def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> float:
+    """Mean |confidence - outcome rate| over equal-width confidence bins, weighted by bin size."""
+    if len(confidence) == 0:
+        return math.nan
+    total = 0.0
+    for mean_confidence, rate, count in calibration_bins(confidence, outcome, n_bins):
+        total += count * abs(mean_confidence - rate)
     return float(total / len(confidence))
 
 

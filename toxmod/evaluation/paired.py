@@ -56,8 +56,7 @@ def _statistics(
         j = view.names.index(primary)
         positives = tp[:, j] + fn[:, j]
     else:  # a level scheme's primary decision (P(level >= k)) when it is not a reported label
-        decision = scheme.decision_for(primary) or scheme.decision_names[-1]
-        j = scheme.decision_names.index(decision)
+        j = scheme.decision_names.index(scheme.primary_decision)
         flagged = scheme.decision_scores(scores) >= np.asarray(thresholds)[None, :]
         tp, _, fn = _counts(weights, scheme.decision_targets(targets), flagged)
         positives = tp[:, j] + fn[:, j]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.evaluation.metrics import expected_calibration_error
+from toxmod.evaluation.metrics import calibration_bins, expected_calibration_error
 
 RELIABILITY_BINS = 15
 
@@ -31,6 +31,17 @@ def _pyplot():  # noqa: ANN202 - matplotlib.pyplot, imported with the non-intera
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def operating_point(truth: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """Recall, precision and FPR of flagging ``scores >= threshold`` (0 where undefined)."""
+    flagged = scores >= threshold
+    caught = float((flagged & truth).sum())
+    return (
+        caught / max(int(truth.sum()), 1),
+        caught / max(int(flagged.sum()), 1),
+        float((flagged & ~truth).sum()) / max(int((~truth).sum()), 1),
+    )
 
 
 def write_run_plots(
@@ -58,10 +69,7 @@ def write_run_plots(
         if positives and negatives:
             precision, recall, _ = precision_recall_curve(truth, column)
             ax.plot(recall, precision, label=f"{split} PR curve")
-            flagged = column >= cut
-            op_recall = (flagged & truth).sum() / positives
-            op_precision = (flagged & truth).sum() / max(flagged.sum(), 1)
-            op_fpr = (flagged & ~truth).sum() / negatives
+            op_recall, op_precision, op_fpr = operating_point(truth, column, cut)
             ax.plot(
                 [op_recall],
                 [op_precision],
@@ -111,15 +119,9 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001
 
 def _reliability(plt, directory: Path, confidence: np.ndarray, outcome: np.ndarray, split: str) -> Path:  # noqa: ANN001
     ece = expected_calibration_error(confidence, outcome, RELIABILITY_BINS)
-    edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, RELIABILITY_BINS - 1)
-    centres, observed, counts = [], [], []
-    for b in range(RELIABILITY_BINS):
-        inside = which == b
-        if inside.any():
-            centres.append(confidence[inside].mean())
-            observed.append(outcome[inside].mean())
-            counts.append(int(inside.sum()))
+    # the bins the ECE in the title averages over
+    bins = calibration_bins(confidence, outcome, RELIABILITY_BINS)
+    centres, observed = [b[0] for b in bins], [b[1] for b in bins]
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
     ax.plot(centres, observed, "o-", label="observed frequency")

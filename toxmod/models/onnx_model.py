@@ -221,7 +221,6 @@ class OnnxScorer(Scorer):
         source = self._source_model
         network = getattr(source, "inner", None) or source
         self.scheme = scheme
-        self.tokenizer = network.tokenizer
         self.max_length = int(network.encoder.max_length)
         self.parameters = network.parameter_count
         self.directory = Path(tempfile.mkdtemp(prefix="toxmod-onnx-"))  # until save() moves it

@@ -134,7 +134,7 @@ class FittedTfidf:
         order = np.lexsort((columns, rows))  # by row, then column
         columns = columns[order].astype(np.int32)
         data = counts_array[order].astype(self.dtype)
-        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))]).astype(np.int32)
+        offsets = row_offsets(rows, len(texts)).astype(np.int32)
         if self.vectorizer.sublinear_tf:
             np.log(data, data)
             data += 1.0
@@ -146,6 +146,11 @@ class FittedTfidf:
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         offsets, columns, data = self.rows(texts)
         return sparse.csr_matrix((data, columns, offsets), shape=(len(texts), self.width))
+
+
+def row_offsets(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """A CSR ``indptr`` from the row index of each stored entry (entries grouped by row, in order)."""
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
 
 
 def stack_rows(
@@ -164,7 +169,7 @@ def stack_rows(
         order = np.argsort(rows, kind="stable")  # by row, keeping the blocks (columns) in order
         indices = np.concatenate([block[1] + offset for block, offset in zip(blocks, offsets)])[order]
         data = np.concatenate([block[2].astype(dtype, copy=False) for block in blocks])[order]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))]).astype(np.int32)
+        indptr = row_offsets(rows, n_rows).astype(np.int32)
     return sparse.csr_matrix((data, indices.astype(np.int32), indptr), shape=(n_rows, int(sum(widths))))
 
 
@@ -229,7 +234,7 @@ class TfidfFeaturizer:
         if self.text_stats:
             stats = text_statistics(texts).astype(np.float32)
             rows, columns = np.nonzero(stats)  # a sparse matrix stores no zeros
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))])
+            indptr = row_offsets(rows, len(texts))
             blocks.append((indptr, columns.astype(np.int32), stats[rows, columns]))
             widths.append(stats.shape[1])
         return stack_rows(blocks, widths, np.float32)

@@ -29,7 +29,7 @@ from toxmod.models.persistence import (
     require_keys,
     write_arrays,
 )
-from toxmod.models.text_features import TfidfFeaturizer
+from toxmod.models.text_features import TfidfFeaturizer, row_offsets
 from toxmod.models.trees import SparseRows, TreeEnsemble
 
 ARRAYS_FILE = "model.npz"  # the featurizer's idf and the linear models' coefficients
@@ -254,7 +254,7 @@ class _StackedXGB:
         if n_rows > 1:  # the linear scores went last: put every row's entries together again
             order = np.argsort(rows, kind="stable")
             rows, columns, values = rows[order], columns[order], values[order]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+        indptr = row_offsets(rows, n_rows)
         return SparseRows(indptr, columns, values, (n_rows, width))
 
     def predict_proba(self, features: sparse.csr_matrix) -> np.ndarray:

@@ -63,15 +63,7 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
             "name": f"{source_model}-onnx-{settings['score_with']}",
             "source": str(source.path.resolve()),
             "source_thresholds": thresholds,
-            "score_with": settings["score_with"],
-            "opset": settings["opset"],
-            "quantize": settings["quantize"],
-            "per_channel": settings["per_channel"],
-            "reduce_range": settings["reduce_range"],
-            "max_abs_diff_fp32": settings["max_abs_diff_fp32"],
-            "max_flip_rate_int8": settings["max_flip_rate_int8"],
-            "allow_parity_failure": settings["allow_parity_failure"],
-            "batch_size": settings["batch_size"],
+            **settings,  # export.* are OnnxScorer's settings, one for one
         }
         new.split = {
             "_target_": "toxmod.splits.builders.frozen_split",

@@ -24,7 +24,7 @@ from toxmod.config import instantiate_component
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.evaluation.paired import PairedDifference, paired_bootstrap
-from toxmod.evaluation.plots import pareto_front, write_pareto, write_pr_overlay
+from toxmod.evaluation.plots import operating_point, pareto_front, write_pareto, write_pr_overlay
 from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
 from toxmod.progress import console
@@ -228,7 +228,7 @@ def _pairs(
 def _plots(
     directory: Path, scheme: LabelScheme, runs: list[ReportedRun], with_rows: list[ReportedRun]
 ) -> list[Path]:
-    primary = scheme.decision_for(scheme.primary_label) or scheme.decision_names[-1]
+    primary = scheme.primary_decision
     j = scheme.decision_names.index(primary)
     images = []
     if with_rows:
@@ -236,10 +236,8 @@ def _plots(
         for r in with_rows:
             truth = scheme.decision_targets(r.targets)[:, j].astype(bool)
             scores = scheme.decision_scores(r.scores)[:, j]
-            flagged = scores >= r.thresholds.as_array()[j]
-            recall = (flagged & truth).sum() / max(truth.sum(), 1)
-            precision = (flagged & truth).sum() / max(flagged.sum(), 1)
-            curves[r.label] = (truth, scores, (float(recall), float(precision)))
+            recall, precision, _ = operating_point(truth, scores, r.thresholds.as_array()[j])
+            curves[r.label] = (truth, scores, (recall, precision))
         images.append(write_pr_overlay(directory / f"pr_{primary}.png", f"{primary} (holdout)", curves))
     latency = "latency/batch1_ms_per_text"
     quality = f"holdout/{scheme.primary_label}/recall"

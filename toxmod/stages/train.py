@@ -508,8 +508,8 @@ def _latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, flo
 def _training_curves(cfg: DictConfig, scheme: Any, recorder: Any) -> dict[str, list[tuple[int, float]]]:
     """The training loss and the checkpoint monitor per step, when the model logged them."""
     points = getattr(recorder, "points", {})
-    decision = scheme.decision_for(scheme.primary_label) or scheme.decision_names[-1]
-    monitor = OmegaConf.select(cfg, "checkpoint.monitor", default=None) or f"valid/{decision}/recall_at_fpr"
+    default = f"valid/{scheme.primary_decision}/recall_at_fpr"  # the checkpoint monitor's default
+    monitor = OmegaConf.select(cfg, "checkpoint.monitor", default=None) or default
     return {name: points[name] for name in ("train/loss", monitor) if points.get(name)}
 
 

@@ -52,8 +52,7 @@ class FineTuned:
 
 def default_monitor(scheme: LabelScheme) -> str:
     """The primary label's recall at the target FPR on valid."""
-    decision = scheme.decision_for(scheme.primary_label) or scheme.decision_names[-1]
-    return f"valid/{decision}/recall_at_fpr"
+    return f"valid/{scheme.primary_decision}/recall_at_fpr"
 
 
 def monitored_metrics(scheme: LabelScheme, context: FitContext) -> list[str]:
