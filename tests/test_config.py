@@ -16,10 +16,15 @@ from toxmod.paths import CONFIG_DIR
 pytestmark = pytest.mark.data_free
 
 GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "trainer", "student", "experiment"]
+GROUPS += ["prompt"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+    """The group's options, nested ones as ``llm/smollm2_135m``; ``_``-prefixed bases left out."""
+    root = CONFIG_DIR / group
+    return sorted(
+        str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if not p.stem.startswith("_")
+    )
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
@@ -30,8 +35,8 @@ def test_every_group_option_composes_and_resolves(group: str, option: str) -> No
     resolved = OmegaConf.to_container(compose_train(overrides), resolve=True)  # every interpolation resolves
     chosen = resolved if group == "experiment" else resolved[group]
     assert chosen, f"{group}={option} composed to nothing"
-    if "name" in chosen:  # data, split, model: the option selected is the one composed
-        assert chosen["name"] == option
+    if "name" in chosen and option != "llm/openai_compat":  # its name is the served model's
+        assert chosen["name"] == option.rsplit("/", 1)[-1]  # the option selected is the one composed
     if "_target_" in chosen:  # model, split, threshold, tracking: the class or function exists
         assert callable(_locate(chosen["_target_"]))
     if group == "experiment":

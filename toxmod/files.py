@@ -1,8 +1,12 @@
-"""Reading the JSON a run or model left on disk: a missing, empty or malformed file is a one-line error."""
+"""Reading the JSON a run or model left on disk (a missing, empty or malformed file is a one-line error),
+and a file lock for what several processes may build at once."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +30,14 @@ def require_keys(path: Path, state: Any, keys: tuple[str, ...]) -> None:
     missing = [key for key in keys if key not in state]
     if missing:
         raise DamagedFileError(f"{path}: keys {missing} are missing")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held while the block runs (other processes wait for it)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -61,8 +61,9 @@ def test_levels_models_output_level_probabilities(model: str, tmp_path: Path) ->
 
 def test_every_registered_kind_is_trained_here_and_unknown_dirs_are_refused(tmp_path: Path) -> None:
     # the tests above cover every kind; ensembles (built from finished runs) and temperature-scaled
-    # runs (calibration=temperature) in tests/test_ensemble.py, ONNX exports in tests/test_export.py
-    assert set(MODELS) | {"ensemble", "temperature_scaled", "onnx"} == set(SCORER_REGISTRY)
+    # runs (calibration=temperature) in tests/test_ensemble.py, ONNX exports in tests/test_export.py,
+    # causal LMs (zero/few-shot, servers) in tests/llm/
+    assert set(MODELS) | {"ensemble", "temperature_scaled", "onnx", "llm"} == set(SCORER_REGISTRY)
     with pytest.raises(ToxmodError, match="is not a saved toxmod model"):
         load_scorer(tmp_path)
 

@@ -156,3 +156,22 @@ def test_new_split_is_checked_against_a_previous_one() -> None:
     assert sum(comparison["moved_ids"].values()) > 0
     assert comparison["new_train_texts_in_previous"]["holdout"] > 0
     assert compare_with_previous(data, old, old)["moved_ids"] == {}
+
+
+def test_split_sample_is_stratified_seeded_and_a_split_of_its_own() -> None:
+    from toxmod.splits import build_manifest
+
+    cfg = compose_train(["data=jigsaw_levels"])
+    dataset = build_dataset(cfg.data)
+    full, _ = prepare_split(cfg.split, dataset)
+    cfg.split.sample = {"calib": 300, "holdout": 500}
+    sampled, _ = prepare_split(cfg.split, dataset)
+    again, _ = prepare_split(cfg.split, dataset)
+    assert (len(sampled.rows["calib"]), len(sampled.rows["holdout"])) == (300, 500)
+    assert np.array_equal(sampled.rows["train"], full.rows["train"])  # train and valid untouched
+    assert set(sampled.rows["holdout"]) <= set(full.rows["holdout"])
+    assert np.array_equal(sampled.rows["holdout"], again.rows["holdout"])  # seeded
+    levels = lambda rows: np.bincount(dataset.targets[rows], minlength=4) / len(rows)  # noqa: E731
+    assert np.abs(levels(sampled.rows["holdout"]) - levels(full.rows["holdout"])).max() < 0.005
+    hashes = {build_manifest(dataset, s)["split_sha256"] for s in (full, sampled, again)}
+    assert len(hashes) == 2 and sampled.notes["sample"] == {"calib": 300, "holdout": 500, "seed": 0}

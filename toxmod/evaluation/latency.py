@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from toxmod.models.base import Scorer, batched
 
 
@@ -19,6 +21,8 @@ class Throughput:
     repeats: int
     median_texts_per_second: float
     median_batch_ms: float
+    mean_batch_ms: float = float("nan")
+    p95_batch_ms: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -41,4 +45,12 @@ def measure_throughput(
             pass_seconds.append(time.perf_counter() - start)
             batch_ms.extend(timings)
     median_pass = statistics.median(pass_seconds)
-    return Throughput(batch_size, len(texts), repeats, len(texts) / median_pass, statistics.median(batch_ms))
+    return Throughput(
+        batch_size,
+        len(texts),
+        repeats,
+        len(texts) / median_pass,
+        statistics.median(batch_ms),
+        statistics.fmean(batch_ms),
+        float(np.percentile(batch_ms, 95)),
+    )

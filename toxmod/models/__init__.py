@@ -27,6 +27,7 @@ SCORER_REGISTRY: dict[str, str] = {
     "ensemble": "toxmod.models.ensemble:EnsembleScorer",
     "temperature_scaled": "toxmod.models.calibrated:TemperatureScaled",
     "onnx": "toxmod.models.onnx_model:OnnxScorer",
+    "llm": "toxmod.models.llm.scorer:LLMScorer",
 }
 
 

@@ -220,6 +220,21 @@ class Scorer(ABC):
         real tokens (layer 0 = embeddings, 1 = the first encoder layer)."""
         raise NotImplementedError(f"a {self.kind} model has no encoder layers to distil from")
 
+    @property
+    def latency_texts(self) -> int | None:
+        """At most this many texts for the run's latency measurement (None: the configured count);
+        a model that takes seconds per text keeps the measurement short."""
+        return None
+
+    def take_scoring_report(self) -> dict[str, float]:
+        """Numbers about the scoring done since the last call, e.g. prompt tokens of an LLM (metrics
+        of the run's holdout scoring); counting starts again."""
+        return {}
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags that identify what this model is beyond its config name (e.g. the prompt's hash)."""
+        return {}
+
     def size_bytes(self, directory: Path) -> int:
         """Bytes on disk of what scoring this saved model reads (``model_size_bytes``)."""
         return artifact_size_bytes(directory)

@@ -8,7 +8,6 @@ answers every lookup with one line saying why it cannot.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from toxmod.errors import ConfigError, ToxmodError
+from toxmod.files import file_lock
 
 FINISHED = "FINISHED"
 
@@ -39,17 +39,6 @@ def open_client(uri: str) -> Any:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # the store's first use creates its tables
     return client
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held while the block runs (other processes wait for it)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -9,11 +9,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from toxmod.data.datasets import LabeledDataset
 from toxmod.errors import ConfigError
+from toxmod.splits.builders import sampled_split
 from toxmod.splits.leakage import enforce_no_leakage, leakage_report, purge_train_leaks
 from toxmod.splits.manifest import Split, build_manifest, read_split_folder, write_split_folder
 
 LEAK_POLICIES = ("refuse", "purge_train")
-_POLICY_KEYS = {"_target_", "name", "on_leak", "allow_leakage"}
+_POLICY_KEYS = {"_target_", "name", "on_leak", "allow_leakage", "sample", "sample_seed"}
 
 
 def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict[str, Any]]:
@@ -26,6 +27,9 @@ def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict
         raise ConfigError(f"split.on_leak={policy!r}; expected one of {list(LEAK_POLICIES)}")
     if policy == "purge_train":
         split = purge_train_leaks(dataset, split)
+    if cfg.get("sample"):
+        sizes = {str(k): int(v) for k, v in OmegaConf.to_container(cfg.sample, resolve=True).items()}
+        split = sampled_split(dataset, split, sizes, int(cfg.get("sample_seed") or 0))
     report = leakage_report(dataset, split)
     enforce_no_leakage(report, allow_leakage=bool(cfg.get("allow_leakage", False)))
     return split, report

@@ -100,3 +100,27 @@ def stratified_split(
         keys = dataset.scheme.stratification_keys(dataset.targets[positions])
         assignment = stratified_assignment(keys, ratios, seed)
     return Split(rows=_rows_by_name(assignment, positions), source=f"stratified:seed={seed}", notes=notes)
+
+
+def sampled_split(dataset: LabeledDataset, split: Split, sizes: Mapping[str, int], seed: int = 0) -> Split:
+    """``split.sample``: a stratified subsample of the named splits, e.g. ``{calib: 500, holdout: 1000}``
+    (for models that take seconds per text). Row order stays data-file order; the sample is a new split
+    with its own hash, so only runs with the same sample are compared."""
+    rows, notes = dict(split.rows), dict(split.notes)
+    rng = np.random.default_rng(seed)
+    for name, size in sizes.items():
+        if name not in SPLIT_NAMES:
+            raise SplitError(f"split.sample.{name}: not a split ({', '.join(SPLIT_NAMES)})")
+        pool = rows[name]
+        if int(size) < 1 or int(size) >= len(pool):
+            continue
+        keys = dataset.scheme.stratification_keys(dataset.targets[pool])
+        strata, counts = np.unique(keys, return_counts=True)
+        exact = counts * int(size) / len(pool)
+        take = np.floor(exact).astype(int)
+        for i in np.argsort(-(exact - take))[: int(size) - take.sum()]:
+            take[i] += 1
+        chosen = [rng.choice(pool[keys == s], size=k, replace=False) for s, k in zip(strata, take)]
+        rows[name] = np.sort(np.concatenate(chosen))
+    notes["sample"] = {**{str(k): int(v) for k, v in sizes.items()}, "seed": int(seed)}
+    return Split(rows=rows, source=f"{split.source}+sample", notes=notes)

@@ -29,6 +29,8 @@ COST_COLUMNS = {
     "model_size_bytes": "size_mb",
     "model_parameters": "params_m",
     "scoring_texts_per_second": "texts/s",
+    "latency/batch1_ms_per_text": "ms/text",  # one text per call (the serving case)
+    "llm/prompt_tokens_max": "ctx_tokens",  # LLMs: the longest prompt, the context actually used
 }
 SCALE = {"model_size_bytes": 1e-6, "model_parameters": 1e-6}
 TABLE_FORMATS = ("table", "csv", "markdown")
@@ -105,7 +107,7 @@ def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[lis
     """Column names and rows: run, model, data, primary label recall/FPR, the requested metrics, costs."""
     present = [m for m in metrics if any(m in r.metrics for r in comparison.runs)]
     mixed = comparison.split_sha256 is None
-    columns = ["run", "name", "status", "model", "data", *(["split"] if mixed else []), "primary"]
+    columns = ["run", "name", "status", "model", "kind", "data", *(["split"] if mixed else []), "primary"]
     columns += ["recall", "fpr"]
     columns += [m.removeprefix("holdout/") for m in present] + list(COST_COLUMNS.values())
     rows = []
@@ -117,6 +119,7 @@ def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[lis
             run.name,
             run.status,
             tags.get("model", "?"),
+            tags.get("model_kind", "?"),
             tags.get("dataset", "?"),
         ]
         if mixed:

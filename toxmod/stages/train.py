@@ -31,6 +31,7 @@ from toxmod.evaluation import evaluate_predictions
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.plots import write_run_plots
+from toxmod.evaluation.sanity import chance_warnings
 from toxmod.evaluation.scoring import score_split
 from toxmod.evaluation.validation import OperatingPointMetrics
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
@@ -424,9 +425,13 @@ def _fit_and_evaluate(
     train_seconds = time.perf_counter() - start
     scorer, calibration_metrics = _calibrated(cfg, scorer, parts["valid"], run)
     model_dir = scorer.save(run.model)
+    tracker.set_tags({"model_kind": scorer.kind, **scorer.run_tags()})
 
     wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
-    scored = {name: score_split(scorer, parts[name]) for name in wanted}
+    scored, scoring_reports = {}, {}
+    for name in wanted:
+        scored[name] = score_split(scorer, parts[name])
+        scoring_reports[name] = scorer.take_scoring_report()
     thresholds = components.thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
     thresholds.save(run.thresholds)
 
@@ -437,6 +442,7 @@ def _fit_and_evaluate(
         "model_size_bytes": float(scorer.size_bytes(model_dir)),
         **({"model_parameters": float(scorer.parameter_count)} if scorer.parameter_count else {}),
         **scorer.fit_report.metrics,
+        **scoring_reports[EVALUATION_SPLIT],
         **teacher_metrics,
         **calibration_metrics,
         **thresholds.as_metrics(),
@@ -447,6 +453,7 @@ def _fit_and_evaluate(
             scheme, scored[name].scores, scored[name].targets, thresholds.as_array(), bootstrap, int(cfg.seed)
         )
         metrics.update(prefixed(name, values))
+    metrics["chance_warnings"] = float(_warn_if_chance(scheme, scored[EVALUATION_SPLIT], thresholds, tracker))
     if context.checkpoint.log_best:
         for folder, path in scorer.fit_report.artifacts.items():
             tracker.log_artifact(path, folder)
@@ -490,15 +497,32 @@ def _fit_and_evaluate(
     return metrics
 
 
+def _warn_if_chance(scheme: Any, scored: Any, thresholds: Any, tracker: Tracker) -> int:
+    """Print (and tag) what says the model is no better than chance on the holdout; how many."""
+    predictions = scheme.predict(scored.scores, thresholds.as_array())
+    found = chance_warnings(scheme, scored.scores, scored.targets, predictions, EVALUATION_SPLIT)
+    for line in found:
+        warn(line)
+    if found:
+        tracker.set_tags({"chance_warnings": " | ".join(found)[:5000]})
+    return len(found)
+
+
 def _latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, float]:
-    """Per-text latency at batch 1 and texts/s at batch 64 on the first holdout texts, through the
-    scoring interface, so every run carries comparable serving numbers (``compare``, ``report``)."""
+    """Per-text latency at batch 1 (mean, p50, p95) and texts/s at batch 64 on the first holdout texts,
+    through the scoring interface, so every run carries comparable serving numbers (``compare``,
+    ``report``). A model may ask for fewer texts (``Scorer.latency_texts``: an LLM)."""
     settings = cfg.get("latency") or {}
     metrics: dict[str, float] = {}
     one, many = int(settings.get("batch1_texts", 0)), int(settings.get("batch64_texts", 0))
+    if scorer.latency_texts is not None:
+        one, many = min(one, scorer.latency_texts), min(many, scorer.latency_texts)
     if one and texts:
         result = measure_throughput(scorer, texts[:one], 1, repeats=1, warmup=1)
         metrics["latency/batch1_ms_per_text"] = 1000.0 / result.median_texts_per_second
+        metrics["latency/batch1_ms_p50"] = result.median_batch_ms
+        metrics["latency/batch1_ms_p95"] = result.p95_batch_ms
+        metrics["latency/batch1_ms_mean"] = result.mean_batch_ms
     if many and texts:
         result = measure_throughput(scorer, texts[:many], 64, repeats=1, warmup=1)
         metrics["latency/batch64_texts_per_second"] = result.median_texts_per_second

@@ -32,9 +32,15 @@ class EncoderSpec:
     tokenizer: Mapping[str, Any] = field(default_factory=dict)  # WordPiece settings (students)
     pooling: str = "cls"
     max_length: int = 128
+    gguf_package: str | None = None  # the weights of gguf_package_model as a GGUF file in a pip package
+    gguf_package_model: str | None = None  # (LLMs; converted once into cache_dir, see models/llm/hf.py)
+    cache_dir: str | None = None  # where that conversion is kept
+    lora: Mapping[str, Any] | None = None  # PEFT LoRA: train adapters (+ the head), not the weights
 
     def __post_init__(self) -> None:
         require_positive_int("model.max_length", self.max_length)
+        if self.lora is not None:
+            lora_settings(self.lora)
         if self.max_length < MIN_MAX_LENGTH:
             raise ConfigError(f"model.max_length={self.max_length}: at least {MIN_MAX_LENGTH} tokens")
         if self.pooling not in POOLINGS:
@@ -55,6 +61,11 @@ class EncoderSpec:
             return resolve_pretrained(self.init_from, key="model.init_from")
         if self.student is not None:
             return None
+        if self.gguf_package:
+            from toxmod.models.llm.hf import HFSettings, resolve_llm_weights
+
+            settings = {"gguf_package": self.gguf_package, "gguf_package_model": self.gguf_package_model}
+            return resolve_llm_weights(HFSettings(self.pretrained, cache_dir=self.cache_dir, **settings))
         return resolve_pretrained(self.pretrained, self.package)
 
     def build_tokenizer(self, train_texts: Sequence[str], source: str | None) -> Any:
@@ -82,6 +93,12 @@ class EncoderSpec:
                 raise ConfigError(
                     f"model.max_length={self.max_length}: {source} takes at most {limit} tokens"
                 )
+        if (
+            getattr(model.config, "pad_token_id", None) is None
+        ):  # causal LMs: the head reads the last real token
+            model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+        if self.lora is not None:
+            model = with_lora(model, self.lora)
         model.train()  # from_pretrained returns eval mode; dropout belongs on while training
         return model
 
@@ -93,3 +110,34 @@ class EncoderSpec:
             student = replace(self.student, vocab_size=len(tokenizer))
             return BertForMaskedLM(student.bert_config(1))
         return AutoModelForMaskedLM.from_pretrained(source)
+
+
+LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+
+
+def lora_settings(lora: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.lora`` with defaults; an unknown key is a one-line error."""
+    unknown = sorted(set(lora) - set(LORA_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"model.lora.{unknown[0]} is not a LoRA setting ({', '.join(LORA_DEFAULTS)})")
+    settings = {**LORA_DEFAULTS, **lora}
+    require_positive_int("model.lora.r", settings["r"])
+    return settings
+
+
+def with_lora(model: Any, lora: Mapping[str, Any]) -> Any:
+    """The classifier with PEFT LoRA adapters on ``target_modules``: only the adapters and the new
+    classification head train (the head is PEFT's ``modules_to_save`` for sequence classification)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ConfigError("model.lora needs peft: pip install -e '.[llm]'") from None
+    settings = lora_settings(lora)
+    config = LoraConfig(
+        task_type="SEQ_CLS",
+        r=int(settings["r"]),
+        lora_alpha=float(settings["alpha"]),
+        lora_dropout=float(settings["dropout"]),
+        target_modules=list(settings["target_modules"]),
+    )
+    return get_peft_model(model, config)

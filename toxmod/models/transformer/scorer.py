@@ -69,6 +69,8 @@ class TransformerScorer(Scorer):
         fitted = fine_tune(self.encoder, self.recipe, list(texts), np.asarray(targets), scheme, context)
         self.scheme = scheme
         self.model, self.tokenizer, self.fit_report = fitted.model, fitted.tokenizer, fitted.report
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.fit_report.metrics["model_trainable_parameters"] = float(trainable)
         self.place_on(context.hardware)
         return self
 
@@ -146,6 +148,8 @@ class TransformerScorer(Scorer):
         return cls(EncoderSpec(**params.get("encoder", {})), FineTuneRecipe(**params.get("recipe", {})))
 
     def _save_weights(self, directory: Path) -> None:
+        if hasattr(self.model, "merge_and_unload"):  # LoRA: adapters folded into the weights they adapt
+            self.model = self.model.merge_and_unload()
         self.model.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
 

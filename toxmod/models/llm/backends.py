@@ -1,0 +1,85 @@
+"""What an LLM backend is (``LLMBackend``), the registry of backends, and what scoring measured."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+import numpy as np
+
+from toxmod.errors import ConfigError
+from toxmod.models.llm.prompts import PromptBuilder
+
+
+@dataclass
+class ScoringStats:
+    """What scoring measured since it was last read: prompt lengths in tokens, texts cut to fit the
+    context, seconds per batch, and (``openai_compat``) requests, retries, cached answers and answers
+    that could not be parsed."""
+
+    prompt_tokens: list[int] = field(default_factory=list)
+    truncated_texts: int = 0
+    batch_seconds: list[tuple[int, float]] = field(default_factory=list)  # (texts, seconds)
+    requests: int = 0
+    retries: int = 0
+    cached: int = 0
+    answers: int = 0
+    parse_failures: int = 0
+
+
+class LLMBackend(Protocol):
+    """Turns prompts about texts into probabilities over each question's answer words."""
+
+    name: str
+    reports_parse_failures: bool  # answers are parsed text, so parse failures are a metric
+
+    def probabilities(
+        self,
+        builder: PromptBuilder,
+        texts: Sequence[str],
+        stats: ScoringStats,
+        progress: Callable[[int], None],
+    ) -> list[np.ndarray]: ...
+
+    def check(self) -> None:
+        """Refuse what cannot work before any data is read (weights not found, API key not set)."""
+
+    def place_on(self, accelerator: str) -> None: ...
+
+    def size_bytes(self) -> int: ...
+
+    def forget_prompt(self) -> None: ...
+
+    @property
+    def parameter_count(self) -> int | None: ...
+
+
+# name -> ("module:Backend", "module:Settings"), imported when used (hf needs torch, openai_compat not).
+LLM_BACKENDS: dict[str, tuple[str, str]] = {
+    "hf": ("toxmod.models.llm.hf:HFBackend", "toxmod.models.llm.hf:HFSettings"),
+    "openai_compat": (
+        "toxmod.models.llm.openai_compat:OpenAICompatBackend",
+        "toxmod.models.llm.openai_compat:OpenAICompatSettings",
+    ),
+}
+
+
+def _load(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_backend(name: str, settings: Mapping[str, Any]) -> LLMBackend:
+    """The backend ``model.backend`` names, from its settings; an unknown key is a one-line error."""
+    if name not in LLM_BACKENDS:
+        raise ConfigError(f"model.backend={name!r}; expected one of {sorted(LLM_BACKENDS)}")
+    backend_class, settings_class = (_load(path) for path in LLM_BACKENDS[name])
+    known = {f.name for f in fields(settings_class)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"model.{unknown[0]} is not a setting of model.backend={name} ({', '.join(sorted(known))})"
+        )
+    return backend_class(settings_class(**settings))
