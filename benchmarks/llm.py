@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -183,18 +184,44 @@ def train_runs(root: Path, threads: int, batch: int) -> dict[str, list[dict[str,
             warnings = [line for line in tail.splitlines() if line.startswith("warning:")]
             results[data].append(
                 {"label": label, "overrides": overrides + extra, "rc": done.returncode,
-                 "wall_seconds": seconds, "warnings": warnings}
+                 "wall_seconds": seconds, "warnings": warnings, "run_id": run_id(done.stdout)}
             )  # fmt: skip
     return results
 
 
-def compare_tables(root: Path) -> dict[str, str]:
-    """``toxmod.compare`` per dataset (its newest split), as markdown, also written as CSV."""
+def run_id(output: str) -> str | None:
+    """The MLflow run a train command recorded, or the finished one ``resume=auto`` found."""
+    found = re.search(r"MLflow run ([0-9a-f]{32})", output)
+    if found:
+        return found.group(1)
+    finished = re.search(r"this job already finished in ([^;\s]+)", output)
+    if finished:
+        return json.loads((Path(finished.group(1)) / "tracking.json").read_text())["run_id"]
+    return None
+
+
+def chance_warnings(root: Path, runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """Each run's ``chance_warnings`` tag (the warning lines its output printed), by run label."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlruns.db'}")
+    found = {}
+    for data, entries in runs.items():
+        for entry in entries:
+            if entry.get("run_id"):
+                tag = client.get_run(entry["run_id"]).data.tags.get("chance_warnings")
+                found[f"{entry['label']} ({data})"] = tag.split(" | ") if tag else []
+    return found
+
+
+def compare_tables(root: Path, runs: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """``toxmod.compare`` of this benchmark's runs per dataset (one split each), as markdown and CSV."""
     tables = {}
     out = ROOT / "benchmarks" / "results"
     for data in RUNS:
+        ids = [r["run_id"] for r in runs.get(data, []) if r.get("run_id")]
         command = [
-            sys.executable, "-m", "toxmod.compare", f"experiments=[{data}]", "format=markdown",
+            sys.executable, "-m", "toxmod.compare", f"runs=[{','.join(ids)}]", "format=markdown",
             f"output={out / f'llm_{data}.csv'}",
             "metrics=[holdout/accuracy,holdout/exact_match,holdout/macro_f1,holdout/mean_roc_auc,"
             "llm/prompt_tokens_mean,llm/batch_ms_per_text_p50,llm/batch_ms_per_text_p95]",
@@ -247,10 +274,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     ]
     for data, table in result.get("tables", {}).items():
         lines += [f"## {data}", "", table.strip(), ""]
-        for run in result.get("runs", {}).get(data, []):
-            for warning in run["warnings"]:
-                lines.append(f"- {run['label']}: `{warning}`")
-        lines.append("")
+    lines += ["## Chance-level warnings in the run output (`chance_warnings` tag)", ""]
+    for label, warnings in result.get("chance_warnings", {}).items():
+        lines.append(f"- {label}: " + ("; ".join(f"`{w}`" for w in warnings) if warnings else "none"))
+    lines.append("")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -286,7 +313,8 @@ def main() -> None:
     if args.only != "measure":
         best = result.get("best") or {"threads": 2, "batch": 1}
         result["runs"] = train_runs(args.root, best["threads"], best["batch"])
-        result["tables"] = compare_tables(args.root)
+        result["tables"] = compare_tables(args.root, result["runs"])
+        result["chance_warnings"] = chance_warnings(args.root, result["runs"])
         out.write_text(json.dumps(result, indent=1) + "\n")
     if "label_scoring" in result:
         write_markdown(result, ROOT / "docs" / "benchmarks_llm.md")
