@@ -17,7 +17,7 @@ def validated_ratios(ratios: Mapping[str, float]) -> dict[str, float]:
     return clean
 
 
-def _allocate(count: int, ratios: dict[str, float]) -> dict[str, int]:
+def largest_remainder(count: int, ratios: Mapping[str, float]) -> dict[str, int]:
     """Largest-remainder allocation of ``count`` items to the ratios."""
     exact = {name: count * r for name, r in ratios.items()}
     sizes = {name: int(np.floor(v)) for name, v in exact.items()}
@@ -43,7 +43,7 @@ def stratified_assignment(
         rows = np.flatnonzero(pooled == stratum)
         rng.shuffle(rows)
         start = 0
-        for name, size in _allocate(len(rows), ratios).items():
+        for name, size in largest_remainder(len(rows), ratios).items():
             result[rows[start : start + size]] = name
             start += size
     return result

@@ -9,7 +9,7 @@ import numpy as np
 
 from toxmod.data.datasets import SPLIT_NAMES, LabeledDataset
 from toxmod.errors import SplitError
-from toxmod.splits.assign import group_assignment, stratified_assignment
+from toxmod.splits.assign import group_assignment, largest_remainder, stratified_assignment
 from toxmod.splits.manifest import Split, read_split_folder
 
 
@@ -116,11 +116,8 @@ def sampled_split(dataset: LabeledDataset, split: Split, sizes: Mapping[str, int
             continue
         keys = dataset.scheme.stratification_keys(dataset.targets[pool])
         strata, counts = np.unique(keys, return_counts=True)
-        exact = counts * int(size) / len(pool)
-        take = np.floor(exact).astype(int)
-        for i in np.argsort(-(exact - take))[: int(size) - take.sum()]:
-            take[i] += 1
-        chosen = [rng.choice(pool[keys == s], size=k, replace=False) for s, k in zip(strata, take)]
+        take = largest_remainder(int(size), {s: c / len(pool) for s, c in zip(strata, counts)})
+        chosen = [rng.choice(pool[keys == s], size=take[s], replace=False) for s in strata]
         rows[name] = np.sort(np.concatenate(chosen))
     notes["sample"] = {**{str(k): int(v) for k, v in sizes.items()}, "seed": int(seed)}
     return Split(rows=rows, source=f"{split.source}+sample", notes=notes)

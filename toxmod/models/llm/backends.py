@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from toxmod.config import settings_from
 from toxmod.errors import ConfigError
 from toxmod.models.llm.prompts import PromptBuilder
 
@@ -27,6 +28,13 @@ class ScoringStats:
     cached: int = 0
     answers: int = 0
     parse_failures: int = 0
+
+
+def normalised(logprobs: np.ndarray) -> np.ndarray:
+    """Answer log-likelihoods -> probabilities over the answers (a softmax along the last axis)."""
+    shifted = logprobs - logprobs.max(axis=-1, keepdims=True)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 class LLMBackend(Protocol):
@@ -76,10 +84,4 @@ def build_backend(name: str, settings: Mapping[str, Any]) -> LLMBackend:
     if name not in LLM_BACKENDS:
         raise ConfigError(f"model.backend={name!r}; expected one of {sorted(LLM_BACKENDS)}")
     backend_class, settings_class = (_load(path) for path in LLM_BACKENDS[name])
-    known = {f.name for f in fields(settings_class)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(
-            f"model.{unknown[0]} is not a setting of model.backend={name} ({', '.join(sorted(known))})"
-        )
-    return backend_class(settings_class(**settings))
+    return backend_class(settings_from(settings_class, settings, "model"))

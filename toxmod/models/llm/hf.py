@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from toxmod.errors import ConfigError
-from toxmod.models.llm.backends import ScoringStats
+from toxmod.models.base import artifact_size_bytes
+from toxmod.models.llm.backends import ScoringStats, normalised
 from toxmod.models.llm.prompts import PromptBuilder, render
 
 PLACEHOLDER = "\u2063TOXMOD_TEXT\u2063"  # invisible separator around a token no text contains
@@ -47,7 +48,6 @@ class HFLanguageModel:
         tokenizer: Any,
         max_prompt_tokens: int,
         batch_size: int = 8,
-        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -55,7 +55,6 @@ class HFLanguageModel:
         self.batch_size = int(batch_size)
         self.pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
         self._heads: dict[tuple[int, ...], tuple[Any, ...]] = {}  # head token ids -> its KV per layer
-        self.progress = progress
 
     @property
     def device(self) -> torch.device:
@@ -112,12 +111,16 @@ class HFLanguageModel:
         return self._heads[key]
 
     def reset(self) -> None:
-        """Forget the encoded heads (after the prompt or the exemplars changed)."""
+        """Free the encoded heads (a new prompt or new exemplars encode new ones)."""
         self._heads.clear()
 
     @torch.no_grad()
     def choice_logprobs(
-        self, question: EncodedQuestion, texts: Sequence[str], stats: ScoringStats
+        self,
+        question: EncodedQuestion,
+        texts: Sequence[str],
+        stats: ScoringStats,
+        progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """``(len(texts), len(choices))``: log P(answer word | head + text + tail), summed over its tokens."""
         head = self._head_cache(question)
@@ -132,8 +135,8 @@ class HFLanguageModel:
                 head, len(question.head), [rows[i] for i in batch], question.choices
             )
             stats.batch_seconds.append((len(batch), time.perf_counter() - began))
-            if self.progress:
-                self.progress(len(batch))
+            if progress:
+                progress(len(batch))
         return out
 
     def _score_rows(
@@ -236,13 +239,6 @@ def _cache_layers(cache: Any) -> tuple[Any, ...]:
     return tuple((k, v) for k, v in cache)
 
 
-def normalised(logprobs: np.ndarray) -> np.ndarray:
-    """Answer log-likelihoods -> probabilities over the answers (a softmax per row)."""
-    shifted = logprobs - logprobs.max(axis=1, keepdims=True)
-    weights = np.exp(shifted)
-    return weights / weights.sum(axis=1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class HFSettings:
     """``model.*`` of the ``hf`` backend.
@@ -287,10 +283,10 @@ class HFBackend:
         self.settings = settings
         self.accelerator = "cpu"
         self._lm: HFLanguageModel | None = None
-        self.weights_dir: Path | None = None
+        self._weights_dir: Path | None = None
 
     def check(self) -> None:
-        resolve_llm_weights(self.settings)
+        _ = self.weights_dir  # resolved (a GGUF package converted) before any data is read
 
     def place_on(self, accelerator: str) -> None:
         if accelerator != self.accelerator:
@@ -302,11 +298,17 @@ class HFBackend:
         return self.accelerator if self.accelerator in ("cuda", "mps") else "cpu"
 
     @property
+    def weights_dir(self) -> Path:
+        """The folder the weights are read from (resolved once; a GGUF package is converted here)."""
+        if self._weights_dir is None:
+            self._weights_dir = Path(resolve_llm_weights(self.settings))
+        return self._weights_dir
+
+    @property
     def lm(self) -> HFLanguageModel:
         if self._lm is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            self.weights_dir = Path(resolve_llm_weights(self.settings))
             dtype = DTYPES[self.settings.dtype] or ("bfloat16" if self._device() == "cuda" else "float32")
             tokenizer = AutoTokenizer.from_pretrained(str(self.weights_dir), trust_remote_code=False)
             model = AutoModelForCausalLM.from_pretrained(
@@ -325,9 +327,7 @@ class HFBackend:
         return sum(p.numel() for p in self.lm.model.parameters())
 
     def size_bytes(self) -> int:
-        _ = self.lm
-        assert self.weights_dir is not None
-        return sum(p.stat().st_size for p in self.weights_dir.rglob("*") if p.is_file())
+        return artifact_size_bytes(self.weights_dir)
 
     def forget_prompt(self) -> None:
         if self._lm is not None:
@@ -342,11 +342,10 @@ class HFBackend:
     ) -> list[np.ndarray]:
         """Per question, ``(len(texts), len(choices))`` probabilities over its answer words."""
         lm = self.lm
-        lm.progress = progress
         out = []
         for index in range(len(builder.questions.questions)):
             question = lm.encode_question(builder, index)
-            out.append(normalised(lm.choice_logprobs(question, texts, stats)))
+            out.append(normalised(lm.choice_logprobs(question, texts, stats, progress)))
         return out
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from toxmod.errors import ConfigError, ToxmodError
-from toxmod.models.llm.backends import ScoringStats
+from toxmod.models.llm.backends import ScoringStats, normalised
 from toxmod.models.llm.prompts import PromptBuilder, Question, render
 
 ROUTES = {"chat": "/chat/completions", "completions": "/completions"}
@@ -190,9 +190,7 @@ def probabilities_from(response: dict[str, Any], choices: Sequence[str]) -> np.n
                 if token.strip() and choice.lower().startswith(token.strip().lower())
             ]
             values.append(max(starts) if starts else floor)
-        logits = np.array(values) - max(values)
-        weights = np.exp(logits)
-        return weights / weights.sum()
+        return normalised(np.array(values))
     index = parse_answer(answer_text(response), choices)
     if index is None:
         return None

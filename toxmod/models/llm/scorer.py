@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from toxmod.config import settings_from
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.errors import DamagedFileError
 from toxmod.files import read_json
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext, Scorer
@@ -51,10 +52,7 @@ class LLMScorer(Scorer):
         super().__init__()
         self.backend_name = backend
         self.prompt_settings = dict(prompt or {})
-        try:
-            self.prompt = PromptSettings(**self.prompt_settings)
-        except TypeError as error:
-            raise ConfigError(f"prompt config: {error}") from None
+        self.prompt = settings_from(PromptSettings, self.prompt_settings, "prompt")
         self.label_descriptions = dict(label_descriptions or {})
         self._latency_texts = int(latency_texts)
         self.settings = dict(settings)
