@@ -134,12 +134,23 @@ def target_report(row: dict) -> dict[str, bool]:
     return {name: bool(ops[op](float(values[name]), bound)) for name, (op, bound) in JANITR_TARGETS.items()}
 
 
+def _cpu_summary() -> str:
+    """The CPU, its instruction sets and the BLAS kernels in use: what the figures depend on."""
+    import toxmod  # noqa: F401 - its OpenBLAS pin, as every run has it
+    from toxmod.environment import blas, cpu
+
+    info = cpu()
+    kernels = ",".join(sorted({str(b.get("architecture")) for b in blas()})) or "none loaded"
+    return f"{info['model']}, ISA {' '.join(info['isa'])}, OpenBLAS kernels {kernels}"
+
+
 def markdown(results: list[dict], command: str) -> str:
     lines = [
         "# Benchmark results",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `{command}` on {platform.machine()} "
-        f"({os.cpu_count()} cores, Python {platform.python_version()}, CPU only). Every row is one "
+        f"({os.cpu_count()} cores, {_cpu_summary()}, Python {platform.python_version()}, CPU only). "
+        "Every row is one "
         "`toxmod.train` run: thresholds chosen on `calib` at target FPR 0.02, metrics on `holdout` "
         "(the split hash is in each row's MLflow run). Throughput: median of 5 passes over the same holdout "
         "texts (200 at batch 1, 1,024 at batch 64) through the scoring interface, side by side in one run.",

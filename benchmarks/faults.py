@@ -13,7 +13,11 @@ fresh temporary folder with its own SQLite MLflow store, on slices of the janitr
 - three first starts at once on a new store; two sweeps started in the same (frozen) second;
 - damaged files in a finished run, opened with ``evaluate``: one line and exit 2 is the goal;
 - malicious runs (a pickle model, a level rule, a ``_target_``): the planted marker must not appear;
-- degenerate data (tiny, one-class, no positives where they are needed).
+- degenerate data (tiny, one-class, no positives where they are needed);
+- shared runs and careless input: code named through toxmod's own modules, a shared LLM run's server
+  and key variable, a key echoed by a server, a store created on a full disk, an unlisted file in a
+  teacher cache or a run, a newline in an ID, wrong arguments, invalid UTF-8 and a closed pipe for
+  predict, a link out of a run folder, an export stopped by its parity gate, the pyfunc model's load.
 
 Writes ``benchmarks/results/faults-<label>.json`` and prints one table row per case.
 """
@@ -21,6 +25,7 @@ Writes ``benchmarks/results/faults-<label>.json`` and prints one table row per c
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import pickle
@@ -29,6 +34,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +108,7 @@ sys.argv = ["toxmod.train", *sys.argv[1:]]
 runpy.run_module("toxmod.train", run_name="__main__", alter_sys=True)
 """
 
-GROUPS = ("kill", "concurrency", "damaged", "malicious", "degenerate")
+GROUPS = ("kill", "concurrency", "damaged", "malicious", "degenerate", "shared")
 KILL_POINTS = [
     "run created",
     "model fitting",
@@ -272,6 +278,20 @@ def edit_json(path: Path, change: Callable[[dict], None]) -> None:
     path.write_text(json.dumps(data))
 
 
+def reseal(run_dir: Path) -> None:
+    """Rewrite a run's ``manifest.json`` after a change, as an attacker editing the manifest would:
+    the check behind it must hold on its own. (Harmless for checkouts that write no manifest.)"""
+    import hashlib
+
+    skip = {"manifest.json", "tracking.json", "checkpoints", "FAILED", ".pending", "members", ".hydra"}
+    files = {
+        path.relative_to(run_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(run_dir.rglob("*"))
+        if path.is_file() and path.relative_to(run_dir).parts[0] not in skip
+    }
+    (run_dir / "manifest.json").write_text(json.dumps({"files": files}, indent=2) + "\n")
+
+
 def thresholds_of(data: dict) -> dict:
     return data.get("thresholds", data)
 
@@ -327,6 +347,7 @@ def reordered_thresholds(ws: Workspace, source: Path) -> dict:
     written.clear()
     written.update(swapped)
     path.write_text(json.dumps(data))
+    reseal(run_dir)
     result = ws.run(["-c", probe, str(run_dir)])
     if result.returncode:
         return {"outcome": one_line_error(result), "ok": False}
@@ -345,6 +366,7 @@ def malicious_pickle(ws: Workspace, source: Path) -> dict:
     for name in ("model.npz", "model.json"):
         (run_dir / "model" / name).unlink(missing_ok=True)
     (run_dir / "model" / "model.joblib").write_bytes(pickle.dumps(Planted(marker)))
+    reseal(run_dir)
     result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
     return malicious_outcome(result, marker)
 
@@ -365,6 +387,7 @@ def malicious_target(ws: Workspace, source: Path) -> dict:
     config["data"]["_args_"] = [str(marker)]
     config["model"]["optimizer"] = {"_target_": "os.makedirs", "_args_": [str(marker)]}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    reseal(run_dir)
     result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
     return malicious_outcome(result, marker)
 
@@ -436,7 +459,328 @@ def degenerate_case(ws: Workspace, name: str) -> dict:
     return {"outcome": f"finished; {found[0] if found else 'no warning'}", "ok": bool(found)}
 
 
+# -- shared runs and careless input ------------------------------------------------------------
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records every request; answers 401 with the Authorization header in its text (a server that
+    echoes the key back)."""
+
+    seen: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        _Recorder.seen.append(self.path)
+        self.send_response(401)
+        self.end_headers()
+        self.wfile.write(f"invalid key {self.headers.get('Authorization')}".encode())
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def _server() -> tuple[http.server.ThreadingHTTPServer, str]:
+    _Recorder.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def _plant_config(ws: Workspace, source: Path, extra: dict) -> tuple[Path, Path]:
+    run_dir = Path(shutil.copytree(source, ws.root / "copy"))
+    marker = ws.root / "code-ran"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["model"]["extra"] = {**extra, "_args_": [str(marker)]}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    reseal(run_dir)
+    return run_dir, marker
+
+
+def target_through_toxmod(ws: Workspace, source: Path) -> dict:
+    run_dir, marker = _plant_config(ws, source, {"_target_": "toxmod.config.os.makedirs"})
+    result = ws.toxmod("export", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    return malicious_outcome(result, marker)
+
+
+def planted_module(ws: Workspace, source: Path) -> dict:
+    run_dir, marker = _plant_config(ws, source, {"package": "planted_module"})
+    (ws.root / "planted_module.py").write_text(f"import os; os.makedirs({str(marker)!r})\n")
+    result = ws.run(
+        ["-m", "toxmod.evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}"],
+        env={"PYTHONPATH": f"{ws.root}{os.pathsep}{ws.code}"},
+    )
+    return malicious_outcome(result, marker)
+
+
+LLM_RUN = r"""
+import shutil, sys
+import numpy as np
+from pathlib import Path
+from toxmod.data.schemes import MultiLabelScheme
+from toxmod.models.llm import LLMScorer
+run, url, cache = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+model = LLMScorer(backend="openai_compat", served_name="any", base_url=url, api_key_env="VICTIM_KEY",
+                  cache_dir=cache)
+model.fit(["a"], np.zeros((1, 2), dtype=int), MultiLabelScheme(["scam", "topic_crypto"]))
+shutil.rmtree(run / "model")
+model.save(run / "model")
+"""
+
+
+def shared_llm_server(ws: Workspace, source: Path) -> dict:
+    """A shared run whose model is an LLM scored through the sender's server with the victim's key."""
+    run_dir = Path(shutil.copytree(source, ws.root / "copy"))
+    server, url = _server()
+    cache = ws.root / "senders-cache"
+    planted = ws.run(["-c", LLM_RUN, str(run_dir), url, str(cache)])
+    if planted.returncode:
+        return {"outcome": "could not plant: " + last_line(planted), "ok": False}
+    reseal(run_dir)
+    texts = ws.root / "texts.txt"
+    texts.write_text("claim your airdrop\n")
+    result = ws.run(
+        ["-m", "toxmod.predict", f"run={run_dir}", f"input={texts}", "tracking=none"],
+        env={"VICTIM_KEY": "sk-victim-0123456789"},
+    )
+    server.shutdown()
+    sent = len(_Recorder.seen)
+    outcome = f"{sent} request(s) sent, sender's cache {'written' if cache.exists() else 'absent'}; "
+    return {"outcome": outcome + one_line_error(result), "ok": sent == 0 and not cache.exists()}
+
+
+def echoed_key(ws: Workspace) -> dict:
+    server, url = _server()
+    key = "sk-echoed-secret-4242"
+    overrides = ["model=llm/openai_compat", f"model.base_url={url}", "model.api_key_env=TOXMOD_KEY"]
+    overrides += ["model.retries=0", *SLICE, "split.sample={calib: 20, holdout: 20}", *ws.store_overrides()]
+    result = ws.run(["-m", "toxmod.train", *overrides], env={"TOXMOD_KEY": key})
+    server.shutdown()
+    failed = [p.read_text() for p in (ws.root / "outputs").glob("train/*/FAILED")]
+    with sqlite3.connect(ws.db) as db:
+        reasons = [row[0] for row in db.execute("select value from tags where key='failure_reason'")]
+    places = {"console": result.stdout + result.stderr, "FAILED": "".join(failed), "MLflow": "".join(reasons)}
+    leaked = [name for name, text in places.items() if key in text]
+    outcome = f"key in: {', '.join(leaked)}" if leaked else "key in no output, file or record"
+    return {"outcome": f"{outcome}; {one_line_error(result)}", "ok": not leaked and bool(failed)}
+
+
+def _size_limit(limit: int) -> Callable[[], None]:
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def full_disk_store(ws: Workspace) -> dict:
+    """The store's first creation stops part-way (a file-size limit); the next start must work."""
+    code = "import sys; from toxmod.runs.store import open_client; open_client(sys.argv[1])"
+    uri = f"sqlite:///{ws.db}"
+    args = [sys.executable, "-c", code, uri]
+    subprocess.run(args, cwd=ws.root, env=ws.env, capture_output=True, preexec_fn=_size_limit(60_000))
+    again = ws.run(["-c", code, uri])
+    outcome = "next start works" if again.returncode == 0 else f"next start fails: {last_line(again)}"
+    return {"outcome": outcome, "ok": again.returncode == 0}
+
+
+def full_disk_run(ws: Workspace) -> dict:
+    """A training run on a (size-limited) full disk: one line, and no run that looks finished."""
+    setup = ws.run(
+        [
+            "-c",
+            "import sys; from toxmod.runs.store import open_client; open_client(sys.argv[1])",
+            f"sqlite:///{ws.db}",
+        ]
+    )
+    if setup.returncode:
+        return {"outcome": "store setup failed", "ok": False}
+    args = [sys.executable, "-m", "toxmod.train", *SLICE, *LOGREG, *ws.store_overrides()]
+    result = subprocess.run(
+        args, cwd=ws.root, env=ws.env, capture_output=True, text=True, preexec_fn=_size_limit(300_000)
+    )
+    finished = list((ws.root / "outputs").glob("train/*/holdout_eval.json"))
+    outcome = one_line_error(result) + ("; a run looks finished" if finished else "")
+    return {"outcome": outcome, "ok": "one line" in outcome and not finished and result.returncode != 0}
+
+
+CACHE_PROBE = r"""
+import json, sys, numpy as np
+from pathlib import Path
+from toxmod.distillation.teacher import TeacherCache
+entry = TeacherCache(Path(sys.argv[1]), "k", {})
+entry.write(np.zeros((3, 2), dtype=np.float32), {"temperature": 1.0})
+(entry.directory / "hidden.npy").write_bytes(b"planted")
+try:
+    entry.read()
+    print("read")
+except Exception as error:
+    print("refused:", str(error)[-60:])
+"""
+
+
+def cache_unlisted_file(ws: Workspace) -> dict:
+    result = ws.run(["-c", CACHE_PROBE, str(ws.root / "entry")])
+    out = result.stdout.strip() or last_line(result)
+    return {"outcome": out, "ok": out.startswith("refused")}
+
+
+def run_unlisted_file(ws: Workspace, source: Path) -> dict:
+    run_dir = Path(shutil.copytree(source, ws.root / "copy"))
+    (run_dir / "model" / "extra.json").write_text("{}")
+    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    outcome = one_line_error(result)
+    return {"outcome": outcome, "ok": result.returncode == 2 and "not listed" in outcome}
+
+
+def newline_in_ids(ws: Workspace) -> dict:
+    path = janitr_csv(ws, 300)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[5, "id"] = "bad\nid"
+    frame.to_csv(path, index=False)
+    result = ws.toxmod(
+        "train",
+        *CSV,
+        f"data.path={path}",
+        "split=stratified",
+        *LOGREG,
+        "tracking=none",
+        f"hydra.run.dir={ws.root / 'run'}",
+    )
+    outcome = one_line_error(result)
+    return {"outcome": outcome, "ok": result.returncode == 2 and "one line" in outcome}
+
+
+WRONG_ARGUMENTS = {
+    "model.C=abc": ("train", ["model=tfidf_logreg"]),
+    "seed=abc": ("train", []),
+    "data.max_rows=-5": ("train", []),
+    "trainer.max_steps=-3": ("train", []),
+    "predict.batch_size=abc": ("predict", ["run=x", "input=-"]),
+    "bootstrap=many": ("train", ["model=tfidf_logreg", *SLICE]),
+}
+
+
+def wrong_argument(ws: Workspace, argument: str) -> dict:
+    module, extra = WRONG_ARGUMENTS[argument]
+    start = time.perf_counter()
+    result = ws.toxmod(module, *extra, argument, *ws.store_overrides())
+    seconds = time.perf_counter() - start
+    outcome = f"{one_line_error(result)} after {seconds:.1f} s"
+    nothing = not (ws.root / "outputs").exists() and not ws.db.exists()
+    return {"outcome": outcome, "ok": result.returncode == 2 and "one line" in outcome and nothing}
+
+
+def invalid_utf8(ws: Workspace, source: Path, stdin: bool) -> dict:
+    bad = b"fine text\n\xff\xfe broken\n"
+    if stdin:
+        args = [sys.executable, "-m", "toxmod.predict", f"run={source}", "input=-", "tracking=none"]
+        raw = subprocess.run(args, input=bad, cwd=ws.root, env=ws.env, capture_output=True)
+        result = subprocess.CompletedProcess(args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+    else:
+        path = ws.root / "bad.txt"
+        path.write_bytes(bad)
+        result = ws.toxmod("predict", f"run={source}", f"input={path}", "tracking=none")
+    outcome = one_line_error(result)
+    return {"outcome": outcome, "ok": result.returncode == 2 and "byte 10" in outcome}
+
+
+def closed_pipe(ws: Workspace, source: Path) -> dict:
+    texts = ws.root / "many.txt"
+    texts.write_text("\n".join(f"text {i}" for i in range(20_000)) + "\n")
+    command = f"{sys.executable} -m toxmod.predict run={source} input={texts} tracking=none | head -1"
+    result = subprocess.run(["bash", "-c", command], cwd=ws.root, env=ws.env, capture_output=True, text=True)
+    quiet = not result.stderr.strip() or "Traceback" not in result.stderr and "Broken" not in result.stderr
+    outcome = "quiet" if quiet else f"stderr: {last_line(result)}"
+    return {"outcome": outcome, "ok": quiet and result.stdout.count("\n") == 1}
+
+
+GC_PROBE = r"""
+import os, socket, subprocess, sys
+from pathlib import Path
+from mlflow.tracking import MlflowClient
+from toxmod.runs.store import open_client
+run_dir, outside, uri = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+run_dir.mkdir()
+(run_dir / "FAILED").symlink_to(outside)
+client = open_client(uri)
+dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+tags = {"run_dir": str(run_dir), "process.host": socket.gethostname(), "process.pid": dead.stdout.strip()}
+client.create_run(client.create_experiment("links"), tags=tags)
+"""
+
+
+def gc_link_out(ws: Workspace) -> dict:
+    outside = ws.root / "outside" / "written"
+    setup = ws.run(["-c", GC_PROBE, str(ws.root / "run"), str(outside), f"sqlite:///{ws.db}"])
+    if setup.returncode:
+        return {"outcome": "setup failed: " + last_line(setup), "ok": False}
+    result = ws.toxmod("runs", "gc", *ws.store_overrides())
+    written = outside.parent.exists()
+    outcome = (
+        "WROTE OUTSIDE THE RUN; " if written else "nothing written outside; "
+    ) + f"exit {result.returncode}"
+    return {"outcome": outcome, "ok": not written and result.returncode == 0}
+
+
+def failed_export(ws: Workspace) -> dict:
+    """An export stopped by its parity gate leaves no temporary folder or .partial file."""
+    temp = ws.root / "tmp"
+    temp.mkdir()
+    student = ["model=student", "student=tiny", "model.max_length=48", "model.max_epochs=1", *SLICE]
+    trained = ws.toxmod("train", *student, "bootstrap=0", *ws.store_overrides())
+    if trained.returncode:
+        return {"outcome": "training failed: " + last_line(trained), "ok": False}
+    source = next((ws.root / "outputs").glob("train/*/holdout_eval.json")).parent
+    result = ws.run(
+        ["-m", "toxmod.export", f"run={source}", "export.max_abs_diff_fp32=0", *ws.store_overrides()],
+        env={"TMPDIR": str(temp)},
+    )
+    # toxmod's own leftovers (torch's compile caches in TMPDIR are torch's)
+    left = [p.name for p in temp.glob("toxmod-*")] + [p.name for p in ws.root.rglob("*.partial")]
+    outcome = f"exit {result.returncode}; left behind: {left or 'nothing'}"
+    return {"outcome": outcome, "ok": result.returncode == 1 and not left}
+
+
+PYFUNC_PROBE = r"""
+import sys, warnings
+import mlflow, mlflow.artifacts
+from mlflow.tracking import MlflowClient
+from pathlib import Path
+mlflow.set_tracking_uri(sys.argv[1])
+client = MlflowClient()
+run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+uri = run.data.tags["pyfunc_model_uri"]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = mlflow.pyfunc.load_model(uri)
+files = [p.name for p in Path(mlflow.artifacts.download_artifacts(uri)).iterdir()]
+pickles = [f for f in files if f.endswith(".pkl")]
+loader = model.metadata.flavors["python_function"].get("loader_module")
+print(f"loader {loader}; pickles {pickles}; warnings {len(caught)}")
+"""
+
+
+def pyfunc_load(ws: Workspace) -> dict:
+    trained = ws.toxmod("train", *SLICE, *LOGREG, "log_pyfunc=true", *ws.store_overrides())
+    if trained.returncode:
+        return {"outcome": "training failed: " + last_line(trained), "ok": False}
+    result = ws.run(["-c", PYFUNC_PROBE, f"sqlite:///{ws.db}"])
+    out = result.stdout.strip() or last_line(result)
+    return {"outcome": out, "ok": "code_model" in out and "pickles []" in out}
+
+
 # -- driver ------------------------------------------------------------------------------------
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The cases as the table of docs/reliability.md (temporary folders shown as ``<case>``)."""
+    import re
+
+    lines = ["| group | fault | holds | outcome |", "|---|---|---|---|"]
+    for row in rows:
+        outcome = re.sub(r"/tmp/toxmod-faults-[^/\s]+/case\d+", "<case>", row["outcome"])
+        outcome = re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:<port>", outcome)
+        holds = "yes" if row["ok"] else "**no**"
+        lines.append(f"| {row['group']} | {row['case']} | {holds} | {outcome.replace('|', '/')[:160]} |")
+    held = sum(row["ok"] for row in rows)
+    return "\n".join(lines) + f"\n\n{held} of {len(rows)} cases hold."
 
 
 def main() -> None:
@@ -444,9 +788,15 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=ROOT, help="the toxmod checkout to test")
     parser.add_argument("--label", default=None, help="name for the results file (default: git sha)")
     parser.add_argument(
-        "--only", default="", help="comma-separated groups: kill,concurrency,damaged,malicious,degenerate"
+        "--only",
+        default="",
+        help="comma-separated groups: kill,concurrency,damaged,malicious,degenerate,shared",
     )
+    parser.add_argument("--markdown", type=Path, help="print a results file as the markdown table and stop")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads(args.markdown.read_text())["cases"]))
+        return
     code = args.code.resolve()
     label = (
         args.label
@@ -460,6 +810,7 @@ def main() -> None:
         "damaged",
         "malicious",
         "degenerate",
+        "shared",
     }
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="toxmod-faults-") as tmp:
@@ -497,6 +848,26 @@ def main() -> None:
         if "degenerate" in groups:
             for name in DEGENERATE:
                 case("degenerate", name, lambda ws, n=name: degenerate_case(ws, n))
+        if "shared" in groups:
+            if "logreg" not in locals():
+                logreg = finished_run(Workspace(sources.root / "logreg", code), LOGREG)
+            case("shared", "_target_ through toxmod's modules", lambda ws: target_through_toxmod(ws, logreg))
+            case("shared", "a planted module named as a package", lambda ws: planted_module(ws, logreg))
+            case("shared", "an LLM run's server and key variable", lambda ws: shared_llm_server(ws, logreg))
+            case("shared", "a key echoed by the server", echoed_key)
+            case("shared", "store created on a full disk", full_disk_store)
+            case("shared", "a run on a full disk", full_disk_run)
+            case("shared", "teacher cache: an unlisted file", cache_unlisted_file)
+            case("shared", "run folder: an unlisted file", lambda ws: run_unlisted_file(ws, logreg))
+            case("shared", "a newline in an ID", newline_in_ids)
+            for argument in WRONG_ARGUMENTS:
+                case("shared", f"argument {argument}", lambda ws, a=argument: wrong_argument(ws, a))
+            case("shared", "predict: invalid UTF-8 file", lambda ws: invalid_utf8(ws, logreg, False))
+            case("shared", "predict: invalid UTF-8 on stdin", lambda ws: invalid_utf8(ws, logreg, True))
+            case("shared", "predict | head -1", lambda ws: closed_pipe(ws, logreg))
+            case("shared", "gc: a FAILED link out of the run", gc_link_out)
+            case("shared", "export stopped by its gate", failed_export)
+            case("shared", "pyfunc model loaded", pyfunc_load)
     out = ROOT / "benchmarks" / "results" / f"faults-{label}.json"
     if args.only and out.exists():  # a partial re-run replaces its groups' rows, in place
         kept = json.loads(out.read_text())["cases"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import toxmod  # noqa: F401, I001 - first: its OpenBLAS kernel pin applies only before numpy is loaded
 from tests.helpers import DATASETS, JANITR
+
+# Runs opened by id are downloaded under TOXMOD_CACHE (else ~/.cache/toxmod): a folder of the tests' own.
+os.environ.setdefault("TOXMOD_CACHE", tempfile.mkdtemp(prefix="toxmod-test-cache-"))
 
 if TYPE_CHECKING:
     from toxmod.stages.train import TrainResult

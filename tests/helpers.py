@@ -158,3 +158,11 @@ def davidson_slice(tmp_path: Path, n: int = 1500, seed: int = 0) -> Path:
     path = tmp_path / "davidson_slice.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+def reseal(run_dir: Path) -> None:
+    """Rewrite a run's ``manifest.json`` after a test changed its files, as an attacker who edits the
+    manifest too would: what is checked after the manifest must hold on its own."""
+    from toxmod.runs.record import RunDir, write_manifest
+
+    write_manifest(RunDir(run_dir), {})

@@ -95,7 +95,7 @@ def case_unknown_key(tmp_path: Path) -> tuple[list[str], str]:
 
 
 def case_leakage(tmp_path: Path) -> tuple[list[str], str]:
-    return ["data=janitr", "split.on_leak=refuse"], "leakage: evaluation texts appear in train"
+    return ["data=janitr", "split.on_leak=refuse"], "holdout rows have a train text (ids "
 
 
 def case_split_ids_not_in_data(tmp_path: Path, frozen: Path) -> tuple[list[str], str]:

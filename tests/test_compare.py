@@ -45,7 +45,7 @@ def test_compare_sorts_by_the_first_metric_and_writes_csv_and_markdown(
     assert len(table) == 3 and set(table.status) == {"FINISHED"}
     assert table.macro_f1.is_monotonic_decreasing and table.macro_f1.iloc[0] > table.macro_f1.iloc[-1]
     assert {re.sub(r"-[0-9a-f]{4}$", "", name) for name in table.name} == {
-        f"tfidf_logreg-janitr-max_rows=600-max_features=2000-bootstrap=0-C={c}" for c in ("0.01", "1", "100")
+        f"tfidf_logreg-janitr-max_rows=600-max_features=2000-C={c}" for c in ("0.01", "1", "100")
     }
     assert f"wrote {tmp_path / 'runs.md'}" in shown.stderr
     markdown = (tmp_path / "runs.md").read_text().splitlines()

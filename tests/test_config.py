@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra._internal.utils import _locate
 from omegaconf import OmegaConf
@@ -35,7 +37,9 @@ def test_every_group_option_composes_and_resolves(group: str, option: str) -> No
     resolved = OmegaConf.to_container(compose_train(overrides), resolve=True)  # every interpolation resolves
     chosen = resolved if group == "experiment" else resolved[group]
     assert chosen, f"{group}={option} composed to nothing"
-    if "name" in chosen and option != "llm/openai_compat":  # its name is the served model's
+    if group == "data" and option == "csv":  # a user's own file is named after the file
+        assert chosen["name"] == "some" and resolved["tracking"]["experiment"] == "some"
+    elif "name" in chosen and option != "llm/openai_compat":  # its name is the served model's
         assert chosen["name"] == option.rsplit("/", 1)[-1]  # the option selected is the one composed
     if "_target_" in chosen:  # model, split, threshold, tracking: the class or function exists
         assert callable(_locate(chosen["_target_"]))
@@ -124,3 +128,20 @@ def test_extra_callbacks_are_instantiated_from_config_with_one_line_errors() -> 
         "callbacks.x config (no.such.Callback): Error loading 'no.such.Callback': "
         "ModuleNotFoundError(\"No module named 'no'\")"
     )
+
+
+@pytest.mark.data_free
+def test_a_conf_folder_in_the_working_directory_joins_the_search_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "my_model.yaml").write_text(
+        "defaults:\n  - tfidf_logreg\n  - _self_\nname: my_model\nC: 0.5\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TOXMOD_CONF", raising=False)
+    cfg = compose_train(["model=my_model"])
+    assert cfg.model.name == "my_model" and cfg.model.C == 0.5 and cfg.model.max_iter == 2000
+    monkeypatch.chdir(tmp_path / "conf")  # no conf/ here: the shipped groups only
+    with pytest.raises(Exception, match="my_model"):
+        compose_train(["model=my_model"])

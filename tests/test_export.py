@@ -101,15 +101,26 @@ def test_a_failed_parity_check_exits_1_with_the_numbers_and_a_failed_run(
 ) -> None:
     # The 2-epoch tiny student scores every text within ~1e-4 of 0.5, where its thresholds also sit:
     # int8 rounding moves most scores across them, which is exactly what the gate is for.
+    import tempfile
+
     store = tiny_student_run.store
     run_dir = tmp_path / "failed-export"
-    outcome = run_entry(
-        "export",
-        f"run={tiny_student_run.result.run_dir}",
-        *tracking_overrides(store),
-        f"hydra.run.dir={run_dir}",
-    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    previous, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    try:
+        outcome = run_entry(
+            "export",
+            f"run={tiny_student_run.result.run_dir}",
+            *tracking_overrides(store),
+            f"hydra.run.dir={run_dir}",
+        )
+    finally:
+        tempfile.tempdir = previous
     assert outcome.returncode == 1, outcome.stderr
+    # nothing half-made is left: no export folder in the temporary directory, no model folder
+    assert list(scratch.glob("toxmod-*")) == [] and not (run_dir / "model").exists()
+    assert not list(tmp_path.rglob("*.partial"))
     message = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
     assert len(message) == 1 and "int8 flips the decisions of" in message[0]
     assert "export.max_flip_rate_int8=0.01" in message[0] and "max |score difference|" in message[0]
@@ -128,6 +139,22 @@ def test_a_failed_parity_check_exits_1_with_the_numbers_and_a_failed_run(
     assert kept.returncode == 0, kept.stderr
     metrics = json.loads((tmp_path / "kept" / "metrics.json").read_text())
     assert metrics["export/int8_flip_rate"] > 0.01
+
+    # shipping fp32: the int8 gate does not apply (its numbers are still recorded)
+    fp32 = run_entry(
+        "export",
+        f"run={tiny_student_run.result.run_dir}",
+        *tracking_overrides(store),
+        f"hydra.run.dir={tmp_path / 'fp32'}",
+        "export.score_with=fp32",
+    )
+    assert fp32.returncode == 0, fp32.stderr
+    assert json.loads((tmp_path / "fp32" / "metrics.json").read_text())["export/int8_flip_rate"] > 0.01
+
+    # on request, gc deletes the failed run's folder (its MLflow record stays)
+    gc = run_entry("runs", "gc", "remove_failed=true", *tracking_overrides(store))
+    assert gc.returncode == 0 and f"removed the folder of a failed run: {run_dir}" in gc.stdout
+    assert not run_dir.exists() and (tmp_path / "kept" / "holdout_eval.json").is_file()
 
 
 def test_a_calibrated_source_keeps_its_temperatures(source) -> None:  # noqa: ANN001

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.data_free
 LAYERS = [
     (
         "toxmod.errors",
+        "toxmod.redact",
+        "toxmod.environment",
         "toxmod.paths",
         "toxmod.files",
         "toxmod.hardware",

@@ -82,12 +82,18 @@ def test_every_run_has_plots_holdout_predictions_and_a_pyfunc_model(janitr_runs)
     assert list(frame.columns[:3]) == ["id", "target/scam", "target/topic_crypto"]
 
     # the pyfunc model (a LoggedModel of the run) scores as the run's own scorer
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     uri = client.get_run(result.run_id).data.tags["pyfunc_model_uri"]
     texts = ["free airdrop, connect your wallet now", "lunch at noon?"]
     with global_tracking_uri(store["uri"]):
-        served = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": texts}))
+        loaded = mlflow.pyfunc.load_model(uri)
+        files = {p.name for p in Path(mlflow.artifacts.download_artifacts(uri)).iterdir()}
+        served = loaded.predict(pd.DataFrame({"text": texts}))
+    # logged from code: loading imports toxmod and reads the model files; nothing is unpickled
+    assert loaded.metadata.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert "pyfunc_code.py" in files and not any(name.endswith(".pkl") for name in files)
     scores = load_scorer(result.run_dir / "model").predict_scores(texts)
     assert np.allclose(served[["score/scam", "score/topic_crypto"]].to_numpy(), scores)
     thresholds = json.loads((result.run_dir / "thresholds.json").read_text())["thresholds"]
@@ -203,6 +209,7 @@ def test_select_ranks_on_valid_sets_the_alias_once_and_predict_resolves_it(
     split = json.loads((runs["xgboost"].run_dir / "holdout_eval.json").read_text())["split_sha256"]
     args = [
         "metric=valid/constructed",
+        "allow_over_budget=true",  # 600-row runs: the ranking mechanics, not the budget (tests/test_ship.py)
         "model_name=janitr",
         f"split_sha256={split}",
         *tracking_overrides(store),

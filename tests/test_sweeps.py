@@ -42,6 +42,13 @@ def test_two_jobs_in_parallel_on_one_store_both_finish(tmp_path: Path, store: di
     runs = stored_runs(store, sweep_parents=True)
     assert sorted(run.info.status for run in runs) == ["FINISHED"] * 3  # two jobs and their sweep
     assert len({run.data.tags.get("mlflow.parentRunId") for run in runs if "sweep" not in run.data.tags}) == 1
+    # each of the two parallel jobs runs with its share of this machine's CPUs, and records it
+    import os
+
+    jobs = [run for run in runs if "sweep" not in run.data.tags]
+    share = str(max(len(os.sched_getaffinity(0)) // 2, 1))
+    assert [run.data.params["hardware.resolved.threads"] for run in jobs] == [share, share]
+    assert all(run.data.tags["hardware.threads_from"].endswith("/ 2 parallel jobs") for run in jobs)
 
 
 def test_a_slurm_launcher_composes_for_a_sweep() -> None:

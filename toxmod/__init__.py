@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
+
+def _cpu_flag(flag: str) -> bool:
+    """Whether this (Linux) CPU lists ``flag`` in /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return any(line.startswith("flags") and flag in line.split() for line in cpuinfo)
+    except OSError:
+        return False
+
+
 __version__ = "0.1.0"
 
+# OpenBLAS picks its kernels by CPU when numpy loads, and AVX-512 kernels sum in another order than
+# AVX2 ones: the default model's out-of-fold logistic regression then differs in its last bits, and
+# XGBoost's splits on those scores turn that into different decisions (janitr holdout scam recall
+# 0.6735 vs 0.6816 on AVX-512 vs AVX2 machines). Pinning OpenBLAS to its AVX2 (Haswell) kernels on
+# every x86 CPU that has AVX2 gives identical numbers on both, for ~3% of training time
+# (docs/benchmarks.md). TOXMOD_BLAS_CORETYPE=native keeps the CPU's own kernels; any other value is
+# passed on as OPENBLAS_CORETYPE. Too late once numpy is imported: import toxmod first.
+_BLAS = os.environ.get("TOXMOD_BLAS_CORETYPE", "Haswell")
+_UNSET = "OPENBLAS_CORETYPE" not in os.environ and "numpy" not in sys.modules
+if _UNSET and _BLAS != "native" and (_BLAS != "Haswell" or _cpu_flag("avx2")):
+    os.environ["OPENBLAS_CORETYPE"] = _BLAS
 
-def load(run: str | Path, tracking_uri: str | None = None, allow_pickle: bool = False) -> Any:
+
+def load(
+    run: str | Path,
+    tracking_uri: str | None = None,
+    allow_pickle: bool = False,
+    cache_dir: str | Path | None = None,
+    **model_settings: Any,
+) -> Any:
     """A finished run, ready to score new texts: ``toxmod.load("outputs/train/...").predict("text")``.
 
-    ``run``: a run directory, or an MLflow run id with ``tracking_uri`` (e.g. ``sqlite:///mlruns.db``).
+    ``run``: a run directory, or an MLflow run id / ``models:/name@alias`` with ``tracking_uri`` (e.g.
+    ``sqlite:///mlruns.db``). Downloads go under ``cache_dir`` (default ``TOXMOD_CACHE`` or
+    ``~/.cache/toxmod``). ``model_settings`` are what a saved run never chooses for you: an LLM run's
+    ``base_url`` and ``api_key_env``, or ``pretrained`` (its weights folder).
     Returns a ``Predictor``; ``predict(text)`` gives a dict, ``predict([texts])`` a list of dicts.
     """
+    from toxmod.runs.record import default_opening
     from toxmod.runs.store import NoStore, RunStore
     from toxmod.stages.predict import Predictor
 
     store = RunStore(tracking_uri) if tracking_uri else NoStore()
-    return Predictor.open(run, store, allow_pickle=allow_pickle)
+    base = default_opening(Path(cache_dir).expanduser() if cache_dir else None)
+    opening = dataclasses.replace(base, settings=dict(model_settings))
+    return Predictor.open(run, store, allow_pickle=allow_pickle, opening=opening)

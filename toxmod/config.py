@@ -3,31 +3,47 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import secrets
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
-from toxmod.paths import CONFIG_DIR, datasets_root, project_root
+from toxmod.paths import CONFIG_DIR, datasets_root, project_root, user_cache_dir, user_conf_dir
 
 META_KEYS = ("name",)
 T = TypeVar("T")
 
 
 def register_resolvers() -> None:
-    """``${toxmod_root:}`` and ``${toxmod_datasets:}`` for conf/paths, and ``${toxmod_unique:}``: a
+    """``${toxmod_root:}`` and ``${toxmod_datasets:}`` for conf/paths, ``${toxmod_stem:<path>}`` (a data
+    file's name without its extensions: a user's data names its experiment), and ``${toxmod_unique:}``: a
     random token, resolved once per composed config (sweep directories stay distinct even when two
     sweeps start in the same second; Hydra copies the resolved value to every job). Idempotent."""
     if not OmegaConf.has_resolver("toxmod_root"):
         OmegaConf.register_new_resolver("toxmod_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("toxmod_datasets"):
         OmegaConf.register_new_resolver("toxmod_datasets", lambda: str(datasets_root()))
+    if not OmegaConf.has_resolver("toxmod_cache"):
+        OmegaConf.register_new_resolver("toxmod_cache", lambda: str(user_cache_dir()))
+    if not OmegaConf.has_resolver("toxmod_stem"):  # posts.csv.gz -> posts: a data file's own name
+        OmegaConf.register_new_resolver("toxmod_stem", _file_stem)
     if not OmegaConf.has_resolver("toxmod_unique"):
         OmegaConf.register_new_resolver("toxmod_unique", lambda: secrets.token_hex(3), use_cache=True)
+
+
+def _file_stem(path: Any) -> str:
+    name = Path(str(path)).name
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name or "data"
 
 
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -36,7 +52,16 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        return compose(config_name=config_name, overrides=with_user_conf(overrides))
+
+
+def with_user_conf(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` plus the user's own config folder on Hydra's search path (``paths.user_conf_dir``),
+    unless the command sets ``hydra.searchpath`` itself."""
+    folder = user_conf_dir()
+    if folder is None or any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides):
+        return list(overrides)
+    return [*overrides, f"hydra.searchpath=[file://{folder}]"]
 
 
 def group_options(group: str) -> list[str]:
@@ -75,10 +100,137 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        compose_config(config_name, argv)
+        cfg = compose_config(config_name, argv)
+        choices = [arg for arg in argv if _override_key(arg) in _groups()]
+        base = compose_config(config_name, choices) if len(choices) < len(argv) else cfg
+        check_values(cfg, base, [_override_key(arg) for arg in argv if arg not in choices])
     except (HydraException, OmegaConfBaseException) as error:
         print(f"error: {one_line_hydra_error(str(error))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT_CODE)
+
+
+# Settings with a range, wherever an entry point has them: (lowest, highest, what -1/null mean).
+RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
+    "bootstrap": (0, None),
+    "data.max_rows": (1, None),
+    "trainer.max_steps": (-1, None),
+    "trainer.max_epochs": (-1, None),
+    "model.max_epochs": (0, None),
+    "model.batch_size": (1, None),
+    "model.eval_batch_size": (1, None),
+    "model.max_length": (1, None),
+    "model.n_estimators": (1, None),
+    "model.max_features": (1, None),
+    "predict.batch_size": (1, None),
+    "predict.chunk_size": (1, None),
+    "predict.max_chars": (1, None),
+    "hardware.threads": (1, None),
+    "latency.batch1_texts": (0, None),
+    "latency.batch64_texts": (0, None),
+}
+
+
+# Names that become MLflow records, file names or ID lists: (key, what it may hold).
+NAMES = {
+    "run_name": "name",
+    "tracking.experiment": "name",
+    "experiment": "name",
+    "model_name": "model name",
+    "alias": "alias",
+}
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+def check_name(key: str, value: Any, kind: str = "name") -> str:
+    """A run name, experiment, registered model name or alias: text without control characters
+    (a newline would split the records it lands in), at most 250 characters; a model name has no
+    ``/`` or ``@`` (``models:/<name>@<alias>``); an alias is letters, digits, ``_`` and ``-``, not
+    ``latest`` nor ``v<number>`` (MLflow's version names)."""
+    text = str(value)
+    if not text.strip() or len(text) > 250:
+        raise ConfigError(f"{key}={text[:60]!r}: expected 1 to 250 characters")
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ConfigError(f"{key}={text[:60]!r}: holds the control character {bad!r}")
+    if kind == "model name" and ("/" in text or "@" in text or ":" in text):
+        raise ConfigError(f"{key}={text!r}: a registered model name has no '/', ':' or '@'")
+    if kind == "alias" and (not _ALIAS.fullmatch(text) or text == "latest" or re.fullmatch(r"v\d+", text)):
+        raise ConfigError(f"{key}={text!r}: an alias is letters, digits, _ and -, and not latest or v<N>")
+    return text
+
+
+def check_values(cfg: DictConfig, base: DictConfig, keys: Sequence[str]) -> None:
+    """Each overridden key keeps the type its YAML default has (a number stays a number, a list a
+    list; a null default takes anything), and every key of ``RANGES`` present is in its range: else
+    one ConfigError naming the key, before any work."""
+    for key in keys:
+        default = OmegaConf.select(base, key, default=None, throw_on_missing=False)
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if isinstance(value, (DictConfig, ListConfig)) or isinstance(default, (DictConfig, ListConfig)):
+            if type(value) is not type(default) and default is not None and value is not None:
+                raise ConfigError(f"{key}={_plain_value(value)!r}: expected {_kind(default)}")
+            continue
+        problem = _type_problem(default, value)
+        if problem:
+            raise ConfigError(f"{key}={value!r}: expected {problem}")
+    for key, kind in NAMES.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is not None and value != "???":
+            check_name(key, value, kind)
+    for key, (low, high) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None or value == "???":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(
+                f"{key}={value!r}: expected {'a number' if isinstance(low, float) else 'an integer'}"
+            )
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{key}={value!r}: expected {_bounds(low, high)}")
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if high is not None:
+        return f"a value between {low} and {high}"
+    named = {1: "a positive integer", 0: "a non-negative integer"}
+    return named.get(low, f"an integer >= {low} ({low}: no limit)")  # type: ignore[arg-type]
+
+
+def _type_problem(default: Any, value: Any) -> str | None:
+    if default is None or value is None or default == "???":
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, ListConfig) else "a mapping"
+
+
+def _plain_value(value: Any) -> Any:
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+@functools.cache
+def _groups() -> frozenset[str]:
+    """The shipped config groups (``model``, ``data``, ``threshold``, ...), nested ones included."""
+    return frozenset(
+        p.relative_to(CONFIG_DIR).as_posix()
+        for p in CONFIG_DIR.rglob("*")
+        if p.is_dir() and p.name != "__pycache__"
+    )
 
 
 def one_line_hydra_error(message: str) -> str:
@@ -120,25 +272,94 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error
 
 
-# What a config read back from a run (resume, load_run) may instantiate: toxmod's own classes,
-# torch optimizers and Lightning callbacks. A run directory is data someone else may have made.
-TRUSTED_TARGETS = ("toxmod.", "torch.optim.", "lightning.pytorch.callbacks.")
+# What a config read back from a run (resume, load_run) may instantiate: exactly the classes and
+# functions the shipped config groups name (``shipped_targets``), those the stages write into a run's
+# config themselves, and torch's optimizers. A run directory is data someone else may have made, so a
+# name is compared as a string and never imported to find out what it is.
+STAGE_TARGETS = frozenset(
+    {
+        "toxmod.models.onnx_model.OnnxScorer",  # stages/export.py: the exported model
+        "toxmod.splits.builders.frozen_split",  # stages/export.py: the source run's split folder
+        "toxmod.models.transformer.schedules.constant",
+    }
+)
+TORCH_OPTIMIZERS = frozenset(
+    f"torch.optim.{name}"
+    for name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam")
+)
+
+
+# Keys whose value is a Python package toxmod imports (a weights package): from a run, only the
+# packages the shipped configs name.
+MODULE_KEYS = ("package", "gguf_package")
+
+
+@functools.cache
+def shipped_targets() -> frozenset[str]:
+    """Every ``_target_`` a config run may instantiate: the shipped YAML's, the stages' and torch's
+    optimizers (exact names)."""
+    found = set(STAGE_TARGETS | TORCH_OPTIMIZERS)
+    for config in _shipped_configs():
+        found.update(str(t) for _, t in _targets(config, ""))
+    return frozenset(found)
+
+
+@functools.cache
+def shipped_packages() -> frozenset[str]:
+    """The weights packages (``MODULE_KEYS``) the shipped configs name."""
+    return frozenset(
+        str(value)
+        for config in _shipped_configs()
+        for key, value in _leaves(config, "")
+        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value
+    )
+
+
+def _shipped_configs() -> list[Any]:
+    import yaml
+
+    return [yaml.safe_load(path.read_text()) or {} for path in sorted(CONFIG_DIR.rglob("*.yaml"))]
 
 
 def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> None:
-    """Refuse a config read from ``source`` whose ``_target_``s leave ``TRUSTED_TARGETS``.
+    """Refuse a config read from ``source`` that names code outside ``shipped_targets`` or holds an
+    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the opener's environment).
 
     ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
     """
     container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    allowed = shipped_targets()
     for key, target in _targets(container, ""):
         if key.split(".", 1)[0] in never_built:
             continue
-        if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS):
+        if not isinstance(target, str) or target not in allowed:
             raise ConfigError(
-                f"{source}: {key}={target!r} is not a toxmod, torch.optim or Lightning callback class; "
+                f"{source}: {key}={target!r} is not one of the classes toxmod's configs name; "
                 "a run's config may not name other code"
             )
+    packages = shipped_packages()
+    for key, value in _leaves(container, ""):
+        if isinstance(value, str) and "${" in value:
+            raise ConfigError(
+                f"{source}: {key}={value!r} is an interpolation; a run's saved config holds values only"
+            )
+        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value is not None and value not in packages:
+            raise ConfigError(
+                f"{source}: {key}={value!r} is not a weights package toxmod's configs name; "
+                "a run's config may not name other code"
+            )
+
+
+def _leaves(node: Any, path: str) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every non-container value."""
+    if not isinstance(node, (dict, list)):
+        return [(path, node)]
+    found: list[tuple[str, Any]] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(node, list) else (f"{path}.{key}" if path else str(key))
+        found += _leaves(value, where)
+    return found
 
 
 def _targets(node: Any, path: str) -> list[tuple[str, Any]]:
@@ -168,6 +389,7 @@ def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
 def run_entry_point(config_name: str, task: Callable[[], Any]) -> Any:
     """Validate ``sys.argv`` overrides, then hand over to the Hydra-decorated ``task``."""
     register_resolvers()
+    sys.argv[1:] = with_user_conf(sys.argv[1:])
     check_overrides_or_exit(config_name, sys.argv[1:])
     return task()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import shutil
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +14,8 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_EXIT_CODE = 2
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, quota, file size limit
+SQLITE_FULL = ("database or disk is full", "disk I/O error")  # SQLite's words for the same
 
 
 class ToxmodError(Exception):
@@ -34,6 +38,31 @@ class ConfigError(ToxmodError):
 
 class DamagedFileError(ToxmodError):
     """A saved file (model, thresholds, run record) is missing, truncated, malformed or unexpected."""
+
+
+class DiskFullError(ToxmodError):
+    """A write failed for lack of space (or over a file-size limit): one line naming where."""
+
+    exit_code = 1
+
+
+def disk_full(error: BaseException) -> DiskFullError | None:
+    """``error`` (or what caused it) as a ``DiskFullError`` when a write failed for lack of space:
+    an ``OSError`` (ENOSPC, EDQUOT, EFBIG) naming its file, or SQLite's full / write-I/O error."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DiskFullError):
+            return seen
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return DiskFullError(f"{seen.filename or 'a file'}: no space left to write ({seen.strerror})")
+        text = str(seen)
+        for phrase in SQLITE_FULL:
+            if phrase in text:
+                return DiskFullError(
+                    f"the SQLite tracking store could not write ({phrase}): is the disk full?"
+                )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class TrainingError(ToxmodError):
@@ -70,6 +99,8 @@ def exit_on_user_error(func: F) -> F:
 
     from omegaconf.errors import MissingMandatoryValue
 
+    from toxmod.redact import holds_secret, redact
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -79,7 +110,17 @@ def exit_on_user_error(func: F) -> F:
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
             message, code = f"{key} is required (pass {key}=...)", USER_ERROR_EXIT_CODE
-        print(f"error: {message}", file=sys.stderr)
+        except Exception as error:
+            full = disk_full(error)
+            if full is not None:
+                print(f"error: {redact(str(full))}", file=sys.stderr)
+                sys.exit(full.exit_code)
+            trace = "".join(traceback.format_exception(error))
+            if not holds_secret(trace):
+                raise
+            print(redact(trace), file=sys.stderr, end="")  # a library's error that quoted a secret
+            sys.exit(1)
+        print(f"error: {redact(message)}", file=sys.stderr)
         _discard_unused_output_dir()
         sys.exit(code)
 

@@ -42,6 +42,85 @@ def process_count(strategy: str, devices: Any) -> int:
     return int(devices) if "ddp" in str(strategy) and str(devices).isdigit() else 1
 
 
+@dataclass(frozen=True)
+class CpuShare:
+    """The threads this process should run, and why (``cpus`` it may use, ``jobs`` beside it)."""
+
+    threads: int
+    cpus: int
+    jobs: int
+    reason: str
+
+
+def available_cpus() -> tuple[int, str]:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota; and which."""
+    cpus, reason = os.cpu_count() or 1, "cpu count"
+    if hasattr(os, "sched_getaffinity"):
+        cpus, reason = len(os.sched_getaffinity(0)), "affinity"
+    quota = _cgroup_quota()
+    if quota is not None and quota < cpus:
+        cpus, reason = quota, "cgroup quota"
+    return max(cpus, 1), reason
+
+
+def _cgroup_quota() -> int | None:
+    """``ceil(quota / period)`` of the cgroup's CPU limit (v2 ``cpu.max`` or v1 ``cfs_quota_us``)."""
+    import math
+    from pathlib import Path
+
+    try:
+        fields = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return max(math.ceil(int(fields[0]) / int(fields[1])), 1)
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return max(math.ceil(quota / period), 1) if quota > 0 and period > 0 else None
+
+
+def launcher_share() -> tuple[int | None, int]:
+    """In a sweep job: the CPUs its launcher gives each job (Ray's ``num_cpus``, Slurm's
+    ``cpus_per_task``) or None, and how many jobs run at once on this machine (joblib's ``n_jobs``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except (ImportError, ValueError):  # not inside a Hydra job
+        return None, 1
+    given = _first_int(launcher, ("ray.remote.num_cpus", "cpus_per_task"))
+    jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    if jobs is not None and int(jobs) < 0:  # joblib: -1 = one job per CPU
+        jobs = os.cpu_count() or 1
+    return given, int(jobs or 1)
+
+
+def _first_int(node: Any, keys: tuple[str, ...]) -> int | None:
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        value = OmegaConf.select(node, key, default=None)
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    return None
+
+
+def cpu_share() -> CpuShare:
+    """Threads for this process: the CPUs it may use (affinity, cgroup quota), divided among the
+    jobs its launcher runs beside it, or what the launcher gives each job -- never more."""
+    cpus, reason = available_cpus()
+    given, jobs = launcher_share()
+    if given is not None:
+        return CpuShare(min(given, cpus), cpus, 1, f"{reason} {cpus}, launcher gives {given}")
+    if jobs > 1:
+        return CpuShare(max(cpus // jobs, 1), cpus, jobs, f"{reason} {cpus} / {jobs} parallel jobs")
+    return CpuShare(cpus, cpus, 1, f"{reason} {cpus}")
+
+
 def _available_accelerator() -> str:
     try:
         import torch
@@ -67,8 +146,8 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
     devices = cfg.get("devices", 1)
     if isinstance(devices, bool) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
         raise ConfigError(f"hardware.devices={devices!r}: expected a count >= 1, -1 (all) or auto")
-    # DDP on one machine: each process gets its share of the cores.
-    threads = int(cfg.get("threads") or max((os.cpu_count() or 1) // process_count(strategy, devices), 1))
+    # Each process gets its share of the CPUs it may use (DDP: per rank; a sweep: per parallel job).
+    threads = int(cfg.get("threads") or max(cpu_share().threads // process_count(strategy, devices), 1))
     workers = cfg.get("num_workers")
     if workers is None:  # CPU training: tokenized batches are in memory, worker processes only add IPC
         workers = 0 if accelerator == "cpu" else min(4, max(threads - 1, 0))

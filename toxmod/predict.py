@@ -5,6 +5,8 @@ One JSON line per text on stdout (or into ``output``); the summary goes to stder
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from toxmod.config import instantiate_component, run_entry_point
 from toxmod.errors import exit_on_user_error
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.progress import notes_console
+from toxmod.runs.record import opening_from_config
 from toxmod.stages.predict import Predictor, PredictSettings, predict_file
 
 
@@ -24,10 +27,15 @@ def _hydra_main(cfg: DictConfig) -> Any:
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
-    cache = Path(str(cfg.paths.cache_dir)) / "runs"
-    predictor = Predictor.open(str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware)
+    cache = Path(str(cfg.paths.downloads))
+    opening = opening_from_config(cfg)
+    predictor = Predictor.open(str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening)
     settings = PredictSettings(input=str(cfg.input), output=str(cfg.output), **cfg.predict)
-    summary = predict_file(predictor, settings)
+    try:
+        summary = predict_file(predictor, settings)
+    except BrokenPipeError:  # the reader went away (`... | head -1`): stop quietly, as a pipe should
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
+        sys.exit(0)
     rate = summary.scored / summary.seconds if summary.seconds else 0.0
     reported = f"; {summary.reported} reported (blank or over predict.max_chars)" if summary.reported else ""
     notes_console.print(

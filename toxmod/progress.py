@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
+
+from toxmod.redact import redact
 
 # Wide enough for the per-label table when output is piped to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -45,7 +48,7 @@ def print_whole(renderable: Any) -> None:
 
 def warn(message: str) -> None:
     """A warning on one line, never wrapped (it is read in logs and searched for)."""
-    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    console.print(f"[yellow]warning:[/] {escape(redact(message))}", soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -57,3 +60,23 @@ def scoring_progress(total: int, show: bool = True) -> Iterator[Callable[[int], 
     ) as bar:
         task = bar.add_task("scoring", total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class StageClock:
+    """The stages of a job, each printed with its elapsed time as it ends (``data 0.4 s``), and kept
+    as ``seconds`` for the run's metrics (``stage_seconds/<name>``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        import time
+
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        console.print(f"[dim]{name} {self.seconds[name]:.1f} s[/]", soft_wrap=True)
+
+    def as_metrics(self) -> dict[str, float]:
+        return {f"stage_seconds/{name}": value for name, value in self.seconds.items()}

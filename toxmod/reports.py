@@ -26,6 +26,9 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+CUT_METRICS = ("precision", "recall", "fpr")
+
+
 def results_table(
     title: str, split: str, scheme: LabelScheme, metrics: Mapping[str, float], thresholds: Mapping[str, float]
 ) -> Table:
@@ -35,15 +38,22 @@ def results_table(
     table.add_column("threshold", justify="right")
     for metric in PER_LABEL_METRICS:
         table.add_column(metric, justify="right")
-    cumulative = False
+    cuts = [d for d in scheme.decision_names if d not in scheme.report_names]  # level cuts
     for label in scheme.report_names:
         decision = scheme.decision_for(label)
-        cumulative |= decision not in (None, label)
         row = [_fmt(metrics.get(f"{split}/{label}/{m}")) for m in PER_LABEL_METRICS]
-        table.add_row(label, _fmt(thresholds.get(decision)) if decision else "-", *row)
-    if cumulative:
+        shown = decision == label  # a label thresholded on its own score; a level is not
+        table.add_row(label, _fmt(thresholds.get(decision)) if shown else "-", *row)
+    for decision in cuts:  # each cut with its own threshold and its own FPR, recall and precision
+        row = [
+            _fmt(metrics.get(f"{split}/{decision}/{m}")) if m in CUT_METRICS else ""
+            for m in PER_LABEL_METRICS
+        ]
+        table.add_row(decision, _fmt(thresholds.get(decision)), *row)
+    if cuts:
         table.caption = (
-            "level thresholds apply to P(level >= that level); the highest level passed is predicted"
+            "levels: one level vs the rest; at_least_<level>: the cut on P(level >= that level), with its "
+            "own threshold and FPR; the highest level whose cut is passed is predicted"
         )
     return table
 
@@ -86,3 +96,44 @@ def rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     for row in rows:
         table.add_row(*[_fmt(v) for v in row])
     return table
+
+
+def run_card(
+    model: str,
+    dataset: str,
+    scheme: LabelScheme,
+    thresholds: Any,
+    targets: Mapping[str, float],
+    metrics: Mapping[str, float],
+    split_sha256: str,
+    command: str,
+) -> str:
+    """A short markdown card of a run (the MLflow run description): its operating point, the holdout
+    numbers at it, the split and the command that made it."""
+    budget = (
+        "no FPR budget"
+        if not targets
+        else "FPR target " + ", ".join(f"{d} {t:g}" for d, t in targets.items())
+    )
+    method = f"`{thresholds.method}` on {thresholds.fit_split}"
+    lines = [
+        f"**{model}** on **{dataset}** · thresholds by {method} ({budget})",
+        "",
+        "| decision | threshold | holdout recall | holdout FPR | holdout precision |",
+        "|---|---|---|---|---|",
+    ]
+    for name, value in thresholds.as_dict().items():
+        cells = [_fmt(metrics.get(f"holdout/{name}/{m}")) for m in ("recall", "fpr", "precision")]
+        lines.append(f"| {name} | {value:.4f} | " + " | ".join(cells) + " |")
+    headline, size_mb = scheme.headline_name, (metrics.get("model_size_bytes") or 0) / 1e6
+    lines += [
+        "",
+        f"holdout macro F1 {_fmt(metrics.get('holdout/macro_f1'))} · {headline} "
+        f"{_fmt(metrics.get(f'holdout/{headline}'))} · size {size_mb:.2f} MB"
+        f" · train {metrics.get('train_seconds', 0.0):.1f} s",
+        "",
+        f"split `{split_sha256}`",
+        "",
+        f"`{command}`",
+    ]
+    return "\n".join(lines)

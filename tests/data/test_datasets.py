@@ -113,6 +113,11 @@ def test_max_rows_subsamples_reproducibly() -> None:
             ["data.label_columns=[y]"],
             "column 'text' (data.text_column) not found",
         ),
+        (
+            {"body": ["x"], "z": ["1"]},  # neither the text nor the label column: both named, one line
+            ["data.label_columns=[y]"],
+            "columns 'text' (data.text_column), 'y' (data.label_columns) not found",
+        ),
         ({"text": ["x", " "], "y": ["1", "0"]}, ["data.label_columns=[y]"], "has 1 empty texts"),
         (
             {"text": ["x", "z"], "y": ["1", "yes"]},

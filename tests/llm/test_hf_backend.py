@@ -13,7 +13,7 @@ import torch
 from tests.helpers import JANITR_SLICE, compose_train
 from toxmod.data.schemes import LevelsScheme, MultiLabelScheme
 from toxmod.errors import ConfigError
-from toxmod.models import load_scorer
+from toxmod.models import Opening, load_scorer
 from toxmod.models.llm import LLMScorer
 from toxmod.models.llm.backends import ScoringStats
 from toxmod.models.llm.hf import HFLanguageModel
@@ -187,8 +187,11 @@ def test_zero_shot_train_run_fits_nothing_and_records_the_llm(tiny_lm: Path, tmp
     )
     assert metrics["chance_warnings"] >= 1  # a random model: the run says it is no better than chance
     assert {"latency/batch1_ms_p50", "latency/batch1_ms_p95", "llm/batch_ms_per_text_p95"} <= set(metrics)
+    # the weights folder lies outside the run: the opener names it, the run never chooses it
+    with pytest.raises(ConfigError, match="lies outside this run and your toxmod folders"):
+        load_scorer(run / "model")
     # the saved model reopens with its exemplars and scores exactly as in the run
-    reopened = load_scorer(run / "model")
+    reopened = load_scorer(run / "model", opening=Opening(settings={"pretrained": str(tiny_lm)}))
     assert isinstance(reopened, LLMScorer) and reopened.exemplars[0].text == exemplars[0]["text"]
     holdout = pd.read_parquet(run / "predictions" / "holdout.parquet")
     texts = frame.set_index("id").loc[holdout["id"].astype(str).head(5), "text"].tolist()

@@ -66,13 +66,29 @@ def test_a_label_without_holdout_positives_reports_its_recall_as_undefined(tmp_p
     assert record["metrics"]["topic_crypto/recall"] is not None
 
 
-def test_too_few_calibration_negatives_for_the_target_fpr_is_a_warning(tmp_path: Path) -> None:
+def test_too_few_calibration_negatives_say_the_remedy_in_numbers_and_are_recorded(
+    tmp_path: Path, store: dict[str, str]
+) -> None:
+    from tests.helpers import tracking_overrides
+    from toxmod import load
+
     path = janitr_csv(tmp_path, 300)
-    overrides = [*CSV, f"data.path={path}", "split=stratified", *LOGREG, "tracking=none"]
+    overrides = [*CSV, f"data.path={path}", "split=stratified", *LOGREG, *tracking_overrides(store)]
     result = run_entry("train", *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr
-    # 300 rows -> 15 calib rows: FPR steps of 1/14 or so, far coarser than 0.02.
-    assert "FPR moves in steps of" in result.stdout and "(that needs >= 50 negatives)" in result.stdout
+    # 300 rows -> 15 calib rows with 11 negatives of scam: FPR steps of 1/11, far coarser than 0.02.
+    assert "calib has 11 negatives of scam in 15 rows: its FPR moves in steps of 0.0909" in result.stdout
+    assert "needs >= 50 negatives, about 69 rows at this negative rate" in result.stdout
+    assert "or a target >= 0.0909, the smallest these rows resolve" in result.stdout
+    (run,) = stored_runs(store)
+    assert run.data.tags["calib_too_small"].startswith("scam: 11 negatives, needs 50")
+    compared = run_entry("compare", *tracking_overrides(store), "format=csv")
+    assert "calib too small: scam: 11 negatives, needs 50" in compared.stdout
+    # what predict says is exactly the recorded thresholds applied to the scores it prints
+    thresholds = json.loads((tmp_path / "run" / "thresholds.json").read_text())["thresholds"]
+    for record in load(tmp_path / "run").predict(["free airdrop claim now", "good morning all", "btc 2x"]):
+        for name, cut in thresholds.items():
+            assert record["decisions"][name] == (record["scores"][name] >= cut)
 
 
 def test_shifted_calibration_data_is_flagged(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from omegaconf import DictConfig
 
-from tests.helpers import compose_train, run_entry
+from tests.helpers import compose_train, reseal, run_entry
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.models import load_scorer
 from toxmod.runs import load_run
@@ -83,6 +83,7 @@ def test_a_pickled_model_is_refused_unless_allowed(finished_runs: dict, tmp_path
 
     marker = tmp_path / "pickle-ran"
     (run_dir / "model" / "model.joblib").write_bytes(pickle.dumps(Planted(marker)))
+    reseal(run_dir)
     result = run_entry("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "a pickle, which runs whatever code it holds" in result.stderr
     assert not marker.exists()
@@ -126,6 +127,7 @@ def plant_target(run_dir: Path, marker: Path) -> None:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["model"]["optimizer"] = {"_target_": "os.makedirs", "_args_": [str(marker)]}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    reseal(run_dir)
 
 
 def test_a_run_config_naming_foreign_code_is_refused(finished_runs: dict, tmp_path: Path) -> None:
@@ -133,7 +135,8 @@ def test_a_run_config_naming_foreign_code_is_refused(finished_runs: dict, tmp_pa
     marker = tmp_path / "target-ran"
     plant_target(run_dir, marker)
     with pytest.raises(
-        ConfigError, match="model.optimizer._target_='os.makedirs' is not a toxmod, torch.optim"
+        ConfigError,
+        match="model.optimizer._target_='os.makedirs' is not one of the classes toxmod's configs name",
     ):
         load_run(run_dir)
     result = run_entry("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={tmp_path / 'out'}")
@@ -207,6 +210,7 @@ def damage(run_dir: Path, case: str) -> None:
         "config_bad_yaml": lambda: (run_dir / "config.yaml").write_text("data: [unclosed\n  - x: {"),
     }
     actions[case]()
+    reseal(run_dir)  # the reader behind the manifest check must hold on its own
 
 
 DAMAGE = {
@@ -255,6 +259,7 @@ def test_thresholds_are_applied_by_name_not_position(finished_runs: dict, tmp_pa
     data = json.loads(path.read_text())
     data["thresholds"] = dict(reversed(list(data["thresholds"].items())))  # topic_crypto first
     path.write_text(json.dumps(data))
+    reseal(run_dir)
     evaluation = evaluate_run(run_dir)
     assert list(json.loads(path.read_text())["thresholds"]) == ["topic_crypto", "scam"]
     assert evaluation.reproduced and evaluation.max_difference == 0.0

@@ -65,7 +65,7 @@ def test_janitr_frozen_split_reproduces_upstream_hashes(tmp_path: Path) -> None:
 
 def test_janitr_frozen_split_refuses_when_not_purged() -> None:
     cfg, data = janitr("split.on_leak=refuse")
-    with pytest.raises(SplitError, match=r"leakage: .*train~holdout: \d+") as error:
+    with pytest.raises(SplitError, match=r"leakage: .*\d+ holdout rows have a train text \(ids \d+") as error:
         prepare_split(cfg.split, data)
     assert "\n" not in str(error.value)
     split, report = prepare_split(
@@ -133,7 +133,7 @@ def test_leakage_report_counts_normalized_duplicates(tmp_path: Path) -> None:
         ["data=csv", f"data.path={path}", "data.label_columns=[y]", "data.split_column=split"]
     )
     data = build_dataset(cfg.data)
-    with pytest.raises(SplitError, match="train~holdout: 1"):
+    with pytest.raises(SplitError, match=r"1 holdout rows have a train text \(ids 3\)"):
         prepare_split(cfg.split, data)
     purged = compose_train(
         [

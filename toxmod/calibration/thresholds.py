@@ -1,4 +1,5 @@
-"""Per-decision thresholds chosen on calibration data: exact target-FPR cuts, or an Optuna search."""
+"""Per-decision thresholds chosen on calibration data: exact target-FPR cuts, F1-optimal cuts (no FPR
+budget), or an Optuna search under the FPR budget."""
 
 from __future__ import annotations
 
@@ -169,6 +170,116 @@ class TargetFPRThresholds:
         return Thresholds(scheme.decision_names, values, self.method, self.fit_split, details)
 
 
+OBJECTIVES = ("macro_f1", "headline")
+
+
+def objective_value(
+    scheme: LabelScheme, objective: str, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray
+) -> float:
+    """``macro_f1`` (over the reported labels) or ``headline`` (exact match / accuracy) at ``thresholds``."""
+    predictions = scheme.predict(scores, thresholds)
+    if objective == "headline":
+        return float(np.mean(scheme.example_correct(targets, predictions)))
+    view = scheme.report_view(scores, targets, predictions)
+    return float(rates(confusion_counts(view.targets, view.predictions))["f1"].mean())
+
+
+def f1_optimal_threshold(
+    scores: np.ndarray, positive: np.ndarray, low: float = -np.inf
+) -> tuple[float, float]:
+    """The threshold ``>= low`` with the highest F1 on these scores (flag when ``score >= t``), and that
+    F1. Exact: every distinct score is a candidate; the cut is placed midway to the next lower score,
+    so it flags the same rows here and leaves room on either side. Ties go to the higher threshold."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_positive = int(positive.sum())
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], positive[order]
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # the last row of each group of equal scores
+    candidates, tp, fp = ranked[last], tp[last], fp[last]
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(tp + fp + n_positive, 1), 0.0)
+    allowed = candidates >= low
+    if not n_positive or not allowed.any():
+        return float(max(low, scores.max(initial=0.0)) + 1e-12), math.nan if not n_positive else 0.0
+    best = int(np.argmax(np.where(allowed, f1, -1.0)))  # the first maximum: the highest threshold
+    below = candidates[best + 1] if best + 1 < len(candidates) else candidates[best]
+    return float(max((candidates[best] + below) / 2.0, low)), float(f1[best])
+
+
+def tuned_thresholds(
+    scheme: LabelScheme,
+    scores: np.ndarray,
+    targets: np.ndarray,
+    objective: str = "macro_f1",
+    lows: np.ndarray | None = None,
+    rounds: int = 2,
+    candidates: int = 200,
+) -> np.ndarray:
+    """Thresholds (each ``>= lows``) that maximize ``objective`` on these scores: every decision at its
+    own F1 optimum, then, when the decisions act together (level cuts) or the objective is not their
+    own F1, ``rounds`` of coordinate ascent over ``candidates`` quantiles of each decision's scores."""
+    decision_scores, decision_targets = scheme.decision_scores(scores), scheme.decision_targets(targets)
+    names = scheme.decision_names
+    lows = np.full(len(names), -np.inf) if lows is None else np.asarray(lows, dtype=np.float64)
+    values = np.array(
+        [
+            f1_optimal_threshold(decision_scores[:, j], decision_targets[:, j], lows[j])[0]
+            for j in range(len(names))
+        ]
+    )
+    if scheme.decisions_independent and objective == "macro_f1" and not getattr(scheme, "none_label", None):
+        return values
+    best = objective_value(scheme, objective, scores, targets, values)
+    for _ in range(rounds):
+        improved = False
+        for j in range(len(names)):
+            column = decision_scores[:, j]
+            grid = np.unique(np.quantile(column, np.linspace(0, 1, candidates)))
+            for value in grid[grid >= lows[j]]:
+                trial = values.copy()
+                trial[j] = value
+                score = objective_value(scheme, objective, scores, targets, trial)
+                if score > best + 1e-12:
+                    best, values, improved = score, trial, True
+        if not improved:
+            break
+    return values
+
+
+class MaxF1Thresholds:
+    """Per decision, the F1-optimal threshold on ``fit_split``, with no FPR budget: for benchmarks
+    scored by F1. Independent labels get their own F1 optimum; level cuts are tuned together for the
+    levels' macro F1 (coordinate ascent from each cut's own optimum)."""
+
+    method = "max_f1"
+    budget = None  # no FPR target: nothing to hold a run's FPR to
+
+    def __init__(self, fit_split: str = "calib") -> None:
+        self.fit_split = fit_split
+
+    def check(self, scheme: LabelScheme) -> None:
+        return None
+
+    def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
+        joint = not scheme.decisions_independent
+        values = tuned_thresholds(scheme, scores, targets, "macro_f1", rounds=2 if joint else 0)
+        passed = scheme.decision_scores(scores) >= values[None, :]
+        decision_targets = scheme.decision_targets(targets)
+        details = {}
+        for j, name in enumerate(scheme.decision_names):
+            positive, negative = decision_targets[:, j], ~decision_targets[:, j]
+            details[name] = {
+                "fit_fpr": float(passed[negative, j].mean()) if negative.any() else math.nan,
+                "fit_recall": float(passed[positive, j].mean()) if positive.any() else math.nan,
+                "n_negatives": int(negative.sum()),
+                "n_positives": int(positive.sum()),
+            }
+        details["_objective"] = {"macro_f1": objective_value(scheme, "macro_f1", scores, targets, values)}
+        return Thresholds(
+            scheme.decision_names, [float(v) for v in values], self.method, self.fit_split, details
+        )
+
+
 class OptunaThresholds:
     """Joint threshold search with Optuna (SQLite storage, resumable) for an objective under FPR budgets.
 
@@ -191,7 +302,7 @@ class OptunaThresholds:
         seed: int = 0,
         fit_split: str = "calib",
     ) -> None:
-        if objective not in ("macro_f1", "headline"):
+        if objective not in OBJECTIVES:
             raise ConfigError(f"threshold.objective={objective!r}; expected 'macro_f1' or 'headline'")
         self.n_trials, self.objective, self.storage, self.study_name, self.seed = (
             int(n_trials),
@@ -209,11 +320,7 @@ class OptunaThresholds:
     def _objective_value(
         self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray
     ) -> float:
-        predictions = scheme.predict(scores, thresholds)
-        if self.objective == "headline":
-            return float(np.mean(scheme.example_correct(targets, predictions)))
-        view = scheme.report_view(scores, targets, predictions)
-        return float(rates(confusion_counts(view.targets, view.predictions))["f1"].mean())
+        return objective_value(scheme, self.objective, scores, targets, thresholds)
 
     def _default_study_name(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> str:
         digest = hashlib.sha256()

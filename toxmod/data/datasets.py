@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -116,11 +117,11 @@ def _referenced_columns(cfg: DictConfig) -> list[tuple[str, str]]:
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[tuple[str, str]], where: str) -> None:
-    for key, column in columns:
-        if column not in frame.columns:
-            raise DataError(
-                f"{where}: column {column!r} (data.{key}) not found; columns are {list(frame.columns)}"
-            )
+    """Every configured column the file lacks, in one line."""
+    missing = [f"{column!r} (data.{key})" for key, column in columns if column not in frame.columns]
+    if missing:
+        what = "column" if len(missing) == 1 else "columns"
+        raise DataError(f"{where}: {what} {', '.join(missing)} not found; columns are {list(frame.columns)}")
 
 
 class Problems:
@@ -183,11 +184,25 @@ def _validated_ids(frame: pd.DataFrame, column: str | None, problems: Problems) 
     if not column:
         return np.array([str(i) for i in range(len(frame))], dtype=object)
     ids = frame[column].astype(str)
+    unusable = ids.map(_unusable_id)
+    if unusable.any():
+        first = ids[unusable].iloc[0]
+        problems.add(
+            f"id column {column!r} has {int(unusable.sum())} IDs that are empty or hold control "
+            f"characters or outer spaces ({_rows(unusable)}, e.g. {first!r}); IDs are written "
+            "one per line in the split lists"
+        )
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
         examples = sorted(set(duplicated))[:3]
         problems.add(f"id column {column!r} has {duplicated.nunique()} duplicate IDs (e.g. {examples})")
     return ids.to_numpy(dtype=object)
+
+
+def _unusable_id(value: str) -> bool:
+    """An ID that cannot be one line of a split list: empty, with outer spaces or a control
+    character (a newline, tab, NUL, ...)."""
+    return not value or value != value.strip() or any(unicodedata.category(c).startswith("C") for c in value)
 
 
 def _binary_column(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from toxmod.errors import DataError
+from toxmod.files import file_sha256  # noqa: F401 - re-exported for data/ callers
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 
@@ -46,12 +46,3 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"data file {path} has no rows")
     return frame
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -48,6 +48,9 @@ class LabelScheme(ABC):
 
     kind: str
     primary_label: str
+    # Whether each decision's threshold can be tuned alone (independent labels), or the decisions act
+    # together on one prediction (level cuts: the highest passed cut is the level).
+    decisions_independent: bool
 
     @property
     @abstractmethod
@@ -136,6 +139,7 @@ class MultiLabelScheme(LabelScheme):
     primary_label: str = ""
     kind: str = field(default="multilabel", init=False)
     headline_name: str = field(default="exact_match", init=False)
+    decisions_independent: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         self.labels = list(self.labels)
@@ -216,6 +220,7 @@ class LevelsScheme(LabelScheme):
     primary_label: str = ""
     kind: str = field(default="levels", init=False)
     headline_name: str = field(default="accuracy", init=False)
+    decisions_independent: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.levels = list(self.levels)

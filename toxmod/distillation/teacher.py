@@ -29,8 +29,8 @@ from toxmod.data.readers import file_sha256
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.scoring import score_split
-from toxmod.files import read_json
-from toxmod.models.base import HiddenTargets, Scorer, TeacherTargets
+from toxmod.files import read_json, require_keys, verify_listed
+from toxmod.models.base import HiddenTargets, Opening, Scorer, TeacherTargets
 from toxmod.models.temperature import fit_temperatures, link_for
 from toxmod.models.transformer.losses import HiddenStateLoss, layer_map_pairs
 from toxmod.progress import console
@@ -81,15 +81,16 @@ class TeacherCache:
         """The cached logits and hidden states (None if not cached), each file checked against the
         manifest's hash first."""
         manifest = read_json(self.manifest)
-        for name, expected in manifest.get("files", {}).items():
-            path = self.directory / name
-            if not path.is_file() or file_sha256(path) != expected:
-                raise DamagedFileError(
-                    f"{path}: does not match the SHA-256 in {self.manifest}; the teacher cache was changed "
-                    f"after it was written (delete {self.directory} to rebuild it)"
-                )
+        require_keys(self.manifest, manifest, ("files",))
+        try:
+            verify_listed(self.directory, manifest["files"], self.manifest, skip=(MANIFEST_FILE,))
+        except DamagedFileError as error:
+            raise DamagedFileError(f"{error} (delete {self.directory} to rebuild it)") from None
+        for required in (LOGITS_FILE, CALIBRATION_FILE):
+            if required not in manifest["files"]:
+                raise DamagedFileError(f"{self.manifest}: {required} is not listed")
         logits = self._array(LOGITS_FILE)
-        hidden = self._array(HIDDEN_FILE) if HIDDEN_FILE in manifest.get("files", {}) else None
+        hidden = self._array(HIDDEN_FILE) if HIDDEN_FILE in manifest["files"] else None
         return logits, hidden, manifest
 
     def _array(self, name: str) -> np.ndarray:
@@ -106,6 +107,17 @@ class TeacherCache:
         staging = self.directory.with_name(self.directory.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
+        try:
+            self._stage(staging, logits, calibration, hidden)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a full disk or a kill leaves nothing behind
+            raise
+        shutil.rmtree(self.directory, ignore_errors=True)
+        staging.rename(self.directory)
+
+    def _stage(
+        self, staging: Path, logits: np.ndarray, calibration: dict[str, Any], hidden: np.ndarray | None
+    ) -> None:
         np.save(staging / LOGITS_FILE, np.asarray(logits, dtype=np.float32), allow_pickle=False)
         names = [LOGITS_FILE, CALIBRATION_FILE]
         if hidden is not None:
@@ -115,8 +127,6 @@ class TeacherCache:
         files = {name: file_sha256(staging / name) for name in names}
         manifest = {"key": self.key, "inputs": self.inputs, "shape": list(logits.shape), "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        shutil.rmtree(self.directory, ignore_errors=True)
-        staging.rename(self.directory)
 
 
 def teacher_targets(
@@ -126,12 +136,13 @@ def teacher_targets(
     store: RunStore | NoStore,
     cache_dir: Path,
     extra_texts: Sequence[str] = (),
+    opening: Opening | None = None,
 ) -> tuple[TeacherTargets, TeacherCache]:
     """The teacher's calibrated logits (and, for ``distill=kd_hidden``, its layer representations)
     for the transfer set -- ``train_texts`` then ``extra_texts`` -- cached, with the KD settings."""
     ref = str(settings.teacher)
     calibration = str(settings.get("calibration", "temperature"))
-    teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "distill.teacher")
+    teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "distill.teacher", opening)
     check_seeds(ref, teacher.scorer.neural_models, len(train_texts), bool(settings.get("allow_single_seed")))
     layers = teacher_layers(settings, teacher.scorer, ref)
     transfer = [*train_texts, *extra_texts]

@@ -132,17 +132,23 @@ def evaluate_predictions(
 def _decision_metrics(
     scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray, reported: set[str]
 ) -> dict[str, float]:
-    """Recall and FPR of each thresholded decision not already reported as a label (levels: P(level >= k))."""
+    """Each thresholded decision's negatives (what its FPR is a share of), and the recall, FPR and
+    precision of those not already reported as a label (levels: P(level >= k))."""
     names = scheme.decision_names
+    truth = scheme.decision_targets(targets)
+    metrics = {f"{name}/negatives": float((~truth[:, j]).sum()) for j, name in enumerate(names)}
     if set(names) <= reported:
-        return {}
+        return metrics
     passed = scheme.decision_scores(scores) >= np.asarray(thresholds)[None, :]
-    decision_rates = rates(confusion_counts(scheme.decision_targets(targets), passed))
-    return {
-        f"{name}/{key}": float(decision_rates[key][j])
-        for j, name in enumerate(names)
-        for key in ("recall", "fpr", "precision")
-    }
+    decision_rates = rates(confusion_counts(truth, passed))
+    metrics.update(
+        {
+            f"{name}/{key}": float(decision_rates[key][j])
+            for j, name in enumerate(names)
+            for key in ("recall", "fpr", "precision")
+        }
+    )
+    return metrics
 
 
 def bootstrap_intervals(

@@ -13,9 +13,11 @@ from toxmod.models.base import (
     EarlyStoppingSettings,
     FitContext,
     FitReport,
+    Opening,
     Scorer,
     ValidationData,
     artifact_size_bytes,
+    opened_with,
 )
 
 # kind -> "module:Class", imported only when a model of that kind is loaded.
@@ -39,10 +41,12 @@ def scorer_class(kind: str) -> type[Scorer]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def load_scorer(directory: str | Path, allow_pickle: bool = False) -> Scorer:
+def load_scorer(directory: str | Path, allow_pickle: bool = False, opening: Opening | None = None) -> Scorer:
     """Load any saved model directory (its ``scorer.json`` names the kind); nothing in it is executed.
 
-    ``allow_pickle``: also read an older pickle-format model (only for models you trust).
+    ``allow_pickle``: also read an older pickle-format model (only for models you trust). ``opening``:
+    what the opener gives (server, credential name, folders); None keeps the current one (a model
+    inside a model) or, at the top, gives none.
     """
     directory = Path(directory)
     description_path = directory / SCORER_FILE
@@ -55,7 +59,8 @@ def load_scorer(directory: str | Path, allow_pickle: bool = False) -> Scorer:
         raise DamagedFileError(
             f"{description_path}: unknown model kind {kind!r}; known: {sorted(SCORER_REGISTRY)}"
         )
-    return scorer_class(kind).load(directory, description, allow_pickle)
+    with opened_with(opening):
+        return scorer_class(kind).load(directory, description, allow_pickle)
 
 
 __all__ = [
@@ -64,6 +69,7 @@ __all__ = [
     "EarlyStoppingSettings",
     "FitContext",
     "FitReport",
+    "Opening",
     "Scorer",
     "ValidationData",
     "artifact_size_bytes",

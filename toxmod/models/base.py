@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -13,7 +15,7 @@ import numpy as np
 
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.schemes import LabelScheme, scheme_from_description
-from toxmod.errors import DamagedFileError
+from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.hardware import CPU, HardwareSettings
 
 SCORER_FILE = "scorer.json"
@@ -36,6 +38,11 @@ class ValidationMetrics(Protocol):
 
     @property
     def names(self) -> list[str]: ...
+
+    @property
+    def default_monitor(self) -> str:
+        """The metric that picks the kept checkpoint unless ``checkpoint.monitor`` names another."""
+        ...
 
     def __call__(self, scores: np.ndarray, targets: np.ndarray) -> dict[str, float]: ...
 
@@ -124,6 +131,49 @@ class HiddenTargets:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What the person opening a saved model supplies. A model folder may come from anyone, so it
+    records, but never chooses, where texts are sent, which credential is read, or a folder outside
+    itself: ``settings`` are the opener's ``model.*`` (``base_url``, ``api_key_env``, ``pretrained``),
+    ``cache_dir`` the opener's cache folder, ``roots`` the folders the opener's own config names
+    (checkout, datasets, caches, outputs) and ``files`` files the opener named.
+    """
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    roots: tuple[Path, ...] = ()
+    files: tuple[Path, ...] = ()
+
+    def allows(self, path: str | Path, also: Sequence[Path] = ()) -> bool:
+        """``path`` (links followed) lies inside one of ``roots`` or ``also``, or is one of ``files``."""
+        resolved = Path(path).expanduser().resolve()
+        if resolved in {Path(f).expanduser().resolve() for f in self.files}:
+            return True
+        return any(resolved.is_relative_to(Path(r).expanduser().resolve()) for r in (*self.roots, *also))
+
+
+_OPENING: contextvars.ContextVar[Opening | None] = contextvars.ContextVar("opening", default=None)
+
+
+def current_opening() -> Opening:
+    """The ``Opening`` of the ``load_scorer`` call in progress (models inside models use it too)."""
+    return _OPENING.get() or Opening()
+
+
+@contextlib.contextmanager
+def opened_with(opening: Opening | None) -> Iterator[Opening]:
+    """Make ``opening`` the current one for the block (None: keep the current one)."""
+    if opening is None:
+        yield current_opening()
+        return
+    token = _OPENING.set(opening)
+    try:
+        yield opening
+    finally:
+        _OPENING.reset(token)
+
+
 @dataclass
 class FitReport:
     """What fitting produced besides the model: numbers for the run's metrics, files for its record."""
@@ -144,6 +194,9 @@ class Scorer(ABC):
 
     kind: ClassVar[str]
     learns_from_teacher: ClassVar[bool] = False  # can fit with ``FitContext.teacher`` (distillation)
+    # ``model.*`` settings the opener of a saved model may give (``Opening.settings``); None: passed on
+    # to the models inside (an ensemble's members)
+    opening_settings: ClassVar[tuple[str, ...] | None] = ()
 
     def __init__(self) -> None:
         self.scheme: LabelScheme | None = None
@@ -179,6 +232,19 @@ class Scorer(ABC):
     def from_params(cls, params: Mapping[str, Any]) -> Scorer:
         """The unfitted object ``params()`` describes."""
         return cls(**params)
+
+    @classmethod
+    def opened_params(cls, params: Mapping[str, Any], opening: Opening, where: Path) -> dict[str, Any]:
+        """The saved ``params`` with what only the opener may choose taken from ``opening`` (a model
+        that talks to a server or reads folders outside its own overrides this)."""
+        if cls.opening_settings is not None:
+            given = sorted(k for k, v in opening.settings.items() if v is not None)
+            unknown = [k for k in given if k not in cls.opening_settings]
+            if unknown:
+                raise ConfigError(
+                    f"model.{unknown[0]}: a {cls.kind} model ({where.parent}) has no such setting"
+                )
+        return dict(params)
 
     def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
         """The line the train stage prints before ``fit``."""
@@ -257,13 +323,15 @@ class Scorer(ABC):
         """Rebuild a saved model of this class (``description``: its ``scorer.json``, if already read).
 
         Nothing in the directory is executed; a pickle (an older format) is read only with
-        ``allow_pickle=True``.
+        ``allow_pickle=True``. Endpoints, credential names and outside folders come from the current
+        ``Opening`` (``load_scorer``), never from the directory.
         """
         directory = Path(directory)
         description = description or json.loads((directory / SCORER_FILE).read_text())
         where = directory / SCORER_FILE
+        params = cls.opened_params(description.get("params", {}), current_opening(), where)
         try:
-            scorer = cls.from_params(description.get("params", {}))
+            scorer = cls.from_params(params)
         except TypeError as error:  # an unknown or missing constructor parameter
             raise DamagedFileError(f"{where}: parameters do not fit {cls.kind} ({error})") from None
         try:

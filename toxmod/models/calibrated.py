@@ -27,6 +27,7 @@ class TemperatureScaled(Scorer):
     """A trained model whose logits are divided by temperatures fitted on valid by NLL."""
 
     kind = "temperature_scaled"
+    opening_settings = None  # the models inside take the opener's settings
 
     def __init__(self, inner: Scorer | None = None, temperatures: Temperatures | None = None) -> None:
         super().__init__()

@@ -34,6 +34,7 @@ class EnsembleScorer(Scorer):
     """Calibrated members, combined by mean logits or a stacked logistic regression (fit on valid)."""
 
     kind = "ensemble"
+    opening_settings = None  # the models inside take the opener's settings
 
     def __init__(self, members: Sequence[str] = (), combine: str = "mean", calibrate: bool = True) -> None:
         super().__init__()

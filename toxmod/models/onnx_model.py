@@ -15,6 +15,7 @@ the tokenizer files; nothing in it is executed as Python.
 from __future__ import annotations
 
 import logging
+import platform
 import shutil
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
+from toxmod.environment import cpu
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.hardware import CPU, HardwareSettings
 from toxmod.models.base import FitContext, Scorer, artifact_size_bytes
@@ -90,6 +92,28 @@ def export_encoder(model: Any, tokenizer: Any, max_length: int, path: Path, opse
         )
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+
+
+def quantization_format(reduce_range: bool | str, isa: Sequence[str], machine: str) -> dict[str, Any]:
+    """The int8 format for this CPU: 8-bit weights where the CPU multiplies u8 x s8 without saturating
+    (x86 with VNNI, or not x86), 7-bit (``reduce_range``) on x86 without VNNI (AVX2 only), unless
+    ``reduce_range`` is given as true or false. Recorded with the export (``scorer.json``, the run's
+    tags) beside the instruction sets the parity gate was measured on."""
+    x86 = machine in ("x86_64", "AMD64", "i686")
+    vnni = [flag for flag in VNNI_FLAGS if flag in isa]
+    if isinstance(reduce_range, bool):
+        chosen, why = reduce_range, "export.reduce_range"
+    elif x86 and not vnni:
+        chosen, why = True, "x86 without VNNI: full-range u8 x s8 products saturate"
+    else:
+        chosen, why = (
+            False,
+            f"{'VNNI (' + ','.join(vnni) + ')' if vnni else machine}: 8-bit weights do not saturate",
+        )
+    return {"reduce_range": chosen, "why": why, "measured_on_isa": ",".join(isa), "machine": machine}
+
+
 def quantize_int8(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
     """Dynamic int8 quantization of the weights (activations quantized at run time), ONNX Runtime's.
 
@@ -137,7 +161,7 @@ class OnnxScorer(Scorer):
         opset: int = 17,
         quantize: bool = True,
         per_channel: bool = True,
-        reduce_range: bool = True,
+        reduce_range: bool | str = "auto",
         max_abs_diff_fp32: float = 1e-4,
         max_flip_rate_int8: float = 0.01,
         allow_parity_failure: bool = False,
@@ -145,6 +169,7 @@ class OnnxScorer(Scorer):
         max_length: int = 128,
         batch_size: int = 64,
         parameters: int | None = None,
+        quantization: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -152,7 +177,10 @@ class OnnxScorer(Scorer):
         self.opset = int(opset)
         self.quantize = bool(quantize)
         self.per_channel = bool(per_channel)
-        self.reduce_range = bool(reduce_range)
+        if reduce_range not in (True, False, "auto"):
+            raise ConfigError(f"export.reduce_range={reduce_range!r}; expected true, false or auto")
+        self.reduce_range = reduce_range
+        self.quantization = dict(quantization or {})  # the chosen format and the CPU parity ran on
         self.max_abs_diff_fp32 = float(max_abs_diff_fp32)
         self.max_flip_rate_int8 = float(max_flip_rate_int8)
         self.allow_parity_failure = bool(allow_parity_failure)
@@ -175,6 +203,7 @@ class OnnxScorer(Scorer):
             "max_length": self.max_length,
             "batch_size": self.batch_size,
             "parameters": self.parameters,
+            "quantization": self.quantization,
         }
 
     # -- export (fit) ---------------------------------------------------------------------------
@@ -225,15 +254,26 @@ class OnnxScorer(Scorer):
         self.parameters = network.parameter_count
         self.directory = Path(tempfile.mkdtemp(prefix="toxmod-onnx-"))  # until save() moves it
         self._temporary = True
-        fp32, int8 = self.directory / FORMATS["fp32"], self.directory / FORMATS["int8"]
-        export_encoder(network.model, network.tokenizer, self.max_length, fp32, self.opset)
-        if self.quantize:
-            quantize_int8(fp32, int8, self.per_channel, self.reduce_range)
-        network.tokenizer.save_pretrained(str(self.directory))
-        # scored (also in the parity check) with the tokenizer a saved export loads
-        self.tokenizer = load_fast_tokenizer(self.directory)
-        self._sessions = {}
-        self.fit_report.metrics.update(self._parity_gate(source, context))
+        try:
+            fp32, int8 = self.directory / FORMATS["fp32"], self.directory / FORMATS["int8"]
+            export_encoder(network.model, network.tokenizer, self.max_length, fp32, self.opset)
+            if self.quantize:
+                here = cpu()
+                self.quantization = {
+                    **quantization_format(self.reduce_range, here["isa"], platform.machine()),
+                    "per_channel": self.per_channel,
+                    "cpu": here["model"],
+                }
+                quantize_int8(fp32, int8, self.per_channel, bool(self.quantization["reduce_range"]))
+            network.tokenizer.save_pretrained(str(self.directory))
+            # scored (also in the parity check) with the tokenizer a saved export loads
+            self.tokenizer = load_fast_tokenizer(self.directory)
+            self._sessions = {}
+            self.fit_report.metrics.update(self._parity_gate(source, context))
+        except BaseException:  # a failed gate, Ctrl-C, a full disk: no export folder is left behind
+            self._sessions = {}
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         return self
 
     def _parity_gate(self, source: Scorer, context: FitContext | None) -> dict[str, float]:
@@ -255,7 +295,12 @@ class OnnxScorer(Scorer):
                 f"fp32 max |score difference| {parity['fp32'].max_abs_diff:.3g} > "
                 f"export.max_abs_diff_fp32={self.max_abs_diff_fp32:g}"
             )
-        if "int8" in parity and parity["int8"].flip_rate > self.max_flip_rate_int8:
+        # the int8 gate holds the format that is shipped: an fp32 export reports int8's numbers only
+        if (
+            self.score_with == "int8"
+            and "int8" in parity
+            and parity["int8"].flip_rate > self.max_flip_rate_int8
+        ):
             failures.append(
                 f"int8 flips the decisions of {parity['int8'].flip_rate:.2%} of valid texts > "
                 f"export.max_flip_rate_int8={self.max_flip_rate_int8:g} "
@@ -332,6 +377,18 @@ class OnnxScorer(Scorer):
     def parameter_count(self) -> int | None:
         return self.parameters
 
+    def run_tags(self) -> dict[str, str]:
+        """The int8 format and why, and the instruction sets its parity gate ran on."""
+        q = self.quantization
+        if not q:
+            return {}
+        bits = "7-bit" if q.get("reduce_range") else "8-bit"
+        layout = "per-channel" if q.get("per_channel") else "per-tensor"
+        return {
+            "export.int8_format": f"{bits} {layout} ({q.get('why')})",
+            "export.parity_isa": str(q.get("measured_on_isa")),
+        }
+
     @property
     def neural_models(self) -> int:
         return 1
@@ -365,3 +422,11 @@ class OnnxScorer(Scorer):
         path = directory / TEMPERATURES_FILE
         self.temperatures = Temperatures.load(path) if path.is_file() else None
         self._sessions = {}
+        measured = self.quantization.get("measured_on_isa")
+        here = ",".join(cpu()["isa"])
+        if self.score_with == "int8" and measured is not None and measured != here:
+            warn(
+                f"{scored}: its int8 parity was measured on a CPU with {measured or 'no listed ISA'}; "
+                f"this CPU has {here or 'none of them'}: int8 kernels differ by instruction set, re-run "
+                "the export here to check its decisions"
+            )

@@ -10,10 +10,14 @@ Runs of other hosts are left alone (their processes cannot be checked from here)
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toxmod.errors import DamagedFileError
+from toxmod.files import refuse_links_out
 from toxmod.runs.record import RunDir, mark_finished
 from toxmod.runs.store import RunStore
 
@@ -60,10 +64,18 @@ class Collected:
     failed: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # run folders with a link out: not written into
+    removed: list[str] = field(default_factory=list)  # folders of failed runs (``remove_failed``)
 
 
-def collect(store: RunStore, max_runs: int = 1000) -> Collected:
-    """Mark RUNNING runs whose process died as FAILED; complete FINISHED runs left in ``.pending``."""
+def collect(
+    store: RunStore, max_runs: int = 1000, remove_failed: bool = False, folders: Sequence[Path] = ()
+) -> Collected:
+    """Mark RUNNING runs whose process died as FAILED; complete FINISHED runs left in ``.pending``.
+
+    ``remove_failed``: also delete the folders of FAILED and KILLED runs (the store's, and any folder
+    under ``folders`` with a ``FAILED`` file and no result marker); their MLflow records stay.
+    """
     result = Collected()
     for run in store.search(status="RUNNING", max_results=max_runs):
         alive = process_alive(run.tags)
@@ -72,14 +84,45 @@ def collect(store: RunStore, max_runs: int = 1000) -> Collected:
         elif not alive:
             store.mark_failed(run.run_id, PROCESS_DIED)
             directory = run.tags.get("run_dir")
-            if directory and Path(directory).is_dir():
+            if directory and Path(directory).is_dir() and _writable(Path(directory), result):
                 marker = RunDir(Path(directory)).failed
-                if not marker.exists():
+                if not marker.exists() and not marker.is_symlink():
                     marker.write_text(f"{PROCESS_DIED} (the run was RUNNING and its process is gone)\n")
             result.failed.append(run.run_id)
     for run in store.search(status="FINISHED", max_results=max_runs):
         directory = run.tags.get("run_dir")
-        if directory and (Path(directory) / RunDir.PENDING).is_dir():
+        if directory and (Path(directory) / RunDir.PENDING).is_dir() and _writable(Path(directory), result):
             mark_finished(RunDir(Path(directory)))
             result.completed.append(run.run_id)
+    if remove_failed:
+        stopped = [
+            r.tags.get("run_dir")
+            for s in ("FAILED", "KILLED")
+            for r in store.search(status=s, max_results=max_runs)
+        ]
+        marked = [
+            p.parent for folder in folders if folder.is_dir() for p in folder.glob(f"**/{RunDir.FAILED}")
+        ]
+        for directory in {Path(d).resolve() for d in [*stopped, *marked] if d}:
+            _remove_failed(RunDir(directory), result)
     return result
+
+
+def _remove_failed(run: RunDir, result: Collected) -> None:
+    """A failed run's folder, gone: only one that holds a ``FAILED`` file and no finished marker,
+    and none of whose links leaves it."""
+    if not run.path.is_dir() or run.finished or not run.failed.is_file():
+        return
+    if _writable(run.path, result):
+        shutil.rmtree(run.path)
+        result.removed.append(str(run.path))
+
+
+def _writable(directory: Path, result: Collected) -> bool:
+    """A run folder gc may write into: none of its links leaves it (else it is left as it is)."""
+    try:
+        refuse_links_out(directory)
+    except DamagedFileError as error:
+        result.refused.append(str(error))
+        return False
+    return True

@@ -30,8 +30,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from toxmod.errors import ConfigError, ToxmodError
+from toxmod.models import Opening
+from toxmod.paths import user_roots
 from toxmod.progress import console
-from toxmod.runs.record import RunDir
+from toxmod.runs.record import PATH_KEYS, RunDir, refuse_outside_paths
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.runs.tracking import flatten
 
@@ -49,6 +51,7 @@ RESUME_FREE_KEYS = (
     "callbacks.",
     "paths.",
     "hardware.",
+    "model.n_jobs",  # the process's CPU share (hardware.threads), not what the job is
     "plots",  # what is drawn and timed after training does not change the job
     "latency.",
     "log_pyfunc",
@@ -257,6 +260,7 @@ def resumed_config(
         applied = [free.rstrip(".") for free in RESUME_FREE_KEYS]
     else:
         applied = [key for key in keys if _free_to_change(key)]
+    _take_user_owned(merged, saved, resolved, keys, run_dir)
     for key in {*CHUNK_KEYS, *applied}:
         if (
             OmegaConf.select(merged, key, default=_ABSENT) is _ABSENT
@@ -266,6 +270,41 @@ def resumed_config(
         value = OmegaConf.select(resolved, key, default=None)
         OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged
+
+
+# What a saved config never chooses when its run is continued: where records go, where files live,
+# what the machine is. They come from the command (and the user's own config) every time.
+USER_OWNED = ("tracking", "paths", "hardware")
+
+
+def _take_user_owned(
+    merged: DictConfig, saved: DictConfig, current: DictConfig, keys: list[str] | None, run_dir: Path
+) -> None:
+    """``USER_OWNED`` groups from ``current``; a tracking store other than the run's, unless the
+    command named it, is one line (a saved run never chooses where it is recorded); the saved
+    config's file and folder keys must lie in the run or the user's folders (``refuse_outside_paths``)."""
+    named = keys or []
+    for group in USER_OWNED:
+        if group not in current:
+            continue
+        was = OmegaConf.to_container(saved[group], resolve=True) if group in saved else None
+        now = OmegaConf.to_container(current[group], resolve=True)
+        explicit = any(k == group or k.startswith(f"{group}.") for k in named)
+        if group == "tracking" and was is not None and was != now and not explicit:
+            uri = was.get("uri") if isinstance(was, dict) else was
+            raise ConfigError(
+                f"resume: this run was recorded in {uri}; this command records in {now.get('uri')}: "  # type: ignore[union-attr]
+                f"pass tracking.uri={uri} to continue it there"
+            )
+        merged[group] = current[group]
+    opening = Opening(roots=user_roots(current.paths)) if "paths" in current else Opening()
+    same = [  # what the user's own config names too is the user's choice
+        key
+        for key in PATH_KEYS
+        if OmegaConf.select(current, key, default=None) is not None
+        and OmegaConf.select(current, key, default=None) == OmegaConf.select(merged, key, default=None)
+    ]
+    refuse_outside_paths(merged, RunDir(run_dir), opening, [*named, *same])
 
 
 def _override_key(override: str) -> str:

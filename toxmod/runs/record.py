@@ -13,23 +13,33 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from toxmod.calibration import Thresholds
 from toxmod.config import check_targets
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError, is_interrupt
-from toxmod.files import read_json, require_keys
-from toxmod.models import Scorer, load_scorer
+from toxmod.files import (
+    file_lock,
+    file_sha256,
+    listed_files,
+    read_json,
+    refuse_links_out,
+    require_keys,
+    verify_listed,
+)
+from toxmod.models import Opening, Scorer, load_scorer
+from toxmod.paths import datasets_root, looks_like_path, project_root, user_cache_dir, user_roots
 from toxmod.progress import console
+from toxmod.redact import redact
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.splits import Split, read_split_folder
 
@@ -62,6 +72,12 @@ class RunDir:
     DAPT_MODEL = "dapt_model"
     PLOTS = "plots"  # PNGs: PR curves, score histograms, reliability, confusion, training curves
     PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
+    MANIFEST = "manifest.json"  # every file a finished run is opened with, by SHA-256 (``run_manifest``)
+    ENVIRONMENT = "environment.json"  # Python, OS, library versions, CPU and ISA, threads, GPU
+    # Not in the manifest: what changes after the run finished, what no opener reads (checkpoints are
+    # read on resume, as weights only), the member runs an ensemble trained (each has its own), and
+    # what Hydra or a sweep writes beside the run.
+    UNLISTED = (MANIFEST, TRACKING, CHECKPOINTS, FAILED, PENDING, "members", ".hydra", "job_status.json")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -193,7 +209,10 @@ def record_failure(run: RunDir, error: BaseException) -> None:
         console.print(message)
     else:
         message = f"{type(error).__name__}: {error}"
-    run.failed.write_text(message + "\n")
+    try:
+        run.failed.write_text(redact(message) + "\n")
+    except OSError:  # a full disk: the tracking store (or `toxmod.runs gc`) still says FAILED
+        run.failed.unlink(missing_ok=True)
 
 
 def prefixed(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -232,12 +251,37 @@ def finish_run_record(
     tracker.log_artifacts(run.split, RunDir.SPLIT)
     for path in (run.thresholds, run.metrics, run.config, run.leakage):
         tracker.log_artifact(path)
+    if (run / RunDir.ENVIRONMENT).is_file():
+        tracker.log_artifact(run / RunDir.ENVIRONMENT)
     if (run / RunDir.CALIBRATION).is_file():
         tracker.log_artifact(run / RunDir.CALIBRATION)
     for folder in (RunDir.PLOTS, RunDir.PREDICTIONS):
         if (run / folder).is_dir():
             tracker.log_artifacts(run / folder, folder)
-    tracker.log_artifact(stage_marker(run, RunDir.HOLDOUT_EVAL, record))
+    marker = stage_marker(run, RunDir.HOLDOUT_EVAL, record)
+    tracker.log_artifact(marker)
+    tracker.log_artifact(write_manifest(run, {RunDir.HOLDOUT_EVAL: file_sha256(marker)}))
+
+
+def write_manifest(run: RunDir, staged: Mapping[str, str]) -> Path:
+    """``manifest.json``: the SHA-256 of every file of the run (but ``RunDir.UNLISTED``), and of the
+    ``staged`` markers under the names they will have; opening the run checks it (``verify_run``)."""
+    files = {**listed_files(run.path, skip=RunDir.UNLISTED), **staged}
+    return write_json(run / RunDir.MANIFEST, {"files": dict(sorted(files.items()))})
+
+
+def verify_run(run: RunDir) -> None:
+    """Every file of a finished run is the one it wrote: listed in ``manifest.json`` with its SHA-256,
+    and nothing unlisted beside it (a planted or swapped file is refused, one line naming it)."""
+    manifest = run / RunDir.MANIFEST
+    if not manifest.is_file():
+        raise DamagedFileError(
+            f"{manifest}: missing; a finished run lists its files with their SHA-256 (a run made "
+            "before toxmod wrote manifests: re-run it, or re-evaluate it from its own checkout)"
+        )
+    record = read_json(manifest)
+    require_keys(manifest, record, ("files",))
+    verify_listed(run.path, record["files"], manifest, skip=(*RunDir.UNLISTED, RunDir.CHECKPOINTS))
 
 
 def write_predictions(
@@ -277,6 +321,7 @@ def mark_finished(run: RunDir) -> None:
 
     Called after the tracking run has ended FINISHED; a run killed before this has no marker.
     """
+    refuse_links_out(run.path)
     pending = run.path / RunDir.PENDING
     for staged in sorted(pending.iterdir()):
         os.replace(staged, run.path / staged.name)
@@ -284,7 +329,9 @@ def mark_finished(run: RunDir) -> None:
 
 
 def reopen(run: RunDir) -> None:
-    """A resumed run is unfinished again until its new chunk ends: its markers are removed."""
+    """A resumed run is unfinished again until its new chunk ends: its markers are removed. A run
+    folder with a link that leaves it is refused first (everything from here on writes into it)."""
+    refuse_links_out(run.path)
     for marker in (run.holdout_eval, run.failed, run.path / RunDir.DAPT_RECORD):
         marker.unlink(missing_ok=True)
     shutil.rmtree(run.path / RunDir.PENDING, ignore_errors=True)
@@ -329,6 +376,7 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
             raise ToxmodError(
                 f"run directory {candidate} has no {RunDir.HOLDOUT_EVAL}: the run did not finish"
             )
+        verify_run(run)
         return run
     if isinstance(store, NoStore):
         raise ConfigError(f"run={ref}: not a run directory (and tracking=none cannot look up run ids)")
@@ -340,7 +388,49 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
         raise ToxmodError(f"run={ref}: neither a run directory nor a run id in {store.uri}") from None
     if not stored.finished:
         raise ToxmodError(f"MLflow run {ref} has status {stored.status}; only FINISHED runs can be opened")
-    return RunDir(store.download(stored.run_id, cache_dir / stored.run_id))
+    return _downloaded(store, stored.run_id, cache_dir)
+
+
+def _downloaded(store: RunStore, run_id: str, cache_dir: Path) -> RunDir:
+    """A finished run's files in ``cache_dir/<run id>``: an earlier copy that still checks out, else a
+    fresh download (into ``.partial`` first, so a stopped download is never taken for a copy)."""
+    run = RunDir(cache_dir / run_id)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(cache_dir / f"{run_id}.lock"):
+        if run.path.is_dir():
+            try:
+                verify_run(run)
+                return run
+            except DamagedFileError:
+                shutil.rmtree(run.path)
+        partial = cache_dir / f"{run_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            verify_run(RunDir(store.download(run_id, partial)))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        partial.rename(run.path)
+    return run
+
+
+def default_opening(cache_dir: Path | None = None) -> Opening:
+    """What opening a run from Python gives it: no server or key, the user cache, this machine's
+    toxmod folders (``TOXMOD_ROOT`` or the checkout, the datasets)."""
+    return Opening(cache_dir=cache_dir or user_cache_dir(), roots=(project_root(), datasets_root()))
+
+
+def opening_from_config(cfg: DictConfig, files: tuple[Path, ...] = ()) -> Opening:
+    """The opener's side from an entry point's config: its ``model.*`` settings (``base_url``,
+    ``api_key_env``, ``pretrained``), its cache folder and its folders (``paths``)."""
+    given = OmegaConf.to_container(cfg.model, resolve=True) if "model" in cfg else {}
+    settings = {k: v for k, v in (given or {}).items() if v is not None}  # type: ignore[union-attr]
+    return Opening(
+        settings=settings,
+        cache_dir=Path(str(cfg.paths.cache_dir)),
+        roots=user_roots(cfg.paths),
+        files=tuple(files),
+    )
 
 
 def load_run(
@@ -348,31 +438,89 @@ def load_run(
     store: RunStore | NoStore | None = None,
     cache_dir: Path | None = None,
     allow_pickle: bool = False,
+    opening: Opening | None = None,
+    data_path: str | Path | None = None,
 ) -> LoadedRun:
     """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified.
 
     Opening never runs code from the run: its config may name only toxmod's classes, its model is
     read from arrays, JSON and safetensors (``allow_pickle``: an older pickle-format model too),
-    and its thresholds are matched to the scheme's decisions by name.
+    and its thresholds are matched to the scheme's decisions by name. Nor does the run choose what is
+    read or sent elsewhere: its data file must lie in the opener's folders (``opening``) unless the
+    opener names it (``data_path``), and a server, key variable or weights folder comes from ``opening``.
     """
     if store is None and not Path(ref).expanduser().is_dir():
         raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
-    run = locate_run(ref, store or NoStore(), cache_dir or Path(".") / "runs")
+    opening = opening or default_opening()
+    run = locate_run(ref, store or NoStore(), cache_dir or (opening.cache_dir or user_cache_dir()) / "runs")
     cfg = run.saved_config()
     if cfg is None:
         raise DamagedFileError(f"{run.config}: missing")
+    cfg = _with_opened_data(cfg, run, opening, data_path)
     dataset = build_dataset(cfg.data)
     split, _ = read_split_folder(run.split, dataset)
-    scorer = load_scorer(run.model, allow_pickle)
+    scorer = load_scorer(run.model, allow_pickle, opening)
     return LoadedRun(run.path, cfg, dataset, split, scorer, Thresholds.load(run.thresholds, dataset.scheme))
 
 
+# Keys of a saved config that name files or folders (a run id or hub name is not a path).
+PATH_KEYS = (
+    "data.path",
+    "split.dir",
+    "distill.teacher",
+    "model.members",
+    "model.init_from",
+    "model.pretrained",
+)
+
+
+def refuse_outside_paths(cfg: DictConfig, run: RunDir, opening: Opening, given: Sequence[str] = ()) -> None:
+    """A saved config may name files and folders inside its run or the opener's folders only; a key
+    the opener set (``given``) is the opener's choice. Else one line naming the key."""
+    for key in PATH_KEYS:
+        if any(key == g or key.startswith(f"{g}.") for g in given):
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        values = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+        for item in values:
+            if item is None or not looks_like_path(str(item)):
+                continue
+            if not opening.allows(str(item), (run.path,)):
+                raise ConfigError(
+                    f"{run.config}: {key}={item} lies outside this run and your toxmod folders; "
+                    f"pass {key}=... yourself to use it"
+                )
+
+
+def _with_opened_data(
+    cfg: DictConfig, run: RunDir, opening: Opening, data_path: str | Path | None
+) -> DictConfig:
+    """The run's config reading the data file the opener named, or its own one when that lies in
+    the opener's folders; else one line saying how to name it."""
+    recorded = OmegaConf.select(cfg, "data.path", default=None)
+    cfg = cfg.copy()
+    if data_path:
+        OmegaConf.update(cfg, "data.path", str(Path(data_path).expanduser()), merge=False)
+    elif recorded and not opening.allows(str(recorded), (run.path,)):
+        roots = ", ".join(str(r) for r in opening.roots) or "none"
+        raise ConfigError(
+            f"{run.config}: data.path={recorded} lies outside this run and your toxmod folders "
+            f"({roots}); pass data_path=<the data file> to read it"
+        )
+    return cfg
+
+
 def load_run_on_split(
-    ref: str, store: RunStore | NoStore, cache_dir: Path, split_sha256: str, role: str
+    ref: str,
+    store: RunStore | NoStore,
+    cache_dir: Path,
+    split_sha256: str,
+    role: str,
+    opening: Opening | None = None,
 ) -> LoadedRun:
     """A finished run another run builds on (``role``: ``distill.teacher``, ``model.members``), which
     must have been evaluated on the same split: its valid/calib/holdout must be unseen by both."""
-    loaded = load_run(ref, store, cache_dir)  # NoStore: a run directory only, or one line saying why
+    loaded = load_run(ref, store, cache_dir, opening=opening)  # NoStore: a run dir only, or one line why
     recorded = read_json(loaded.directory / RunDir.HOLDOUT_EVAL).get("split_sha256")
     if recorded != split_sha256:
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.files import file_lock
+from toxmod.redact import redact
 
 FINISHED = "FINISHED"
 
@@ -29,16 +31,80 @@ def open_client(uri: str) -> Any:
     """
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in run output
     for name in ("mlflow", "alembic"):  # after the import: importing mlflow sets its logger's level
         logging.getLogger(name).setLevel(logging.WARNING)
+    # it logs each database error with a traceback before raising it; the raised error is reported
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     database = Path(uri.removeprefix("sqlite:///"))
     database.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(database.with_name(database.name + ".lock")):
+        if not database.exists() or _half_created(database):
+            _create_store(database)
         client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # the store's first use creates its tables
+        try:
+            client.search_experiments(max_results=1)
+        except Exception as error:  # noqa: BLE001 - MLflow and SQLAlchemy raise several kinds here
+            raise ToxmodError(f"{database}: not a usable MLflow store ({_first_line(error)})") from error
     return client
+
+
+def _create_store(database: Path) -> None:
+    """Create a new SQLite store beside ``database`` and move it into place once its tables exist, so
+    a store is either absent or complete: a full disk or a kill mid-way leaves only the ``.partial``
+    file, which the next start replaces. A half-created store (``_half_created``) is moved aside."""
+    from mlflow.tracking import MlflowClient
+
+    partial = database.with_name(database.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{partial}").search_experiments(max_results=1)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if database.exists():
+        aside = database.with_name(f"{database.name}.half-created-{int(time.time())}")
+        os.replace(database, aside)
+        print(f"warning: {database} was half created and held no runs; moved aside to {aside.name}")
+    os.replace(partial, database)
+
+
+def _half_created(database: Path) -> bool:
+    """A store whose creation stopped part-way (an older toxmod, or MLflow itself, building it in
+    place when the disk filled up or the process died): no finished schema version and no runs."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "runs" in tables and db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                return False  # it holds runs: never replaced, whatever else is wrong with it
+            if "alembic_version" not in tables:
+                return True
+            version = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError:
+        return database.stat().st_size == 0  # an empty file is a store that never started
+    head = _schema_head()
+    return version is None or (head is not None and version[0] != head)
+
+
+def _schema_head() -> str | None:
+    """The schema version MLflow's SQL store migrates to (its alembic head); None if MLflow's layout
+    is not the one known here."""
+    try:
+        from alembic.script import ScriptDirectory
+        from mlflow.store.db.utils import _get_alembic_config
+
+        return str(ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head())
+    except (ImportError, AttributeError):
+        return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 @contextlib.contextmanager
@@ -65,7 +131,7 @@ def end_run(client: Any, run_id: str, status: str, reason: str | None = None) ->
         name = client.get_run(run_id).info.run_name or ""
         client.update_run(run_id, name=f"{status} {reopened_name(name)}".strip())
         if reason:
-            client.set_tag(run_id, "failure_reason", reason[:5000])
+            client.set_tag(run_id, "failure_reason", redact(reason)[:5000])
     client.set_terminated(run_id, status)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toxmod.errors import is_interrupt
+from toxmod.errors import DiskFullError, disk_full, is_interrupt
 from toxmod.runs.store import (
     NoStore,
     RunStore,
@@ -78,6 +79,10 @@ class NullTracker:
     def log_pyfunc_model(self, python_model: Any, artifacts: Mapping[str, str], **options: Any) -> None:
         return None
 
+    def link_model_evidence(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def describe(self, card: str) -> None: ...
+
 
 class CurveRecorder:
     """Passes a model's per-step curves on to the tracker and keeps them for the run's plots."""
@@ -102,6 +107,18 @@ PYFUNC_MODEL_NAME = "pyfunc"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 PARENT_RUN_PREFIX = "mlflow-parent-"  # + experiment name + .json, in a sweep's folder
+# What a run is, for filtering in the MLflow UI (`tags."toxmod.kind" = 'model'`) and in the stages:
+# model (a trained model), export (an exported model), report, sweep (a sweep's parent run).
+KIND_TAG = "toxmod.kind"
+EVIDENCE_SPLITS = ("valid", "holdout")  # the datasets a logged model's metrics are linked to
+DATASET_DIGEST_LENGTH = 36  # MLflow's limit on a dataset digest: the split hash's first 36 hex digits
+
+
+def logged_model_name(name: str) -> str:
+    """A LoggedModel's name (``tfidf_xgboost-janitr``): letters, digits, ``.``, ``_`` and ``-``; never
+    ``model``, which MLflow 3 would resolve ``runs:/<id>/model`` to instead of the run's model folder."""
+    cleaned = re.sub(r"[^\w.-]+", "-", name).strip("-")
+    return cleaned if cleaned and cleaned != "model" else PYFUNC_MODEL_NAME
 
 
 class MlflowTracker:
@@ -160,7 +177,7 @@ class MlflowTracker:
         with file_lock(folder / ".parent.lock"):
             if record.is_file():
                 return str(json.loads(record.read_text())["run_id"])
-            tags = {**(tags or {}), "sweep_id": sweep_id, "sweep": "parent"}
+            tags = {**(tags or {}), "sweep_id": sweep_id, "sweep": "parent", KIND_TAG: "sweep"}
             run = self.client.create_run(self._experiment_id(), run_name=f"sweep {sweep_id}", tags=tags)
             record.write_text(json.dumps({"run_id": run.info.run_id, "uri": self.uri}) + "\n")
             return run.info.run_id
@@ -188,7 +205,16 @@ class MlflowTracker:
             yield self
         except BaseException as error:
             status = "KILLED" if is_interrupt(error) else "FAILED"
-            end_run(self.client, self.run_id, status, f"{type(error).__name__}: {error}".splitlines()[0])
+            try:
+                end_run(self.client, self.run_id, status, f"{type(error).__name__}: {error}".splitlines()[0])
+            except Exception as ending:  # noqa: BLE001 - the store itself failed (a full disk): keep the cause
+                full = disk_full(ending) or disk_full(error)
+                if full is None:
+                    raise
+                raise full from error  # the run stays RUNNING until `toxmod.runs gc` marks it FAILED
+            full = disk_full(error)
+            if full is not None and not isinstance(error, DiskFullError):
+                raise full from error
             raise
         self.client.set_terminated(self.run_id, "FINISHED")
 
@@ -224,7 +250,9 @@ class MlflowTracker:
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(directory), artifact_path)
 
-    def log_pyfunc_model(self, python_model: Any, artifacts: Mapping[str, str], **options: Any) -> str:
+    def log_pyfunc_model(
+        self, python_model: Any, artifacts: Mapping[str, str], name: str = "", **options: Any
+    ) -> str:
         """Log an MLflow pyfunc model from this run (a LoggedModel in MLflow 3, shown under "Logged
         models"); returns its ``models:/<model_id>`` URI, also kept as the run's ``pyfunc_model_uri`` tag.
 
@@ -242,10 +270,43 @@ class MlflowTracker:
             # named "pyfunc", not "model": MLflow 3 resolves runs:/<id>/<name> paths to a logged
             # model of that name first, which would hide the run's own model/ folder
             info = mlflow.pyfunc.log_model(
-                name=PYFUNC_MODEL_NAME, python_model=python_model, artifacts=dict(artifacts), **options
+                name=logged_model_name(name), python_model=python_model, artifacts=dict(artifacts), **options
             )
         self.set_tags({"pyfunc_model_uri": info.model_uri})
         return str(info.model_uri)
+
+    def link_model_evidence(
+        self, model_uri: str, data_name: str, data_path: str, split_sha256: str, metrics: Mapping[str, float]
+    ) -> None:
+        """The logged model's valid and holdout metrics, linked to it and to the datasets they were
+        measured on (``<data>.valid`` / ``<data>.holdout``, digest = the split hash, logged as the run's
+        inputs with context valid / holdout): MLflow 3's Models view and ``search_logged_models``
+        compare models by holdout metrics on the same dataset."""
+        import time
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, Metric
+
+        model_id = model_uri.rstrip("/").rsplit("/", 1)[-1]
+        digest = split_sha256[:DATASET_DIGEST_LENGTH]
+        now = int(time.time() * 1000)
+        inputs, linked = [], []
+        for split in EVIDENCE_SPLITS:
+            name = f"{data_name}.{split}"
+            source = json.dumps({"uri": data_path, "split_sha256": split_sha256, "split": split})
+            dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
+            inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", split)]))
+            linked += [
+                Metric(key, float(value), now, 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
+                for key, value in metrics.items()
+                if key.startswith(f"{split}/") and value is not None and math.isfinite(float(value))
+            ]
+        self.client.log_inputs(self.run_id, datasets=inputs, models=[LoggedModelInput(model_id)])
+        for start in range(0, len(linked), BATCH_LIMIT):
+            self.client.log_batch(self.run_id, metrics=linked[start : start + BATCH_LIMIT])
+
+    def describe(self, card: str) -> None:
+        """The run's description in the MLflow UI (``mlflow.note.content``, markdown)."""
+        self.set_tags({"mlflow.note.content": card})
 
 
 Tracker = MlflowTracker | NullTracker

@@ -51,8 +51,9 @@ def _carve(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Stratified valid/calib carve-outs of other splits' rows (splits the data already has are kept).
 
-    ``{valid: 0.05}`` takes 5% of train; ``{calib: {from: holdout, fraction: 0.3}}`` takes 30% of the
-    holdout -- calibration data drawn like the data the thresholds will meet.
+    ``{valid: 0.05}`` takes 5% of train; ``{calib: {from: valid, fraction: 0.5}}`` takes half of valid
+    (a benchmark with train/valid/test only); ``{calib: {from: holdout, fraction: 0.3}}`` takes 30% of
+    the holdout -- calibration data drawn like the data the thresholds will meet.
     """
     seed = int(carve.get("seed", 0))
     sources: dict[str, dict[str, float]] = {}
@@ -63,8 +64,11 @@ def _carve(
         source, fraction = (
             ("train", spec) if not isinstance(spec, Mapping) else (spec["from"], spec["fraction"])
         )
-        if source not in ("train", "holdout"):
-            raise SplitError(f"data.split_carve.{name}.from={source!r}; carve from train or holdout")
+        if source not in SPLIT_NAMES or source == name:
+            others = [n for n in SPLIT_NAMES if n != name]
+            raise SplitError(f"data.split_carve.{name}.from={source!r}; carve it from one of {others}")
+        if not len(rows[source]):
+            raise SplitError(f"data.split_carve.{name}.from={source}: the data has no {source} rows to carve")
         sources.setdefault(str(source), {})[name] = float(fraction)
     carved, notes = dict(rows), {}
     for source, fractions in sources.items():

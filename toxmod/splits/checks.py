@@ -55,13 +55,9 @@ def check_split(
             errors.append(f"{fit_split} has no negatives of {decision}: no threshold can be chosen at an FPR")
             continue
         target = target_fpr.get(decision)
-        if target is not None and 0 < target < 1.0 / negatives:
-            needed = int(np.ceil(1.0 / target))
-            warnings.append(
-                f"{fit_split} has {negatives} negatives of {decision}: its FPR moves in steps of "
-                f"{1 / negatives:.3g}, coarser than threshold.target_fpr={target} "
-                f"(that needs >= {needed} negatives)"
-            )
+        coarse = coarse_fit_split(decision, negatives, len(fit), target)
+        if coarse:
+            warnings.append(f"{fit_split} has {coarse}")
         if positives == 0:
             warnings.append(
                 f"{fit_split} has no positives of {decision}: its recall there is undefined (null)"
@@ -80,6 +76,36 @@ def check_split(
     if errors:
         raise SplitError(_one_line(prefix, errors))
     return warnings
+
+
+def coarse_decisions(
+    dataset: LabeledDataset, split: Split, fit_split: str, target_fpr: Mapping[str, float]
+) -> dict[str, str]:
+    """``{decision: "10 negatives, needs 50"}`` for the decisions whose FPR target ``fit_split``
+    cannot resolve (the run's ``calib_too_small`` tag; ``check_split`` warns with the remedy)."""
+    fit = dataset.scheme.decision_targets(split.part(dataset, fit_split).targets)
+    found = {}
+    for j, decision in enumerate(dataset.scheme.decision_names):
+        negatives, target = int((~fit[:, j]).sum()), target_fpr.get(decision)
+        if negatives and target is not None and 0 < target < 1.0 / negatives:
+            found[decision] = f"{negatives} negatives, needs {int(np.ceil(1.0 / target))}"
+    return found
+
+
+def coarse_fit_split(decision: str, negatives: int, rows: int, target: float | None) -> str | None:
+    """When ``negatives`` negatives of ``decision`` (of ``rows`` rows) cannot resolve the FPR target:
+    what it moves in steps of, and the remedy in numbers (the negatives and rows it would take at this
+    negative rate, or the smallest target these rows resolve). None when the target is resolvable."""
+    if target is None or not 0 < target < 1.0 / negatives:
+        return None
+    needed = int(np.ceil(1.0 / target))
+    rows_needed = int(np.ceil(needed * rows / negatives))
+    return (
+        f"{negatives} negatives of {decision} in {rows} rows: its FPR moves in steps of {1 / negatives:.3g}, "
+        f"coarser than threshold.target_fpr={target}; that needs >= {needed} negatives, about "
+        f"{rows_needed} rows at this negative rate (more data, or a larger calib share), or a target "
+        f">= {1 / negatives:.3g}, the smallest these rows resolve"
+    )
 
 
 def _shifted(positives_a: int, rows_a: int, positives_b: int, rows_b: int) -> bool:

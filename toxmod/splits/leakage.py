@@ -46,10 +46,16 @@ def leakage_report(dataset: LabeledDataset, split: Split, max_examples: int = 5)
 def enforce_no_leakage(report: dict[str, Any], allow_leakage: bool) -> None:
     """Refuse (one line, with counts) when calib or holdout texts appear in train."""
     if report["blocking"] and not allow_leakage:
-        counts = ", ".join(f"{pair}: {n}" for pair, n in report["blocking"].items())
+        found = []
+        for pair, n in report["blocking"].items():
+            source, target = pair.split("~")
+            ids = report["pairs"][pair]["example_ids"]
+            more = " ..." if n > len(ids) else ""
+            found.append(f"{n} {target} rows have a {source} text (ids {', '.join(ids)}{more})")
         raise SplitError(
-            f"leakage: evaluation texts appear in train ({counts} rows, exact or normalized); "
-            "fix the split, set split.on_leak=purge_train, or split.allow_leakage=true"
+            f"leakage: {'; '.join(found)} (exact or after normalization). Choose: split.on_leak=purge_train "
+            "(drop those train rows; the evaluation splits stay), split.allow_leakage=true (keep them, "
+            "recorded as leakage_found), or fix the split in the data"
         )
 
 

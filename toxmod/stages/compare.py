@@ -20,7 +20,9 @@ from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, notes_console, print_whole
 from toxmod.reports import rows_table, rows_text
+from toxmod.runs.budget import budget_note
 from toxmod.runs.gc import collect
+from toxmod.runs.provenance import environment_notes
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
 from toxmod.stages.runs import report as report_collected
 
@@ -104,13 +106,15 @@ def sorted_by(comparison: Comparison, metric: str, descending: bool = True) -> C
 
 
 def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
-    """Column names and rows: run, model, data, primary label recall/FPR, the requested metrics, costs."""
+    """Column names and rows: run, model, data, primary label recall/FPR on the holdout, whether the
+    run is within its FPR budget (``budget``: valid and holdout), the requested metrics, costs."""
     present = [m for m in metrics if any(m in r.metrics for r in comparison.runs)]
     mixed = comparison.split_sha256 is None
     columns = ["run", "name", "status", "model", "kind", "data", *(["split"] if mixed else []), "primary"]
-    columns += ["recall", "fpr"]
+    columns += ["recall", "fpr", "budget", "environment"]
     columns += [m.removeprefix("holdout/") for m in present] + list(COST_COLUMNS.values())
     rows = []
+    environments = environment_notes(comparison.runs)
     for run in comparison.runs:
         tags, values = run.tags, run.metrics
         primary = tags.get("primary_label", "")
@@ -125,6 +129,7 @@ def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[lis
         if mixed:
             row.append((run.split_sha256 or "?")[:12])
         row += [primary, values.get(f"holdout/{primary}/recall"), values.get(f"holdout/{primary}/fpr")]
+        row += [budget_note(run), environments[run.run_id]]
         row += [values.get(m) for m in present]
         row += [None if values.get(m) is None else values[m] * SCALE.get(m, 1.0) for m in COST_COLUMNS]
         rows.append(row)

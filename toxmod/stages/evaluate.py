@@ -7,6 +7,7 @@ the run's own ``holdout_eval.json`` (or ``metrics.json`` for the other splits).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -16,12 +17,22 @@ from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component
 from toxmod.data import LabelScheme
+from toxmod.environment import differences, environment
 from toxmod.evaluation import evaluate_predictions
 from toxmod.evaluation.scoring import score_split
+from toxmod.files import read_json
 from toxmod.hardware import CPU, HardwareSettings, apply_threads, resolve_hardware
+from toxmod.models import Opening
 from toxmod.progress import console
 from toxmod.reports import headline_table, results_table
-from toxmod.runs.record import EVALUATION_SPLIT, RunDir, load_run, locate_run, prefixed
+from toxmod.runs.record import (
+    EVALUATION_SPLIT,
+    RunDir,
+    load_run,
+    locate_run,
+    opening_from_config,
+    prefixed,
+)
 
 REPRODUCTION_TOLERANCE = 1e-9
 
@@ -37,6 +48,7 @@ class Evaluation:
     metrics: dict[str, float]
     recorded: dict[str, float] | None
     max_difference: float | None
+    environment_differences: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def reproduced(self) -> bool | None:
@@ -50,12 +62,15 @@ def evaluate_run(
     seed: int | None = None,
     hardware: HardwareSettings = CPU,
     allow_pickle: bool = False,
+    opening: Opening | None = None,
+    data_path: str | Path | None = None,
 ) -> Evaluation:
     """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's).
 
-    ``allow_pickle``: also open a model saved in the older pickle format (only a run you trust).
+    ``allow_pickle``: also open a model saved in the older pickle format (only a run you trust);
+    ``opening`` and ``data_path``: what only the opener chooses (``load_run``).
     """
-    run = load_run(run_dir, allow_pickle=allow_pickle)
+    run = load_run(run_dir, allow_pickle=allow_pickle, opening=opening, data_path=data_path)
     run.scorer.place_on(hardware)
     part = run.part(subset)
     bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
@@ -68,6 +83,10 @@ def evaluate_run(
     recorded = run.recorded_metrics(subset)
     shared = [k for k in values if recorded.get(k) is not None and not math.isnan(values[k])]
     difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0) if shared else None
+    saved = RunDir(run.directory) / RunDir.ENVIRONMENT
+    env_differences = (
+        differences(read_json(saved), environment(hardware.threads)) if saved.is_file() else ["not recorded"]
+    )
     return Evaluation(
         run.directory,
         subset,
@@ -76,6 +95,7 @@ def evaluate_run(
         prefixed(subset, values),
         recorded or None,
         difference,
+        env_differences,
     )
 
 
@@ -87,9 +107,16 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
-    run = locate_run(str(cfg.run), store, Path(cfg.paths.output_dir) / "evaluate" / "runs")
+    run = locate_run(str(cfg.run), store, Path(str(cfg.paths.downloads)))
     evaluation = evaluate_run(
-        run.path, str(cfg.subset), cfg.bootstrap, cfg.seed, hardware, bool(cfg.get("allow_pickle", False))
+        run.path,
+        str(cfg.subset),
+        cfg.bootstrap,
+        cfg.seed,
+        hardware,
+        bool(cfg.get("allow_pickle", False)),
+        opening_from_config(cfg),
+        cfg.get("data_path"),
     )
     report(evaluation)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -110,3 +137,6 @@ def report(evaluation: Evaluation) -> None:
         verdict = "reproduced" if evaluation.reproduced else "NOT reproduced"
         source = RunDir.HOLDOUT_EVAL if evaluation.subset == EVALUATION_SPLIT else RunDir.METRICS
         console.print(f"{verdict}: max |difference| from {source} = {evaluation.max_difference:.3g}")
+    if evaluation.environment_differences:
+        changed = "; ".join(evaluation.environment_differences)
+        console.print(f"environment differs from the run's ({RunDir.ENVIRONMENT}): {changed}", soft_wrap=True)

@@ -28,11 +28,11 @@ EXPORTABLE = ("transformer",)  # kinds with a network to export (also inside tem
 def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     """``run=<run dir | MLflow run id>``: export it and record the exported model as a new run."""
     tracker = instantiate_component(cfg.tracking, "tracking")
-    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.cache_dir)) / "runs")
-    _check_exportable(source)
-    source_cfg = source.saved_config()
+    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.downloads)))
+    source_cfg = source.saved_config()  # checked before anything else is read from the run
     if source_cfg is None:
         raise DamagedFileError(f"{source.config}: missing (the source run's config)")
+    _check_exportable(source)
     return train(export_config(cfg, source, source_cfg), run_dir)
 
 

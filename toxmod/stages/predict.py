@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -25,9 +25,10 @@ from toxmod.data.readers import read_table
 from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError, DataError
 from toxmod.hardware import HardwareSettings
-from toxmod.models import Scorer, load_scorer
+from toxmod.models import Opening, Scorer, load_scorer
+from toxmod.paths import user_cache_dir
 from toxmod.progress import console, notes_console
-from toxmod.runs.record import RunDir, locate_run
+from toxmod.runs.record import RunDir, default_opening, locate_run
 from toxmod.runs.store import NoStore, RunStore
 
 STDIN = "-"
@@ -49,10 +50,16 @@ class Predictor:
         cache_dir: Path | None = None,
         allow_pickle: bool = False,
         hardware: HardwareSettings | None = None,
+        opening: Opening | None = None,
     ) -> Predictor:
-        """A run directory or MLflow run id (with ``store``); an unfinished run is refused."""
-        run = locate_run(ref, store or NoStore(), cache_dir or Path(".") / "runs")
-        scorer = load_scorer(run.model, allow_pickle)
+        """A run directory or MLflow run id (with ``store``); an unfinished run is refused.
+
+        ``opening``: what only the opener chooses (a server, key variable, weights folder, the
+        cache); by default none of them, the user cache and this machine's toxmod folders."""
+        opening = opening or default_opening()
+        downloads = cache_dir or (opening.cache_dir or user_cache_dir()) / "runs"
+        run = locate_run(ref, store or NoStore(), downloads)
+        scorer = load_scorer(run.model, allow_pickle, opening)
         if hardware is not None:
             scorer.place_on(hardware)
         return cls(scorer, Thresholds.load(RunDir(run.path).thresholds, scorer.scheme), run.path)
@@ -77,7 +84,7 @@ class Predictor:
         out = []
         for i, row in enumerate(scores):
             record: dict[str, Any] = {
-                "scores": {name: round(float(v), 6) for name, v in zip(scheme.output_names, row)},
+                "scores": {name: float(v) for name, v in zip(scheme.output_names, row)},  # exact, unrounded
                 "decisions": {name: bool(d) for name, d in zip(scheme.decision_names, decided[i])},
             }
             if levels is not None:
@@ -108,12 +115,13 @@ class PredictSummary:
 def read_inputs(settings: PredictSettings) -> tuple[Iterator[tuple[Any, str]], int | None]:
     """``(id, text)`` pairs and their count when known (files; stdin streams, count unknown)."""
     if settings.input == STDIN:
-        return _lines(sys.stdin), None
+        return _lines(utf8_lines(sys.stdin.buffer, "stdin")), None
     path = Path(settings.input).expanduser()
     if not path.is_file():
         raise ConfigError(
             f"input={settings.input}: no such file (a .txt, .csv, .tsv or .jsonl, or - for stdin)"
         )
+    check_utf8(path)
     if path.suffix == ".txt":
         lines = path.read_text(encoding="utf-8").splitlines()
         return _lines(lines), len(lines)
@@ -126,6 +134,43 @@ def read_inputs(settings: PredictSettings) -> tuple[Iterator[tuple[Any, str]], i
         else range(1, len(frame) + 1)
     )
     return zip(ids, frame[settings.text_column].tolist()), len(frame)
+
+
+def utf8_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Lines of a byte stream decoded as UTF-8; invalid bytes are a one-line DataError naming the byte
+    offset (never scored as replacement characters)."""
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{name}: invalid UTF-8 at byte {offset + error.start} (line {number}): {error.reason}"
+            ) from None
+        offset += len(raw)
+
+
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """The whole file (decompressed, for ``.gz``) is UTF-8, else a one-line DataError naming the file
+    and the byte offset of the first invalid byte."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                at = offset - pending + error.start
+                raise DataError(f"{path}: invalid UTF-8 at byte {at}: {error.reason}") from None
+            if not chunk:
+                return
+            offset += len(chunk)
 
 
 def _lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -205,8 +250,12 @@ def _output(target: str) -> Iterator[TextIO]:
     path = Path(target).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        yield handle
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            yield handle
+    except BaseException:
+        partial.unlink(missing_ok=True)  # nothing half-written is left behind
+        raise
     partial.replace(path)
 
 

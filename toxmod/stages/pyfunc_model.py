@@ -1,12 +1,12 @@
 """A run's model as an MLflow pyfunc model: what ``mlflow.pyfunc.load_model`` and ``mlflow models serve``
 load (``models:/<name>@champion`` after ``toxmod.select``).
 
-The logged model holds the run's ``model/`` folder and ``thresholds.json`` as artifacts and this
-module's ``ToxmodPyfunc`` as its class; input is a table with a ``text`` column, output one row per
-text with ``score/<output>`` probabilities and ``decision/<decision>`` booleans at the run's thresholds
-(and ``level`` for level schemes). MLflow loads a pyfunc model by importing its class and unpickling
-it, so serving a logged model runs code: this is the MLflow serving contract. toxmod's own readers
-(``toxmod.load``, ``predict``, ``evaluate``) never go through it.
+The logged model holds the run's ``model/`` folder and ``thresholds.json`` as artifacts and is
+logged "from code": ``pyfunc_code.py`` (this package's file, copied beside the artifacts) imports
+toxmod and sets ``ToxmodPyfunc`` as the model, so loading it unpickles nothing and reads the model
+files as data. Input is a table with a ``text`` column; output one row per text with
+``score/<output>`` probabilities and ``decision/<decision>`` booleans at the run's thresholds (and
+``level`` for level schemes).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.models import load_scorer
 
 TEXT_COLUMN = "text"
+CODE_FILE = Path(__file__).with_name("pyfunc_code.py")  # what MLflow runs to load the model
 # Distributions a served toxmod model imports (pinned to what is installed where the run was logged).
 REQUIREMENTS = (
     "mlflow",
@@ -96,7 +97,10 @@ except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the
 class ToxmodPyfunc(PythonModel):  # type: ignore[misc,valid-type]
     """Loads the run's scorer and thresholds from the logged artifacts; predicts a ``text`` column."""
 
-    # No type hints on these two: MLflow reads predict's as an input schema (a signature is given).
+    # The signature is given at logging, and predict checks its input itself: MLflow's type-hint
+    # validation (and its warning about missing hints) is skipped.
+    _skip_type_hint_validation = True
+
     def load_context(self, context):  # noqa: ANN001, ANN201
         self.scorer = load_scorer(Path(context.artifacts["model"]))
         self.thresholds = Thresholds.load(Path(context.artifacts["thresholds"]), self.scorer.scheme)

@@ -29,8 +29,11 @@ from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
 from toxmod.progress import console
 from toxmod.reports import rows_text
+from toxmod.runs.budget import budget_note
+from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore, StoredRun
+from toxmod.runs.tracking import KIND_TAG
 from toxmod.stages.compare import select_runs
 
 PREDICTIONS = f"{RunDir.PREDICTIONS}/holdout.parquet"
@@ -63,6 +66,9 @@ class Report:
     run_id: str | None
 
 
+REPORTS_SUFFIX = "-reports"  # report runs go to "<experiment>-reports", apart from the model runs
+
+
 def report(cfg: DictConfig, output_dir: str | Path) -> Report:
     """Select the runs, read their predictions, write the report, record it as an MLflow run."""
     tracker = instantiate_component(cfg.tracking, "tracking")
@@ -81,7 +87,7 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
         raise ToxmodError("report needs runs on one split")
     directory = Path(str(cfg.get("output") or output_dir)).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
-    cache = Path(str(cfg.paths.cache_dir)) / "report"
+    cache = Path(str(cfg.paths.downloads))
     runs = [_read_run(store, run, cache) for run in comparison.runs]
     _unique_labels(runs)
     scheme = _scheme(runs)
@@ -124,10 +130,11 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
     experiments = {r.run.experiment_id for r in runs}
     if cfg.get("record_in"):
         tracker.experiment_name = str(cfg.record_in)
-    elif len(experiments) == 1:  # beside the runs it reports
-        tracker.experiment_name = store.experiment_name(experiments.pop())
+    elif len(experiments) == 1:  # an experiment of its own beside the runs': not among the models
+        tracker.experiment_name = f"{store.experiment_name(experiments.pop())}{REPORTS_SUFFIX}"
     run_id = None
     tags = {
+        KIND_TAG: "report",
         "task_name": "report",
         "report.split_sha256": comparison.split_sha256,
         "report.runs": str(len(runs)),
@@ -280,6 +287,8 @@ def _markdown(
         "macro F1",
         f"{primary} recall [95% CI]",
         f"{primary} FPR",
+        "FPR budget",
+        "environment",
         "ROC-AUC",
         "ms/text b=1",
         "texts/s b=64",
@@ -288,6 +297,7 @@ def _markdown(
         "train s",
     ]
     rows = []
+    environments = environment_notes([r.run for r in runs])
     for r in runs:
         m = r.metric
         recall = m(f"holdout/{primary}/recall")
@@ -302,6 +312,8 @@ def _markdown(
                 _fmt(m("holdout/macro_f1")),
                 _fmt(recall) + interval,
                 _fmt(m(f"holdout/{primary}/fpr")),
+                budget_note(r.run),
+                environments[r.run.run_id] or "same",
                 _fmt(m(f"holdout/{primary}/roc_auc") or m("holdout/mean_roc_auc")),
                 _fmt(m("latency/batch1_ms_per_text"), 2),
                 _fmt(m("latency/batch64_texts_per_second"), 0),
@@ -314,7 +326,9 @@ def _markdown(
         f"# Report: {len(runs)} runs on split `{split[:16]}…`",
         "",
         f"Every number is on the holdout of split `{split}`, at each run's own thresholds (chosen on "
-        f"calib). Sorted by `{cfg.get('sort_by') or f'holdout/{primary}/recall'}`. Latency: "
+        f"calib). Sorted by `{cfg.get('sort_by') or f'holdout/{primary}/recall'}`. FPR budget: `ok` when "
+        "every thresholded decision's FPR is within its own target on valid and holdout, else `OVER` and "
+        "which. Latency: "
         "`latency/batch1_ms_per_text` and `latency/batch64_texts_per_second`, measured by each run.",
         "",
         rows_text(columns, rows, "markdown").rstrip(),

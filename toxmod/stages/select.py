@@ -1,10 +1,14 @@
-"""The select stage: rank finished runs by a valid metric, register the winner, point an alias at it.
+"""The select stage: rank finished runs at their operating point, register the winner, alias it.
 
 Only validation numbers choose (the holdout is printed beside them, for the record, never used to
-rank). Candidates are FINISHED runs with ``holdout_eval.json`` on one split, optionally one sweep's,
-filtered by ``where`` ("valid/scam/fpr<=0.02 and size_mb<=5"). The winner's pyfunc model becomes a
-version of ``select.model_name`` in the MLflow Model Registry and the alias (``champion``) points at
-it; selecting the same run again reuses its version.
+rank). Candidates are FINISHED model runs with ``holdout_eval.json`` on one split, optionally one
+sweep's, filtered by ``where`` ("valid/scam/fpr<=0.02 and size_mb<=5"). A candidate whose valid FPR
+at its calibrated threshold is over its own target for any thresholded decision (``runs/budget.py``)
+stays in the table, marked, and is never crowned unless ``allow_over_budget=true``. The rest are
+ranked by ``metric`` (default: valid recall of the primary decision at its threshold), ties broken by
+``tiebreak`` (valid macro F1). The winner's pyfunc model becomes a version of ``model_name`` in the
+MLflow Model Registry and the alias (``champion``) points at it; selecting the same run again reuses
+its version.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.reports import rows_table
+from toxmod.runs.budget import DEFAULT_SLACK, budget_note, within_budget
+from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
+from toxmod.runs.tracking import KIND_TAG
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -34,6 +41,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 CONDITION = re.compile(
     r"^\s*([\w./-]+)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
+MODEL_KINDS = ("model", "export")  # runs that hold a model (not reports, not sweep parents)
 # Names a condition may use besides metric names: the costs as compare shows them.
 DERIVED = {
     "size_mb": lambda m: m.get("model_size_bytes", float("nan")) / 1e6,
@@ -86,7 +94,7 @@ def select(cfg: DictConfig) -> Selection:
     if cfg.get("split_sha256"):
         tags["split_sha256"] = str(cfg.split_sha256)
     found = store.search([str(experiment)] if experiment else None, FINISHED, tags, int(cfg.max_runs))
-    candidates = [r for r in found if r.split_sha256 and r.tags.get("task_name", "train") != "report"]
+    candidates = [r for r in found if r.split_sha256 and r.tags.get(KIND_TAG, "model") in MODEL_KINDS]
     if not candidates:
         raise ToxmodError(
             "no FINISHED runs to select from" + (f" in experiment {experiment}" if experiment else "")
@@ -95,7 +103,7 @@ def select(cfg: DictConfig) -> Selection:
     others = len([r for r in candidates if r.split_sha256 != split])
     candidates = [r for r in candidates if r.split_sha256 == split]
     primary = candidates[0].tags.get("primary_label", "")
-    metric = str(cfg.get("metric") or f"valid/{primary}/recall")
+    metric = str(cfg.get("metric") or f"valid/{primary_decision(candidates[0])}/recall")
     if not metric.startswith("valid/"):
         raise ConfigError(
             f"metric={metric}: select ranks on a valid metric only (valid/...); the holdout stays unseen"
@@ -103,6 +111,7 @@ def select(cfg: DictConfig) -> Selection:
     for name, _, _ in conditions:
         if name.startswith("holdout/"):
             raise ConfigError(f"where: {name} is a holdout metric; conditions use valid metrics and costs")
+    tiebreak = str(cfg.get("tiebreak") or "valid/macro_f1")
     kept = [
         r
         for r in candidates
@@ -115,8 +124,21 @@ def select(cfg: DictConfig) -> Selection:
             f"none of the {len(candidates)} finished runs on split {split[:12]} has {metric} and meets "
             f"where={cfg.get('where')!r}"
         )
-    ranked = sorted(kept, key=lambda r: value_of(r, metric), reverse=not cfg.get("ascending", False))
-    _print_ranking(ranked, metric, primary, split, others)
+    sign = 1.0 if cfg.get("ascending", False) else -1.0
+    ranked = sorted(kept, key=lambda r: (sign * value_of(r, metric), -_or_low(value_of(r, tiebreak))))
+    slack = float(cfg.get("fpr_slack", DEFAULT_SLACK))
+    eligible = (
+        ranked
+        if cfg.get("allow_over_budget", False)
+        else [r for r in ranked if within_budget(r, slack=slack)]
+    )
+    _print_ranking(ranked, eligible, metric, tiebreak, primary, split, others, slack)
+    if not eligible:
+        raise ToxmodError(
+            f"all {len(ranked)} candidates are over their FPR budget on valid (marked OVER above); "
+            "retrain with more calib data or a lower threshold.target_fpr, or pass allow_over_budget=true"
+        )
+    ranked = eligible + [r for r in ranked if r not in eligible]
     winner = ranked[0]
     model_uri = winner.tags.get("pyfunc_model_uri")
     if not model_uri:
@@ -139,28 +161,48 @@ def _experiment_name(store: RunStore, run: StoredRun) -> str:
     return store.experiment_name(run.experiment_id)
 
 
-def _print_ranking(ranked: list[StoredRun], metric: str, primary: str, split: str, others: int) -> None:
-    columns = ["rank", "run", "name", "model", metric, "valid/macro_f1", "size_mb"]
+def primary_decision(run: StoredRun) -> str:
+    """The thresholded decision of the run's primary label (``at_least_<level>`` for level schemes)."""
+    primary = run.tags.get("primary_label", "")
+    return f"at_least_{primary}" if run.tags.get("scheme") == "levels" else primary
+
+
+def _or_low(value: float) -> float:
+    return value if value == value else float("-inf")
+
+
+def _print_ranking(
+    ranked: list[StoredRun],
+    eligible: list[StoredRun],
+    metric: str,
+    tiebreak: str,
+    primary: str,
+    split: str,
+    others: int,
+    slack: float,
+) -> None:
+    columns = ["rank", "run", "name", "model", metric, tiebreak, "size_mb", "budget", "environment"]
     columns += [f"holdout/{primary}/recall", f"holdout/{primary}/fpr", "holdout/macro_f1"]
+    order = eligible + [r for r in ranked if r not in eligible]
+    environments = environment_notes(order)
     rows = [
         [
-            i + 1,
+            i + 1 if r in eligible else "-",
             r.run_id[:8],
             r.name,
             r.tags.get("model", "?"),
             value_of(r, metric),
-            value_of(r, "valid/macro_f1"),
+            value_of(r, tiebreak),
             value_of(r, "size_mb"),
+            budget_note(r, slack=slack),
+            environments[r.run_id],
             value_of(r, f"holdout/{primary}/recall"),
             value_of(r, f"holdout/{primary}/fpr"),
             value_of(r, "holdout/macro_f1"),
         ]
-        for i, r in enumerate(ranked)
+        for i, r in enumerate(order)
     ]
-    print_whole(
-        rows_table(
-            f"ranked by {metric} on split {split[:12]} (holdout columns: for the record)", columns, rows
-        )
-    )
+    title = f"ranked by {metric} (ties: {tiebreak}) on split {split[:12]}; over budget: not ranked"
+    print_whole(rows_table(f"{title} (holdout columns: for the record)", columns, rows))
     if others:
         console.print(f"left out {others} run(s) on other splits (split_sha256=... chooses one)")

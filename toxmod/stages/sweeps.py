@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from toxmod.errors import ToxmodError
 from toxmod.progress import console, print_whole
+from toxmod.redact import redact
 from toxmod.reports import rows_table
 from toxmod.runs.store import end_run, open_client
 from toxmod.runs.tracking import PARENT_RUN_PREFIX
@@ -70,7 +71,7 @@ def run_sweep_job(job: Callable[[], T]) -> T | None:
         raise
     except Exception as error:  # noqa: BLE001 - any failure of one point must not stop the sweep
         reason = str(error) if isinstance(error, ToxmodError) else f"{type(error).__name__}: {error}"
-        reason = (reason.strip().splitlines() or [type(error).__name__])[0]
+        reason = redact((reason.strip().splitlines() or [type(error).__name__])[0])
         print(f"error: job {hydra.job.num} ({overrides}): {reason}", file=sys.stderr)
         _write(folder, hydra.job.num, overrides, "failed", reason)
         return None

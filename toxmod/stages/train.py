@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from toxmod.calibration import TargetFPRThresholds
-from toxmod.config import group_option, instantiate_component, settings_from
+from toxmod.config import check_values, group_option, instantiate_component, settings_from
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.datasets import scheme_from_config
 from toxmod.data.text import normalize_text
 from toxmod.distillation import check_distillation, teacher_targets
+from toxmod.environment import environment
+from toxmod.environment import tags as environment_tags
 from toxmod.errors import ConfigError
 from toxmod.evaluation import evaluate_predictions
 from toxmod.evaluation.latency import measure_throughput
@@ -33,19 +34,21 @@ from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.plots import write_run_plots
 from toxmod.evaluation.sanity import chance_warnings
 from toxmod.evaluation.scoring import score_split
-from toxmod.evaluation.validation import OperatingPointMetrics
-from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
+from toxmod.evaluation.validation import validation_for
+from toxmod.hardware import HardwareSettings, apply_threads, cpu_share, resolve_hardware
 from toxmod.models import (
     CheckpointSettings,
     EarlyStoppingSettings,
     FitContext,
+    Opening,
     Scorer,
     ValidationData,
 )
 from toxmod.models.calibrated import TemperatureScaled
-from toxmod.paths import CONFIG_DIR, project_root
-from toxmod.progress import console, warn
-from toxmod.reports import headline_table, results_table
+from toxmod.paths import CONFIG_DIR, project_root, user_roots
+from toxmod.progress import StageClock, console, warn
+from toxmod.reports import headline_table, results_table, run_card
+from toxmod.runs.budget import SMALL_CALIB_TAG
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import (
     FinishedJob,
@@ -70,9 +73,9 @@ from toxmod.runs.record import (
     write_predictions,
     write_tracking,
 )
-from toxmod.runs.tracking import CurveRecorder, Tracker, flatten
+from toxmod.runs.tracking import KIND_TAG, CurveRecorder, Tracker, flatten
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
-from toxmod.splits.checks import check_split
+from toxmod.splits.checks import check_split, coarse_decisions
 from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
 from toxmod.stages.sweeps import Sweep
 
@@ -103,6 +106,7 @@ class _Components:
     thresholder: Any  # TargetFPRThresholds | OptunaThresholds: fit(scheme, scores, targets) -> Thresholds
     context: FitContext
     fit_split: str
+    threads_from: str  # why hardware.threads is what it is (the CPUs this process may use, its share)
 
 
 def train(
@@ -115,6 +119,7 @@ def train(
     ``resume=auto`` returns a finished job's recorded result without computing anything. A job of a
     ``sweep`` is tagged ``sweep_id`` and nested under the sweep's MLflow parent run.
     """
+    check_values(cfg, cfg, [])  # ranges and names (a sweep's jobs skip the entry point's check)
     tracker = instantiate_component(cfg.tracking, "tracking")
     plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.get("resume") else None
     if isinstance(plan, FinishedJob):
@@ -127,11 +132,14 @@ def train(
     components = _build_components(cfg, run)
     np.random.seed(int(cfg.seed))
 
-    dataset = build_dataset(cfg.data)
-    split, leakage = prepare_split(cfg.split, dataset)
-    budget = components.thresholder.budget
-    targets = {name: budget.target_for(name) for name in dataset.scheme.decision_names}
+    clock = StageClock()
+    with clock.stage("data"):
+        dataset = build_dataset(cfg.data)
+    with clock.stage("split"):
+        split, leakage = prepare_split(cfg.split, dataset)
+    targets = _fpr_targets(components.thresholder, dataset.scheme)
     warnings = check_split(dataset, split, components.fit_split, targets)
+    coarse = coarse_decisions(dataset, split, components.fit_split, targets)
     for warning in warnings:
         warn(warning)
     manifest = build_manifest(dataset, split)
@@ -143,6 +151,8 @@ def train(
     write_split_folder(run.split, dataset, split)
     write_json(run.leakage, leakage)
     OmegaConf.save(cfg, run.config, resolve=True)
+    env = environment(components.hardware.threads)
+    write_json(run / RunDir.ENVIRONMENT, env)
 
     model_name = str(cfg.model.name)
     tags = {
@@ -156,10 +166,15 @@ def train(
         "split_source": split.source,
         "run_dir": str(run.path.resolve()),
         "job_key": job_key(cfg),
+        KIND_TAG: "export" if str(cfg.get("task_name")) == "export" else "model",
+        "hardware.threads": str(components.hardware.threads),
+        "hardware.threads_from": components.threads_from,
+        **environment_tags(env),
         **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
         "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
         "leakage_found": str(leakage["leaks"]).lower(),
         **({"warnings": " | ".join(warnings)[:5000]} if warnings else {}),
+        **({SMALL_CALIB_TAG: "; ".join(f"{d}: {n}" for d, n in coarse.items())} if coarse else {}),
         **({"sweep_id": sweep.id} if sweep else {}),
         **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
     }
@@ -178,7 +193,10 @@ def train(
                 tracker.log_params(
                     {f"hardware.resolved.{k}": v for k, v in components.hardware.as_dict().items()}
                 )
-            metrics = _fit_and_evaluate(cfg, run, dataset, split, manifest, tracker, components, plan)
+            command = " ".join(["python -m toxmod.train", *(overrides or [])])
+            metrics = _fit_and_evaluate(
+                cfg, run, dataset, split, manifest, tracker, components, plan, clock, command
+            )
     except BaseException as error:
         record_failure(run, error)
         raise
@@ -229,7 +247,8 @@ def _with_trained_members(cfg: DictConfig, run: RunDir) -> DictConfig:
 # What a run name leaves out: the model and data are named already; where a run ran, is recorded,
 # or continues from are not what it is.
 _UNNAMED_CHOICES = ("model", "data", "resume", "run_name")
-_UNNAMED_GROUPS = ("tracking", "paths", "hydra", "hardware", "callbacks", "tags")
+_UNNAMED_GROUPS = ("tracking", "paths", "hydra", "hardware", "callbacks", "tags", "latency")
+_UNNAMED_KEYS = ("bootstrap", "plots", "log_pyfunc", "evaluate_splits", "optimized_metric")  # not the model
 
 
 def default_run_name(model: str, dataset: str, overrides: Sequence[str] | None) -> str:
@@ -241,7 +260,7 @@ def default_run_name(model: str, dataset: str, overrides: Sequence[str] | None) 
     parts = [model, dataset]
     for override in overrides or ():
         key, _, value = override.lstrip("+~").partition("=")
-        if not value or key in _UNNAMED_CHOICES or key.split(".", 1)[0] in _UNNAMED_GROUPS:
+        if not value or key in (*_UNNAMED_CHOICES, *_UNNAMED_KEYS) or key.split(".", 1)[0] in _UNNAMED_GROUPS:
             continue
         is_group = "." not in key and (CONFIG_DIR / key).is_dir()  # threshold=optuna -> optuna
         parts.append(value if is_group else f"{key.rsplit('.', 1)[-1]}={value}")
@@ -261,6 +280,9 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
+    threads_from = "hardware.threads" if cfg.hardware.get("threads") else cpu_share().reason
+    with open_dict(cfg):  # what the model configs interpolate (n_jobs: ${hardware.threads}) is resolved
+        cfg.hardware.threads = hardware.threads
     fit_split = str(cfg.threshold.get("fit_split", "calib"))
     if fit_split == EVALUATION_SPLIT:
         raise ConfigError(
@@ -269,10 +291,11 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     scheme = scheme_from_config(cfg.data)
     thresholder = instantiate_component(cfg.threshold, "threshold")
     thresholder.check(scheme)
-    budget: TargetFPRThresholds = thresholder.budget
+    if hasattr(thresholder, "storage") and not thresholder.storage:  # an Optuna study: in the run folder
+        thresholder.storage = f"sqlite:///{(run.path / 'optuna.db').resolve()}"
     context = FitContext(
         hardware=hardware,
-        validation_metrics=OperatingPointMetrics(scheme, budget),
+        validation_metrics=validation_for(thresholder, scheme),
         trainer=_plain(cfg.get("trainer")),
         checkpoint=settings_from(CheckpointSettings, _plain(cfg.get("checkpoint")), "checkpoint"),
         early_stopping=settings_from(
@@ -290,7 +313,7 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     scorer.check_settings(scheme, context)
     if _teacher_ref(cfg):
         check_distillation(cfg.distill, scorer)
-    return _Components(hardware, scorer, thresholder, context, fit_split)
+    return _Components(hardware, scorer, thresholder, context, fit_split, threads_from)
 
 
 def _teacher_ref(cfg: DictConfig) -> str | None:
@@ -348,6 +371,13 @@ def transfer_texts(cfg: DictConfig, dataset: LabeledDataset, split: Split) -> tu
     return extra, removed
 
 
+def _opening(cfg: DictConfig) -> Opening:
+    """How this run opens the runs it builds on (members, teacher): this command's folders and data
+    file, no server or key (an LLM run is not a member or teacher)."""
+    data_file = (Path(str(cfg.data.path)),) if cfg.data.get("path") else ()
+    return Opening(cache_dir=Path(str(cfg.paths.cache_dir)), roots=user_roots(cfg.paths), files=data_file)
+
+
 def _plain(node: Any) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
 
@@ -386,6 +416,8 @@ def _fit_and_evaluate(
     tracker: Tracker,
     components: _Components,
     plan: ResumePoint | None,
+    clock: StageClock,
+    command: str,
 ) -> dict[str, float]:
     scheme = dataset.scheme
     parts = {name: split.part(dataset, name) for name in SPLIT_NAMES}
@@ -395,10 +427,10 @@ def _fit_and_evaluate(
     context = _fit_context(cfg, parts["train"], parts["valid"], tracker, components, plan)
     member_refs = scorer.member_runs()
     if member_refs:  # an ensemble: its members are finished runs on this split
-        downloads = Path(str(cfg.paths.cache_dir)) / "runs"
+        downloads = Path(str(cfg.paths.downloads))
         members = [
             load_run_on_split(
-                ref, tracker.store(), downloads, manifest["split_sha256"], "model.members"
+                ref, tracker.store(), downloads, manifest["split_sha256"], "model.members", _opening(cfg)
             ).scorer
             for ref in member_refs
         ]
@@ -414,6 +446,7 @@ def _fit_and_evaluate(
             tracker.store(),
             Path(str(cfg.paths.cache_dir)),
             extra_texts,
+            _opening(cfg),
         )
         context = dataclasses.replace(context, teacher=teacher)
         tracker.set_tags({"distill.teacher": _teacher_ref(cfg), "distill.cache_key": cache.key})
@@ -421,18 +454,22 @@ def _fit_and_evaluate(
         teacher_metrics["teacher/cache_built"] = float(cache.built)
         teacher_metrics["teacher/transfer_removed_evaluation_texts"] = float(removed)
     start = time.perf_counter()
-    scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
+    with clock.stage("fit"):
+        scorer.fit(list(parts["train"].texts), parts["train"].targets, scheme, context)
     train_seconds = time.perf_counter() - start
+    _record_monitor(context, scorer, tracker)
     scorer, calibration_metrics = _calibrated(cfg, scorer, parts["valid"], run)
     model_dir = scorer.save(run.model)
     tracker.set_tags({"model_kind": scorer.kind, **scorer.run_tags()})
 
     wanted = list(dict.fromkeys([fit_split, *cfg.evaluate_splits, EVALUATION_SPLIT]))
     scored, scoring_reports = {}, {}
-    for name in wanted:
-        scored[name] = score_split(scorer, parts[name])
-        scoring_reports[name] = scorer.take_scoring_report()
-    thresholds = components.thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
+    with clock.stage("score"):
+        for name in wanted:
+            scored[name] = score_split(scorer, parts[name])
+            scoring_reports[name] = scorer.take_scoring_report()
+    with clock.stage("thresholds"):
+        thresholds = components.thresholder.fit(scheme, scored[fit_split].scores, scored[fit_split].targets)
     thresholds.save(run.thresholds)
 
     metrics = {
@@ -447,12 +484,18 @@ def _fit_and_evaluate(
         **calibration_metrics,
         **thresholds.as_metrics(),
     }
-    for name in wanted:
-        bootstrap = int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0
-        values = evaluate_predictions(
-            scheme, scored[name].scores, scored[name].targets, thresholds.as_array(), bootstrap, int(cfg.seed)
-        )
-        metrics.update(prefixed(name, values))
+    with clock.stage("evaluate"):
+        for name in wanted:
+            bootstrap = int(cfg.bootstrap) if name == EVALUATION_SPLIT else 0
+            values = evaluate_predictions(
+                scheme,
+                scored[name].scores,
+                scored[name].targets,
+                thresholds.as_array(),
+                bootstrap,
+                int(cfg.seed),
+            )
+            metrics.update(prefixed(name, values))
     metrics["chance_warnings"] = float(_warn_if_chance(scheme, scored[EVALUATION_SPLIT], thresholds, tracker))
     if context.checkpoint.log_best:
         for folder, path in scorer.fit_report.artifacts.items():
@@ -475,22 +518,39 @@ def _fit_and_evaluate(
             scored[EVALUATION_SPLIT].scores,
             scored[EVALUATION_SPLIT].targets,
             thresholds.as_array(),
-            {name: components.thresholder.budget.target_for(name) for name in scheme.decision_names},
-            _training_curves(cfg, scheme, context.metrics_logger),
+            _fpr_targets(components.thresholder, scheme),
+            _training_curves(context, scheme),
         )
         metrics["plots_seconds"] = time.perf_counter() - start
+    metrics.update(clock.as_metrics())
     record = holdout_eval_record(
         manifest["split_sha256"], dataset.sha256, str(cfg.model.name), thresholds.as_dict(), metrics
     )
     finish_run_record(run, tracker, metrics, record, step=int(metrics.get("train/global_steps", 0)))
+    tracker.describe(
+        run_card(
+            str(cfg.model.name),
+            dataset.name,
+            scheme,
+            thresholds,
+            _fpr_targets(components.thresholder, scheme),
+            metrics,
+            manifest["split_sha256"],
+            command,
+        )
+    )
     if cfg.get("log_pyfunc", True) and tracker.enabled:
-        from toxmod.stages.pyfunc_model import ToxmodPyfunc, pip_requirements, signature_for  # mlflow.pyfunc
+        from toxmod.stages.pyfunc_model import CODE_FILE, pip_requirements, signature_for  # mlflow.pyfunc
 
-        tracker.log_pyfunc_model(
-            ToxmodPyfunc(),
+        model_uri = tracker.log_pyfunc_model(
+            str(CODE_FILE),
             {"model": str(run.model), "thresholds": str(run.thresholds)},
+            name=f"{cfg.model.name}-{dataset.name}",
             signature=signature_for(scheme),
             pip_requirements=pip_requirements(),
+        )
+        tracker.link_model_evidence(
+            model_uri, dataset.name, str(dataset.path), manifest["split_sha256"], metrics
         )
     _print_results(dataset.name, scheme, metrics, thresholds.as_dict(), run.path, train_seconds)
     _print_chunk_end(cfg, metrics, run)
@@ -529,12 +589,47 @@ def _latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, flo
     return metrics
 
 
-def _training_curves(cfg: DictConfig, scheme: Any, recorder: Any) -> dict[str, list[tuple[int, float]]]:
+def _fpr_targets(thresholder: Any, scheme: Any) -> dict[str, float]:
+    """Each decision's FPR target; none for a threshold mode without a budget (``max_f1``)."""
+    budget = thresholder.budget
+    return {name: budget.target_for(name) for name in scheme.decision_names} if budget else {}
+
+
+def _monitor(context: FitContext) -> str | None:
+    """The metric that picks a trainer-driven model's kept checkpoint (None: no validation)."""
+    if context.validation_metrics is None:
+        return None
+    return context.checkpoint.monitor or context.validation_metrics.default_monitor
+
+
+def _training_curves(context: FitContext, scheme: Any) -> dict[str, list[tuple[int, float]]]:
     """The training loss and the checkpoint monitor per step, when the model logged them."""
-    points = getattr(recorder, "points", {})
-    default = f"valid/{scheme.primary_decision}/recall_at_fpr"  # the checkpoint monitor's default
-    monitor = OmegaConf.select(cfg, "checkpoint.monitor", default=None) or default
-    return {name: points[name] for name in ("train/loss", monitor) if points.get(name)}
+    points = getattr(context.metrics_logger, "points", {})
+    return {name: points[name] for name in ("train/loss", _monitor(context)) if name and points.get(name)}
+
+
+def _record_monitor(context: FitContext, scorer: Scorer, tracker: Tracker) -> None:
+    """A model that kept a checkpoint by a validation metric: the run records which (tag and param),
+    and a monitor that never moved (the same value at every validation, so the first checkpoint was
+    kept whatever came after) is a warning naming metrics that move."""
+    monitor = _monitor(context)
+    if monitor is None or "valid/best_monitored" not in scorer.fit_report.metrics:
+        return
+    tracker.set_tags({"checkpoint.monitor": monitor})
+    tracker.log_params({"checkpoint.monitor_used": monitor})
+    values = [value for _, value in getattr(context.metrics_logger, "points", {}).get(monitor, [])]
+    if len(values) >= 2 and max(values) - min(values) <= 1e-12:
+        others = [
+            n
+            for n in (context.validation_metrics.names if context.validation_metrics else [])
+            if n != monitor
+        ]
+        warn(
+            f"checkpoint monitor {monitor} was {values[0]:.4g} at all {len(values)} validations, so it "
+            f"chose nothing (the first checkpoint was kept); monitors that move: {', '.join(others[:3])} "
+            "(checkpoint.monitor=...)"
+        )
+        tracker.set_tags({"checkpoint.monitor_degenerate": "true"})
 
 
 def _print_chunk_end(cfg: DictConfig, metrics: dict[str, float], run: RunDir) -> None:

@@ -289,8 +289,15 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     missing = run_entry("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
 
-    # resume=<run dir> continues the run with its own settings: no need to repeat its overrides.
-    third = run_entry("train", f"resume={run_dirs[0]}", "trainer.max_steps=12")
+    # resume=<run dir> continues the run with its own settings: no need to repeat its overrides, but
+    # where it is recorded is the user's to say (a run never chooses its tracking store)
+    elsewhere = run_entry("train", f"resume={run_dirs[0]}", "trainer.max_steps=12")
+    assert (
+        elsewhere.returncode == 2 and f"pass tracking.uri={store['uri']} to continue it" in elsewhere.stderr
+    )
+    third = run_entry(
+        "train", f"resume={run_dirs[0]}", "trainer.max_steps=12", f"tracking.uri={store['uri']}"
+    )
     assert third.returncode == 0, third.stderr[-2000:]
     metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
     assert metrics["train/global_steps"] == 12 and metrics["train/rows_used"] == 377  # the 600-row slice
@@ -591,11 +598,8 @@ def test_an_undefined_monitored_metric_stops_the_run(tmp_path: Path) -> None:
 def test_checkpoint_selection_uses_the_threshold_configs_fpr_budget(tmp_path: Path) -> None:
     from toxmod.calibration import threshold_at_fpr
 
-    optuna = ["threshold=optuna", "threshold.n_trials=3", f"threshold.storage=sqlite:///{tmp_path / 'o.db'}"]
-    budget = ["threshold.per_label={scam: 0.2}"]  # topic_crypto keeps threshold.target_fpr (0.02)
-    cfg = compose_train(
-        [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=1", *optuna, *budget, "tracking=none"]
-    )
+    budget = ["threshold=target_fpr", "threshold.per_label={scam: 0.2}"]  # topic_crypto keeps 0.02
+    cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=1", *budget, "tracking=none"])
     result = train(cfg, tmp_path / "run")
     run = load_run(result.run_dir)
     valid = run.part("valid")

@@ -259,8 +259,11 @@ class HFSettings:
     batch_size: int = 8
     dtype: str = "auto"
     cache_dir: str | None = None
+    local_files_only: bool = False  # a hub name is read from the local HF cache only (a saved run's)
 
     def __post_init__(self) -> None:
+        if self.gguf_package and not str(self.gguf_package).isidentifier():
+            raise ConfigError(f"model.gguf_package={self.gguf_package!r}: expected a top-level package name")
         if self.dtype not in DTYPES:
             raise ConfigError(f"model.dtype={self.dtype!r}; expected one of {sorted(DTYPES)}")
         for key in ("max_prompt_tokens", "batch_size"):
@@ -361,7 +364,7 @@ def resolve_llm_weights(settings: HFSettings) -> str:
     package = settings.gguf_package if settings.pretrained in (None, holds) else None
     if package and importlib.util.find_spec(package) is not None:
         return str(converted_gguf(package, Path(settings.cache_dir or "cache")))
-    return resolve_pretrained(settings.pretrained)
+    return resolve_pretrained(settings.pretrained, local_only=settings.local_files_only)
 
 
 def converted_gguf(package: str, cache_dir: Path) -> Path:

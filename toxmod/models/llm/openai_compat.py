@@ -34,6 +34,7 @@ import numpy as np
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.models.llm.backends import ScoringStats, normalised
 from toxmod.models.llm.prompts import PromptBuilder, Question, render
+from toxmod.redact import redact, register_secret
 
 ROUTES = {"chat": "/chat/completions", "completions": "/completions"}
 RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -80,6 +81,7 @@ class OpenAICompatSettings:
         key = os.environ.get(self.api_key_env)
         if not key:
             raise ConfigError(f"model.api_key_env={self.api_key_env}: that environment variable is not set")
+        register_secret(key)  # masked in every message from here on (a server may echo it back)
         return key
 
 
@@ -135,12 +137,12 @@ class OpenAICompatClient:
                 with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as error:
-                detail = error.read()[:200].decode(errors="replace")
+                detail = redact(error.read()[:200].decode(errors="replace"))
                 if error.code not in RETRIED_STATUS:
                     raise ServerError(f"{url}: HTTP {error.code} {detail}") from None
                 failure = f"HTTP {error.code} {detail}"
             except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as error:
-                failure = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+                failure = redact(f"{type(error).__name__}: {getattr(error, 'reason', error)}")
             except json.JSONDecodeError:
                 failure = "the response is not JSON"
         raise ServerError(f"{url}: no answer after {self.settings.retries + 1} attempts ({failure})")

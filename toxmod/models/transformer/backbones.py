@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from toxmod.errors import ConfigError, DamagedFileError, require_positive_int
+from toxmod.paths import looks_like_path
 
 HUB_CACHE_HINT = (
     "download it where you are online (e.g. `hf download {name} --local-dir DIR`) "
@@ -67,7 +68,10 @@ def _package_weights(package: str) -> Path | None:
 
 
 def resolve_pretrained(
-    pretrained: str | None, package: str | None = None, key: str = "model.pretrained"
+    pretrained: str | None,
+    package: str | None = None,
+    key: str = "model.pretrained",
+    local_only: bool = False,
 ) -> str:
     """A local directory holding the weights, or a hub name transformers can fetch (online only).
 
@@ -84,16 +88,12 @@ def resolve_pretrained(
             f"model.pretrained is not set and the weights package {package!r} is not installed; "
             "pass model.pretrained=<local dir with config.json and weights>"
         )
-    if _looks_like_path(pretrained):
+    if looks_like_path(pretrained):
         raise ConfigError(f"{key}={pretrained}: no such directory")
-    return _from_hub(pretrained, key)
+    return _from_hub(pretrained, key, local_only)
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1
-
-
-def _from_hub(name: str, key: str) -> str:
+def _from_hub(name: str, key: str, local_only: bool = False) -> str:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -101,6 +101,11 @@ def _from_hub(name: str, key: str) -> str:
         return snapshot_download(name, local_files_only=True)
     except LocalEntryNotFoundError:  # not in the local cache: try the Hub below
         pass
+    if local_only:
+        raise ConfigError(
+            f"{key}={name} is not in the local HF cache, and a saved run's hub name is never downloaded: "
+            + HUB_CACHE_HINT.format(name=name)
+        )
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise ConfigError(
             f"{key}={name} is not a local directory and HF_HUB_OFFLINE is set: "

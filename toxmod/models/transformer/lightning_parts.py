@@ -38,6 +38,7 @@ from toxmod.models.transformer.batching import (
 from toxmod.models.transformer.losses import ModelOutput, WeightedLoss
 from toxmod.models.transformer.objectives import Objective
 from toxmod.models.transformer.parameter_groups import LR_SCALE_KEY, parameter_groups, scale_learning_rates
+from toxmod.progress import console
 
 RNG_STATE_KEY = "toxmod_rng_states"
 # Checkpoints are read with torch.load(weights_only=True): tensors and plain Python values only. The
@@ -397,6 +398,29 @@ class LastCheckpoint(Checkpoint):
             previous = self._previous_handler
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
             self._handler_installed = False
+
+
+class EpochLines(pl.Callback):
+    """Progress off a terminal (a log, CI, a pipe): one line per epoch with the step, the training
+    loss, the monitored validation metric and the elapsed time -- never a bar redrawn in a file."""
+
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
+        self.started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}", f"step {trainer.global_step}"]
+        for name in ("train/loss", self.monitor):
+            if name and name in metrics:
+                parts.append(f"{name} {float(metrics[name]):.4f}")
+        parts.append(f"{time.perf_counter() - self.started:.0f} s")
+        console.print(" · ".join(parts), soft_wrap=True)
 
 
 def _last_batch_of_epoch(trainer: pl.Trainer) -> bool:

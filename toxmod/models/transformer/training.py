@@ -50,14 +50,22 @@ class FineTuned:
     report: FitReport
 
 
-def default_monitor(scheme: LabelScheme) -> str:
-    """The primary label's recall at the target FPR on valid."""
+def default_monitor(scheme: LabelScheme, context: FitContext | None = None) -> str:
+    """What the run's validation says selects checkpoints (it follows the threshold mode), else the
+    primary decision's recall at the target FPR on valid."""
+    if context is not None and context.validation_metrics is not None:
+        return context.validation_metrics.default_monitor
     return f"valid/{scheme.primary_decision}/recall_at_fpr"
+
+
+def checkpoint_monitor(scheme: LabelScheme, context: FitContext) -> str:
+    """``checkpoint.monitor`` when set, else the default monitor."""
+    return context.checkpoint.monitor or default_monitor(scheme, context)
 
 
 def monitored_metrics(scheme: LabelScheme, context: FitContext) -> list[str]:
     """The validation metrics that select checkpoints (checkpoint monitor, early-stopping monitor)."""
-    monitor = context.checkpoint.monitor or default_monitor(scheme)
+    monitor = checkpoint_monitor(scheme, context)
     names = [monitor]
     if context.early_stopping.enabled and context.early_stopping.monitor:
         names.append(context.early_stopping.monitor)
@@ -223,7 +231,7 @@ def fine_tune(
         callbacks=[*callbacks, *context.callbacks],
         default_root_dir=str(checkpoint_dir.parent),
         enable_model_summary=False,
-        enable_progress_bar=True,
+        enable_progress_bar=sys.stdout.isatty(),
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         **trainer_cfg,
@@ -382,13 +390,16 @@ def _logger(context: FitContext) -> Any:
 def _callbacks(
     directory: Path, last_checkpoint: Path, scheme: LabelScheme, context: FitContext, has_valid: bool
 ) -> tuple[list[Any], Any]:
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-    from toxmod.models.transformer.lightning_parts import LastCheckpoint
+    from toxmod.models.transformer.lightning_parts import EpochLines, LastCheckpoint
 
     settings = context.checkpoint
-    monitor = settings.monitor or default_monitor(scheme)
-    callbacks: list[Any] = [RichProgressBar() if sys.stdout.isatty() else TQDMProgressBar(refresh_rate=50)]
+    monitor = checkpoint_monitor(scheme, context)
+    # a bar on a terminal; off one (a log file, CI), one line per epoch
+    callbacks: list[Any] = [
+        RichProgressBar() if sys.stdout.isatty() else EpochLines(monitor if has_valid else None)
+    ]
     best = None
     if has_valid:
         best = ModelCheckpoint(
