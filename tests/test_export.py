@@ -93,6 +93,19 @@ def test_export_passes_parity_quantizes_and_records_a_new_run(source, tmp_path: 
     torch_scores = load_scorer(result.run_dir / "model").predict_scores(texts)
     onnx_scores = np.array([[r["scores"]["scam"], r["scores"]["topic_crypto"]] for r in records])
     assert np.abs(onnx_scores - torch_scores).max() < 0.02
+    # token-budget batches (sorted by length, at most export.batch_tokens padded tokens) score the fp32
+    # graph as one padded batch per call does, and the transformers-free tokenizer gives the same ids
+    fp32_scorer = load_scorer(exported.run_dir / "model")
+    fp32_scorer.score_with = "fp32"
+    valid = list(loaded.part("valid").texts)[:64]
+    budgeted = fp32_scorer.predict_scores(valid)
+    fp32_scorer.batch_tokens = 0
+    assert np.abs(fp32_scorer.predict_scores(valid) - budgeted).max() < 1e-6
+    from transformers import PreTrainedTokenizerFast
+
+    reference = PreTrainedTokenizerFast.from_pretrained(str(exported.run_dir / "model"))
+    ids = reference(valid, truncation=True, max_length=48)["input_ids"]
+    assert fp32_scorer.tokenizer(valid, truncation=True, max_length=48)["input_ids"] == ids
 
 
 def test_a_failed_parity_check_exits_1_with_the_numbers_and_a_failed_run(

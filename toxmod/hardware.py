@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -122,6 +123,8 @@ def cpu_share() -> CpuShare:
 
 
 def _available_accelerator() -> str:
+    if "torch" not in sys.modules and not _may_have_accelerator():
+        return "cpu"  # no GPU device here: importing torch (a second) to ask is not needed
     try:
         import torch
     except ImportError:
@@ -131,6 +134,14 @@ def _available_accelerator() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def _may_have_accelerator() -> bool:
+    """A CUDA device node (Linux), or a Mac (MPS): only then is torch asked which accelerator is there."""
+    import platform
+    from pathlib import Path
+
+    return platform.system() == "Darwin" or Path("/dev/nvidiactl").exists() or Path("/dev/nvidia0").exists()
 
 
 def resolve_hardware(cfg: DictConfig) -> HardwareSettings:

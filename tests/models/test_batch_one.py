@@ -124,3 +124,17 @@ def test_one_text_at_a_time_scores_as_the_batch_and_as_scikit_learn_xgboost(
     one_at_a_time = np.concatenate([scorer.predict_scores([text]) for text in texts])
     assert np.array_equal(batch, reference_scores)  # the batch path is bit-identical
     assert np.abs(one_at_a_time - batch).max() <= 1e-6  # the tree walk: float32 rounding at most
+
+
+@pytest.mark.data_free
+def test_token_budget_batches_cover_every_row_within_the_budget() -> None:
+    from toxmod.models.token_batches import token_budget_batches
+
+    lengths = np.array([5, 60, 7, 128, 30, 31, 8, 9, 100, 6])
+    batches = token_budget_batches(lengths, batch_size=4, max_tokens=120)
+    assert sorted(row for batch in batches for row in batch) == list(range(len(lengths)))
+    for batch in batches:
+        widths = lengths[batch]
+        assert list(widths) == sorted(widths) and len(batch) <= 4
+        assert len(batch) * widths.max() <= 120 or len(batch) == 1  # a text over the budget goes alone
+    assert [list(lengths[b]) for b in batches][0] == [5, 6, 7, 8]

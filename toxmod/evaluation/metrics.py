@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from toxmod.data.schemes import LabelScheme, ReportView
 
@@ -86,6 +85,8 @@ def calibration_change(
 
 
 def _ranking(targets: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score  # not at import: serving never ranks
+
     if targets.all() or not targets.any():
         return math.nan, math.nan
     return float(roc_auc_score(targets, scores)), float(average_precision_score(targets, scores))
@@ -100,6 +101,7 @@ def evaluate_predictions(
     seed: int = 0,
 ) -> dict[str, float]:
     """Every metric of one split at the given per-decision thresholds."""
+
     predictions = scheme.predict(scores, thresholds)
     view = scheme.report_view(scores, targets, predictions)
     counts = confusion_counts(view.targets, view.predictions)

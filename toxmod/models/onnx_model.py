@@ -168,6 +168,7 @@ class OnnxScorer(Scorer):
         source_thresholds: Mapping[str, float] | None = None,
         max_length: int = 128,
         batch_size: int = 64,
+        batch_tokens: int = 1024,
         parameters: int | None = None,
         quantization: Mapping[str, Any] | None = None,
     ) -> None:
@@ -187,6 +188,7 @@ class OnnxScorer(Scorer):
         self.source_thresholds = dict(source_thresholds or {})
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
+        self.batch_tokens = int(batch_tokens)  # a scoring batch's padded tokens (rows x longest), at most
         self.parameters = parameters
         self.directory: Path | None = None  # where the .onnx files and the tokenizer are
         self.tokenizer: Any = None
@@ -202,6 +204,7 @@ class OnnxScorer(Scorer):
             "opset": self.opset,
             "max_length": self.max_length,
             "batch_size": self.batch_size,
+            "batch_tokens": self.batch_tokens,
             "parameters": self.parameters,
             "quantization": self.quantization,
         }
@@ -356,7 +359,7 @@ class OnnxScorer(Scorer):
 
     def _scores(self, texts: Sequence[str], name: str) -> np.ndarray:
         session = self.session(name)
-        batches = scoring_batches(self.tokenizer, texts, self.max_length, self.batch_size)
+        batches = scoring_batches(self.tokenizer, texts, self.max_length, self.batch_size, self.batch_tokens)
         logits = np.empty((len(texts), len(self.scheme.output_names)), dtype=np.float64)
         with scoring_progress(len(texts), show=len(batches) > 20) as advance:
             for rows, input_ids, attention_mask in batches:

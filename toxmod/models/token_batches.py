@@ -6,6 +6,7 @@ serves an ONNX model never imports torch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,43 @@ def load_tokenizer(directory: str | Path) -> Any:
         raise DamagedFileError(f"{directory}: the tokenizer cannot be read ({reason[:200]})") from None
 
 
-def load_fast_tokenizer(directory: str | Path) -> Any:
-    """The folder's fast tokenizer straight from its ``tokenizer.json`` (what ``load_tokenizer`` builds
-    for these encoders, without ``AutoTokenizer`` reading the model config, which imports torch); a
-    folder without one goes through ``load_tokenizer``."""
-    if not (Path(directory) / "tokenizer.json").is_file():
-        return load_tokenizer(directory)
-    from transformers import PreTrainedTokenizerFast
+class FastTokenizer:
+    """A saved fast tokenizer read with the ``tokenizers`` library alone: the same ids as the
+    transformers tokenizer built from the same ``tokenizer.json`` (special tokens, truncation), without
+    importing transformers (seconds of a serving process's start)."""
 
+    def __init__(self, directory: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self._truncation: int | None = None
+        config = directory / "tokenizer_config.json"
+        settings = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+        pad = settings.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        self.pad_token_id = self.tokenizer.token_to_id(pad) if pad else None
+
+    def __call__(self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None) -> dict:
+        limit = max_length if truncation else None
+        if limit != self._truncation:
+            if limit:
+                self.tokenizer.enable_truncation(limit)
+            else:
+                self.tokenizer.no_truncation()
+            self._truncation = limit
+        return {"input_ids": [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]}
+
+
+def load_fast_tokenizer(directory: str | Path) -> Any:
+    """The folder's fast tokenizer straight from its ``tokenizer.json`` (``FastTokenizer``: no
+    transformers import); a folder without one goes through ``load_tokenizer``."""
+    directory = Path(directory)
+    if not (directory / "tokenizer.json").is_file():
+        return load_tokenizer(directory)
     try:
-        return PreTrainedTokenizerFast.from_pretrained(str(directory))
-    except (OSError, ValueError) as error:
+        return FastTokenizer(directory)
+    except Exception as error:  # noqa: BLE001 - tokenizers raises a plain Exception for a bad file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DamagedFileError(f"{directory}: the tokenizer cannot be read ({reason[:200]})") from None
 
@@ -74,13 +101,34 @@ def bucketed_batches(
 
 
 def scoring_batches(
-    tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int
+    tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int, max_tokens: int | None = None
 ) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Texts tokenized once, sorted by length and padded per batch: ``(row indices, ids, mask)``."""
+    """Texts tokenized once, sorted by length and padded per batch: ``(row indices, ids, mask)``.
+
+    ``max_tokens``: a batch also ends before its padded size (rows x its longest text) passes this
+    many tokens, so a call of texts of mixed lengths is not padded to its longest one (CPU scoring).
+    """
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
     pad_id = tokenizer.pad_token_id or 0
-    return [
-        (rows, *pad_batch([encoded[i] for i in rows], pad_id))
-        for rows in bucketed_batches(lengths, batch_size, rng=None)
-    ]
+    batches = (
+        token_budget_batches(lengths, batch_size, max_tokens)
+        if max_tokens
+        else bucketed_batches(lengths, batch_size, rng=None)
+    )
+    return [(rows, *pad_batch([encoded[i] for i in rows], pad_id)) for rows in batches]
+
+
+def token_budget_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Rows sorted by length, cut into batches of at most ``batch_size`` rows whose padded size
+    (rows x the longest, the last row) stays within ``max_tokens`` (a single longer text is its own)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for row in np.argsort(lengths, kind="stable").tolist():
+        if current and ((len(current) + 1) * int(lengths[row]) > max_tokens or len(current) >= batch_size):
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,122 @@
+"""Where an ONNX student's scoring time goes, at batch 1 and batch 64, and what each setting changes.
+
+    python benchmarks/student_speed.py --run outputs/export/<an int8 export run>
+
+Scores the same janitr texts (the first ``--texts`` of the data file) through the export's own model
+folder, one call per batch of ``1`` and of ``64`` texts, and splits each call into tokenization,
+padding, the ONNX Runtime session and post-processing (logits -> probabilities). Variants, side by
+side in one process:
+
+- ``as shipped``: the scorer's own path (``OnnxScorer.predict_scores``);
+- the breakdown of that path with the tokenizer, padding and session timed apart;
+- ``pad to longest`` vs ``buckets of 16``: one padded batch of 64, or the call's texts sorted by
+  length and run in sub-batches of 16 (less padding);
+- ORT threads 1 vs 2.
+
+Prints a table of texts/s and ms per text per part; writes ``benchmarks/results/student_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def texts_from(data: Path, n: int) -> list[str]:
+    frame = pd.read_csv(data, usecols=["text"], dtype=str, keep_default_na=False)
+    return frame["text"].head(n).tolist()
+
+
+def timed(function: Any, *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def breakdown(scorer: Any, texts: list[str], batch: int, bucket: int | None) -> dict[str, float]:
+    """Seconds per part over all calls of ``batch`` texts (``bucket``: sub-batches of that many)."""
+    from toxmod.models.temperature import link_for
+    from toxmod.models.token_batches import pad_batch
+
+    session, tokenizer = scorer.session(scorer.score_with), scorer.tokenizer
+    pad_id = tokenizer.pad_token_id or 0
+    parts = {"tokenize": 0.0, "pad": 0.0, "session": 0.0, "post": 0.0}
+    for start in range(0, len(texts), batch):
+        call = texts[start : start + batch]
+        encoded, seconds = timed(
+            lambda c: tokenizer(c, truncation=True, max_length=scorer.max_length)["input_ids"], call
+        )
+        parts["tokenize"] += seconds
+        order = np.argsort([len(ids) for ids in encoded], kind="stable") if bucket else np.arange(len(call))
+        size = bucket or len(call)
+        for first in range(0, len(call), size):
+            rows = order[first : first + size]
+            (ids, mask), seconds = timed(pad_batch, [encoded[i] for i in rows], pad_id)
+            parts["pad"] += seconds
+            (logits,), seconds = timed(session.run, ["logits"], {"input_ids": ids, "attention_mask": mask})
+            parts["session"] += seconds
+            _, seconds = timed(link_for(scorer.scheme).to_scores, logits.astype(np.float32))
+            parts["post"] += seconds
+    return parts
+
+
+def score_all(scorer: Any, texts: list[str], batch: int) -> None:
+    """The scorer's own path, one call per ``batch`` texts."""
+    for start in range(0, len(texts), batch):
+        scorer.predict_scores(texts[start : start + batch])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="an ONNX export run (int8 student)")
+    parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "student_speed.json")
+    args = parser.parse_args()
+    from toxmod.hardware import HardwareSettings
+    from toxmod.models import load_scorer
+    from toxmod.paths import datasets_root
+
+    texts = texts_from(datasets_root() / "janitr_crypto_scam" / "janitr.csv.gz", args.texts)
+    scorer = load_scorer(args.run / "model")
+    rows = []
+    for threads in (1, 2):
+        scorer.place_on(HardwareSettings("cpu", 1, "32-true", threads, 0))
+        scorer.predict_scores(texts[:64])  # warm the session
+        for batch in (1, 64):
+            for bucket in (None,) if batch == 1 else (None, 16):
+                runs = [breakdown(scorer, texts, batch, bucket) for _ in range(args.repeats)]
+                parts = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                total = sum(parts.values())
+                shipped = [timed(score_all, scorer, texts, batch)[1] for _ in range(args.repeats)]
+                rows.append(
+                    {
+                        "threads": threads,
+                        "batch": batch,
+                        "padding": "pad to longest" if bucket is None else f"buckets of {bucket}",
+                        "texts_per_second": len(texts) / total,
+                        "shipped_texts_per_second": len(texts) / statistics.median(shipped),
+                        **{f"{k}_ms_per_text": 1000 * v / len(texts) for k, v in parts.items()},
+                    }
+                )
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+    args.output.write_text(
+        json.dumps({"texts": len(texts), "run": str(args.run), "rows": rows}, indent=2) + "\n"
+    )
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
