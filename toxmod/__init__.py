@@ -8,15 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _cpu_flag(flag: str) -> bool:
-    """Whether this (Linux) CPU lists ``flag`` in /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            return any(line.startswith("flags") and flag in line.split() for line in cpuinfo)
-    except OSError:
-        return False
-
+from toxmod.environment import cpu_flags  # standard library only: numpy is not loaded yet
 
 __version__ = "0.1.0"
 
@@ -25,11 +17,11 @@ __version__ = "0.1.0"
 # XGBoost's splits on those scores turn that into different decisions (janitr holdout scam recall
 # 0.6735 vs 0.6816 on AVX-512 vs AVX2 machines). Pinning OpenBLAS to its AVX2 (Haswell) kernels on
 # every x86 CPU that has AVX2 gives identical numbers on both, for ~3% of training time
-# (docs/benchmarks.md). TOXMOD_BLAS_CORETYPE=native keeps the CPU's own kernels; any other value is
+# (docs/reproducibility.md). TOXMOD_BLAS_CORETYPE=native keeps the CPU's own kernels; any other value is
 # passed on as OPENBLAS_CORETYPE. Too late once numpy is imported: import toxmod first.
 _BLAS = os.environ.get("TOXMOD_BLAS_CORETYPE", "Haswell")
 _UNSET = "OPENBLAS_CORETYPE" not in os.environ and "numpy" not in sys.modules
-if _UNSET and _BLAS != "native" and (_BLAS != "Haswell" or _cpu_flag("avx2")):
+if _UNSET and _BLAS != "native" and (_BLAS != "Haswell" or "avx2" in cpu_flags()):
     os.environ["OPENBLAS_CORETYPE"] = _BLAS
 
 

@@ -27,14 +27,15 @@ def register_resolvers() -> None:
     file's name without its extensions: a user's data names its experiment), and ``${toxmod_unique:}``: a
     random token, resolved once per composed config (sweep directories stay distinct even when two
     sweeps start in the same second; Hydra copies the resolved value to every job). Idempotent."""
-    if not OmegaConf.has_resolver("toxmod_root"):
-        OmegaConf.register_new_resolver("toxmod_root", lambda: str(project_root()))
-    if not OmegaConf.has_resolver("toxmod_datasets"):
-        OmegaConf.register_new_resolver("toxmod_datasets", lambda: str(datasets_root()))
-    if not OmegaConf.has_resolver("toxmod_cache"):
-        OmegaConf.register_new_resolver("toxmod_cache", lambda: str(user_cache_dir()))
-    if not OmegaConf.has_resolver("toxmod_stem"):  # posts.csv.gz -> posts: a data file's own name
-        OmegaConf.register_new_resolver("toxmod_stem", _file_stem)
+    resolvers: dict[str, Callable[..., str]] = {
+        "toxmod_root": lambda: str(project_root()),
+        "toxmod_datasets": lambda: str(datasets_root()),
+        "toxmod_cache": lambda: str(user_cache_dir()),
+        "toxmod_stem": _file_stem,  # posts.csv.gz -> posts: a data file's own name
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     if not OmegaConf.has_resolver("toxmod_unique"):
         OmegaConf.register_new_resolver("toxmod_unique", lambda: secrets.token_hex(3), use_cache=True)
 
@@ -101,9 +102,9 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
 
     try:
         cfg = compose_config(config_name, argv)
-        choices = [arg for arg in argv if _override_key(arg) in _groups()]
+        choices = [arg for arg in argv if override_key(arg) in _groups()]
         base = compose_config(config_name, choices) if len(choices) < len(argv) else cfg
-        check_values(cfg, base, [_override_key(arg) for arg in argv if arg not in choices])
+        check_values(cfg, base, [override_key(arg) for arg in argv if arg not in choices])
     except (HydraException, OmegaConfBaseException) as error:
         print(f"error: {one_line_hydra_error(str(error))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
@@ -219,7 +220,8 @@ def _plain_value(value: Any) -> Any:
     return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-def _override_key(override: str) -> str:
+def override_key(override: str) -> str:
+    """``+a.b=1`` / ``~a.b`` / ``model=minilm`` -> the key it sets."""
     return override.lstrip("+~").split("=", 1)[0]
 
 
@@ -280,6 +282,7 @@ STAGE_TARGETS = frozenset(
     {
         "toxmod.models.onnx_model.OnnxScorer",  # stages/export.py: the exported model
         "toxmod.splits.builders.frozen_split",  # stages/export.py: the source run's split folder
+        # the schedule no shipped config names, but a user's may (model.scheduler._target_)
         "toxmod.models.transformer.schedules.constant",
     }
 )

@@ -61,24 +61,42 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def cpu() -> dict[str, Any]:
-    """The CPU model, its core count and the instruction sets that matter for numbers."""
-    model, flags = platform.processor() or "unknown", set()
+X86_MACHINES = ("x86_64", "AMD64", "i686")
+
+
+def _cpuinfo() -> tuple[str | None, set[str]]:
+    """The CPU model and feature flags /proc/cpuinfo lists (Linux; ``(None, set())`` elsewhere)."""
+    model, flags = None, set()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        text = ""
+        return None, set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
-        if key in ("model name", "Model") and model in ("unknown", "", platform.machine()):
+        if key in ("model name", "Model") and model is None:
             model = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = set(value.split())
-    wanted = ISA_FLAGS if platform.machine() in ("x86_64", "AMD64", "i686") else ARM_FLAGS
-    if not text and platform.machine() == "arm64":  # macOS on Apple silicon: NEON is always there
+    return model, flags
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (cheap, no subprocess: ``toxmod`` reads them at import)."""
+    return _cpuinfo()[1]
+
+
+def cpu() -> dict[str, Any]:
+    """The CPU model, its core count and the instruction sets that matter for numbers."""
+    model, flags = _cpuinfo()
+    if not flags and platform.machine() == "arm64":  # macOS on Apple silicon: NEON is always there
         flags = {"asimd"}
-    return {"model": model, "cores": os.cpu_count() or 1, "isa": [f for f in wanted if f in flags]}
+    wanted = ISA_FLAGS if platform.machine() in X86_MACHINES else ARM_FLAGS
+    return {
+        "model": model or platform.processor() or "unknown",
+        "cores": os.cpu_count() or 1,
+        "isa": [f for f in wanted if f in flags],
+    }
 
 
 def gpu() -> dict[str, Any] | None:
@@ -118,6 +136,11 @@ def blas() -> list[dict[str, Any]]:
     return [{k: info.get(k) for k in keys} for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
+def blas_kernels(env: Mapping[str, Any]) -> list[str]:
+    """The kernel families the recorded BLAS libraries chose (``Haswell``, ``SkylakeX``), sorted."""
+    return sorted({str(b.get("architecture")) for b in env.get("blas") or []})
+
+
 def numeric_view(env: Mapping[str, Any]) -> dict[str, Any]:
     """What can change numbers: library versions, the machine, instruction sets, numeric settings, the GPU."""
     settings = {k: v for k, v in (env.get("settings") or {}).items() if k != "OMP_NUM_THREADS"}
@@ -125,7 +148,7 @@ def numeric_view(env: Mapping[str, Any]) -> dict[str, Any]:
         "packages": env.get("packages", {}),
         "machine": env.get("machine"),
         "isa": env.get("cpu", {}).get("isa", []),
-        "blas": sorted({str(b.get("architecture")) for b in env.get("blas") or []}),
+        "blas": blas_kernels(env),
         "settings": settings,
         "gpu": (env.get("gpu") or {}).get("name"),
     }
@@ -164,7 +187,7 @@ def tags(env: Mapping[str, Any]) -> dict[str, str]:
         "env.cpu": str(env.get("cpu", {}).get("model")),
         "env.isa": ",".join(env.get("cpu", {}).get("isa", [])),
         "env.threads": str((env.get("threads") or {}).get("hardware.threads")),
-        "env.blas": ",".join(sorted({str(b.get("architecture")) for b in env.get("blas") or []})),
+        "env.blas": ",".join(blas_kernels(env)),
     }
     values.update({f"env.{name}": version for name, version in env.get("packages", {}).items()})
     if env.get("gpu"):

@@ -25,6 +25,7 @@ class HardwareSettings:
     threads: int
     num_workers: int
     strategy: str = "auto"
+    threads_from: str = "hardware.threads"  # why ``threads`` is what it is (``CpuShare.reason``)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,11 +46,9 @@ def process_count(strategy: str, devices: Any) -> int:
 
 @dataclass(frozen=True)
 class CpuShare:
-    """The threads this process should run, and why (``cpus`` it may use, ``jobs`` beside it)."""
+    """The threads this process should run, and why (the CPUs it may use, the jobs beside it)."""
 
     threads: int
-    cpus: int
-    jobs: int
     reason: str
 
 
@@ -116,10 +115,10 @@ def cpu_share() -> CpuShare:
     cpus, reason = available_cpus()
     given, jobs = launcher_share()
     if given is not None:
-        return CpuShare(min(given, cpus), cpus, 1, f"{reason} {cpus}, launcher gives {given}")
+        return CpuShare(min(given, cpus), f"{reason} {cpus}, launcher gives {given}")
     if jobs > 1:
-        return CpuShare(max(cpus // jobs, 1), cpus, jobs, f"{reason} {cpus} / {jobs} parallel jobs")
-    return CpuShare(cpus, cpus, 1, f"{reason} {cpus}")
+        return CpuShare(max(cpus // jobs, 1), f"{reason} {cpus} / {jobs} parallel jobs")
+    return CpuShare(cpus, f"{reason} {cpus}")
 
 
 def _available_accelerator() -> str:
@@ -158,11 +157,16 @@ def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
     if isinstance(devices, bool) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
         raise ConfigError(f"hardware.devices={devices!r}: expected a count >= 1, -1 (all) or auto")
     # Each process gets its share of the CPUs it may use (DDP: per rank; a sweep: per parallel job).
-    threads = int(cfg.get("threads") or max(cpu_share().threads // process_count(strategy, devices), 1))
+    threads, threads_from = cfg.get("threads"), "hardware.threads"
+    if not threads:
+        share = cpu_share()
+        threads, threads_from = max(share.threads // process_count(strategy, devices), 1), share.reason
     workers = cfg.get("num_workers")
     if workers is None:  # CPU training: tokenized batches are in memory, worker processes only add IPC
         workers = 0 if accelerator == "cpu" else min(4, max(threads - 1, 0))
-    return HardwareSettings(accelerator, devices, str(precision), threads, int(workers), strategy)
+    return HardwareSettings(
+        accelerator, devices, str(precision), int(threads), int(workers), strategy, threads_from
+    )
 
 
 def apply_threads(settings: HardwareSettings) -> None:

@@ -37,7 +37,7 @@ def datasets_root() -> Path:
 
 def looks_like_path(name: str) -> bool:
     """A weights reference that names a folder rather than a hub repository (``org/name``)."""
-    return name.startswith(("/", "./", "../", "~", ".")) or name.count("/") > 1 or Path(name).is_dir()
+    return name.startswith(("/", "~", ".")) or name.count("/") > 1 or Path(name).is_dir()
 
 
 def user_roots(paths: Any) -> tuple[Path, ...]:

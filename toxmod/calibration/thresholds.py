@@ -184,6 +184,25 @@ def objective_value(
     return float(rates(confusion_counts(view.targets, view.predictions))["f1"].mean())
 
 
+def achieved(
+    scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray, values: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Per decision, what ``values`` achieve on these scores: FPR, recall (NaN without negatives /
+    positives) and the negatives and positives they are shares of."""
+    passed = scheme.decision_scores(scores) >= np.asarray(values)[None, :]
+    truth = scheme.decision_targets(targets)
+    found = {}
+    for j, name in enumerate(scheme.decision_names):
+        positive, negative = truth[:, j], ~truth[:, j]
+        found[name] = {
+            "fit_fpr": float(passed[negative, j].mean()) if negative.any() else math.nan,
+            "fit_recall": float(passed[positive, j].mean()) if positive.any() else math.nan,
+            "n_negatives": int(negative.sum()),
+            "n_positives": int(positive.sum()),
+        }
+    return found
+
+
 def f1_optimal_threshold(
     scores: np.ndarray, positive: np.ndarray, low: float = -np.inf
 ) -> tuple[float, float]:
@@ -227,7 +246,9 @@ def tuned_thresholds(
             for j in range(len(names))
         ]
     )
-    if scheme.decisions_independent and objective == "macro_f1" and not getattr(scheme, "none_label", None):
+    # independent decisions scored by macro F1 over just themselves: each one's own optimum is it
+    own_optima = objective == "macro_f1" and scheme.decisions_independent
+    if not rounds or (own_optima and scheme.report_names == scheme.decision_names):
         return values
     best = objective_value(scheme, objective, scores, targets, values)
     for _ in range(rounds):
@@ -263,17 +284,7 @@ class MaxF1Thresholds:
     def fit(self, scheme: LabelScheme, scores: np.ndarray, targets: np.ndarray) -> Thresholds:
         joint = not scheme.decisions_independent
         values = tuned_thresholds(scheme, scores, targets, "macro_f1", rounds=2 if joint else 0)
-        passed = scheme.decision_scores(scores) >= values[None, :]
-        decision_targets = scheme.decision_targets(targets)
-        details = {}
-        for j, name in enumerate(scheme.decision_names):
-            positive, negative = decision_targets[:, j], ~decision_targets[:, j]
-            details[name] = {
-                "fit_fpr": float(passed[negative, j].mean()) if negative.any() else math.nan,
-                "fit_recall": float(passed[positive, j].mean()) if positive.any() else math.nan,
-                "n_negatives": int(negative.sum()),
-                "n_positives": int(positive.sum()),
-            }
+        details: dict[str, dict[str, Any]] = achieved(scheme, scores, targets, values)
         details["_objective"] = {"macro_f1": objective_value(scheme, "macro_f1", scores, targets, values)}
         return Thresholds(
             scheme.decision_names, [float(v) for v in values], self.method, self.fit_split, details
@@ -365,19 +376,15 @@ class OptunaThresholds:
         if remaining:
             study.optimize(objective, n_trials=remaining)
         best = np.array([study.best_params[n] for n in names])
-        passed = decision_scores >= best[None, :]
-        decision_targets = scheme.decision_targets(targets)
-        details = {
+        details: dict[str, dict[str, Any]] = {
             name: {
                 "target_fpr": self.budget.target_for(name),
-                "fit_fpr": float(passed[~decision_targets[:, j], j].mean()),
-                "fit_recall": float(passed[decision_targets[:, j], j].mean())
-                if decision_targets[:, j].any()
-                else math.nan,
-                "n_negatives": int((~decision_targets[:, j]).sum()),
-                "fpr_granularity": 1.0 / max(int((~decision_targets[:, j]).sum()), 1),
+                "fit_fpr": fit["fit_fpr"],
+                "fit_recall": fit["fit_recall"],
+                "n_negatives": fit["n_negatives"],
+                "fpr_granularity": 1.0 / max(fit["n_negatives"], 1),
             }
-            for j, name in enumerate(names)
+            for name, fit in achieved(scheme, scores, targets, best).items()
         }
         start_value = float(study.trials[0].value) if study.trials[0].value is not None else math.nan
         details["_study"] = {

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.environment import cpu
+from toxmod.environment import X86_MACHINES, cpu
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.hardware import CPU, HardwareSettings
 from toxmod.models.base import FitContext, Scorer, artifact_size_bytes
@@ -100,17 +100,15 @@ def quantization_format(reduce_range: bool | str, isa: Sequence[str], machine: s
     (x86 with VNNI, or not x86), 7-bit (``reduce_range``) on x86 without VNNI (AVX2 only), unless
     ``reduce_range`` is given as true or false. Recorded with the export (``scorer.json``, the run's
     tags) beside the instruction sets the parity gate was measured on."""
-    x86 = machine in ("x86_64", "AMD64", "i686")
+    x86 = machine in X86_MACHINES
     vnni = [flag for flag in VNNI_FLAGS if flag in isa]
     if isinstance(reduce_range, bool):
         chosen, why = reduce_range, "export.reduce_range"
     elif x86 and not vnni:
         chosen, why = True, "x86 without VNNI: full-range u8 x s8 products saturate"
     else:
-        chosen, why = (
-            False,
-            f"{'VNNI (' + ','.join(vnni) + ')' if vnni else machine}: 8-bit weights do not saturate",
-        )
+        where = f"VNNI ({','.join(vnni)})" if vnni else machine
+        chosen, why = False, f"{where}: 8-bit weights do not saturate"
     return {"reduce_range": chosen, "why": why, "measured_on_isa": ",".join(isa), "machine": machine}
 
 

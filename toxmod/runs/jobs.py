@@ -29,6 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from toxmod.config import override_key
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.models import Opening
 from toxmod.paths import user_roots
@@ -240,7 +241,7 @@ def resumed_config(
     saved = RunDir(run_dir).saved_config()
     if saved is None:
         return current
-    keys = None if explicit_overrides is None else [_override_key(o) for o in explicit_overrides]
+    keys = None if explicit_overrides is None else [override_key(o) for o in explicit_overrides]
     differences = {
         key: values
         for key, values in job_differences(saved, current).items()
@@ -305,11 +306,6 @@ def _take_user_owned(
         and OmegaConf.select(current, key, default=None) == OmegaConf.select(merged, key, default=None)
     ]
     refuse_outside_paths(merged, RunDir(run_dir), opening, [*named, *same])
-
-
-def _override_key(override: str) -> str:
-    """``+a.b=1`` / ``~a.b`` / ``model=minilm`` -> the key it sets."""
-    return override.lstrip("+~").split("=", 1)[0]
 
 
 def check_resumable(run_dir: Path, sha256: str, key: str = "split_sha256", what: str = "split") -> None:

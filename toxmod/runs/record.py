@@ -414,6 +414,12 @@ def _downloaded(store: RunStore, run_id: str, cache_dir: Path) -> RunDir:
     return run
 
 
+def downloads_dir(opening: Opening, cache_dir: Path | None = None) -> Path:
+    """Where runs opened by id are downloaded: ``cache_dir`` when given, else ``runs/`` of the
+    opener's cache (the user cache by default)."""
+    return cache_dir or (opening.cache_dir or user_cache_dir()) / "runs"
+
+
 def default_opening(cache_dir: Path | None = None) -> Opening:
     """What opening a run from Python gives it: no server or key, the user cache, this machine's
     toxmod folders (``TOXMOD_ROOT`` or the checkout, the datasets)."""
@@ -452,7 +458,7 @@ def load_run(
     if store is None and not Path(ref).expanduser().is_dir():
         raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
     opening = opening or default_opening()
-    run = locate_run(ref, store or NoStore(), cache_dir or (opening.cache_dir or user_cache_dir()) / "runs")
+    run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
     cfg = run.saved_config()
     if cfg is None:
         raise DamagedFileError(f"{run.config}: missing")
@@ -474,10 +480,18 @@ PATH_KEYS = (
 )
 
 
-def refuse_outside_paths(cfg: DictConfig, run: RunDir, opening: Opening, given: Sequence[str] = ()) -> None:
-    """A saved config may name files and folders inside its run or the opener's folders only; a key
-    the opener set (``given``) is the opener's choice. Else one line naming the key."""
-    for key in PATH_KEYS:
+def refuse_outside_paths(
+    cfg: DictConfig,
+    run: RunDir,
+    opening: Opening,
+    given: Sequence[str] = (),
+    keys: Sequence[str] = PATH_KEYS,
+    remedy: str = "pass {key}=... yourself to use it",
+) -> None:
+    """A saved config may name files and folders (``keys``) inside its run or the opener's folders
+    only; a key the opener set (``given``) is the opener's choice. Else one line naming the key and
+    the ``remedy``."""
+    for key in keys:
         if any(key == g or key.startswith(f"{g}.") for g in given):
             continue
         value = OmegaConf.select(cfg, key, default=None)
@@ -486,9 +500,10 @@ def refuse_outside_paths(cfg: DictConfig, run: RunDir, opening: Opening, given: 
             if item is None or not looks_like_path(str(item)):
                 continue
             if not opening.allows(str(item), (run.path,)):
+                roots = ", ".join(str(r) for r in opening.roots) or "none"
                 raise ConfigError(
-                    f"{run.config}: {key}={item} lies outside this run and your toxmod folders; "
-                    f"pass {key}=... yourself to use it"
+                    f"{run.config}: {key}={item} lies outside this run and your toxmod folders "
+                    f"({roots}); {remedy.format(key=key)}"
                 )
 
 
@@ -497,16 +512,12 @@ def _with_opened_data(
 ) -> DictConfig:
     """The run's config reading the data file the opener named, or its own one when that lies in
     the opener's folders; else one line saying how to name it."""
-    recorded = OmegaConf.select(cfg, "data.path", default=None)
     cfg = cfg.copy()
     if data_path:
         OmegaConf.update(cfg, "data.path", str(Path(data_path).expanduser()), merge=False)
-    elif recorded and not opening.allows(str(recorded), (run.path,)):
-        roots = ", ".join(str(r) for r in opening.roots) or "none"
-        raise ConfigError(
-            f"{run.config}: data.path={recorded} lies outside this run and your toxmod folders "
-            f"({roots}); pass data_path=<the data file> to read it"
-        )
+    else:
+        remedy = "pass data_path=<the data file> to read it"
+        refuse_outside_paths(cfg, run, opening, keys=("data.path",), remedy=remedy)
     return cfg
 
 

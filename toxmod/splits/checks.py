@@ -86,19 +86,28 @@ def coarse_decisions(
     fit = dataset.scheme.decision_targets(split.part(dataset, fit_split).targets)
     found = {}
     for j, decision in enumerate(dataset.scheme.decision_names):
-        negatives, target = int((~fit[:, j]).sum()), target_fpr.get(decision)
-        if negatives and target is not None and 0 < target < 1.0 / negatives:
-            found[decision] = f"{negatives} negatives, needs {int(np.ceil(1.0 / target))}"
+        negatives = int((~fit[:, j]).sum())
+        needed = negatives_needed(negatives, target_fpr.get(decision))
+        if negatives and needed:
+            found[decision] = f"{negatives} negatives, needs {needed}"
     return found
+
+
+def negatives_needed(negatives: int, target: float | None) -> int | None:
+    """The negatives an FPR target needs when ``negatives`` cannot resolve it (its steps of
+    1 / negatives are coarser than the target), else None."""
+    if target is None or not negatives or not 0 < target < 1.0 / negatives:
+        return None
+    return int(np.ceil(1.0 / target))
 
 
 def coarse_fit_split(decision: str, negatives: int, rows: int, target: float | None) -> str | None:
     """When ``negatives`` negatives of ``decision`` (of ``rows`` rows) cannot resolve the FPR target:
     what it moves in steps of, and the remedy in numbers (the negatives and rows it would take at this
     negative rate, or the smallest target these rows resolve). None when the target is resolvable."""
-    if target is None or not 0 < target < 1.0 / negatives:
+    needed = negatives_needed(negatives, target)
+    if needed is None:
         return None
-    needed = int(np.ceil(1.0 / target))
     rows_needed = int(np.ceil(needed * rows / negatives))
     return (
         f"{negatives} negatives of {decision} in {rows} rows: its FPR moves in steps of {1 / negatives:.3g}, "

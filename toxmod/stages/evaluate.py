@@ -29,10 +29,10 @@ from toxmod.runs.record import (
     EVALUATION_SPLIT,
     RunDir,
     load_run,
-    locate_run,
     opening_from_config,
     prefixed,
 )
+from toxmod.runs.store import NoStore, RunStore
 
 REPRODUCTION_TOLERANCE = 1e-9
 
@@ -64,13 +64,16 @@ def evaluate_run(
     allow_pickle: bool = False,
     opening: Opening | None = None,
     data_path: str | Path | None = None,
+    store: RunStore | NoStore | None = None,
+    cache_dir: Path | None = None,
 ) -> Evaluation:
     """Re-score ``subset`` of the run stored in ``run_dir`` (bootstrap and seed default to the run's).
 
     ``allow_pickle``: also open a model saved in the older pickle format (only a run you trust);
-    ``opening`` and ``data_path``: what only the opener chooses (``load_run``).
+    ``opening`` and ``data_path``: what only the opener chooses; ``store`` and ``cache_dir``: where a
+    run id is looked up and downloaded (``load_run``).
     """
-    run = load_run(run_dir, allow_pickle=allow_pickle, opening=opening, data_path=data_path)
+    run = load_run(run_dir, store, cache_dir, allow_pickle, opening, data_path)
     run.scorer.place_on(hardware)
     part = run.part(subset)
     bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
@@ -100,16 +103,15 @@ def evaluate_run(
 
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
-    """``run=<run dir or run id>``: locate the run (downloading a run id's files), re-score, report.
+    """``run=<run dir or run id>``: open the run (downloading a run id's files), re-score, report.
 
     Writes ``<subset>_eval.json`` into ``output_dir``.
     """
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
-    run = locate_run(str(cfg.run), store, Path(str(cfg.paths.downloads)))
     evaluation = evaluate_run(
-        run.path,
+        str(cfg.run),
         str(cfg.subset),
         cfg.bootstrap,
         cfg.seed,
@@ -117,6 +119,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
         bool(cfg.get("allow_pickle", False)),
         opening_from_config(cfg),
         cfg.get("data_path"),
+        store,
+        Path(str(cfg.paths.downloads)),
     )
     report(evaluation)
     output_dir.mkdir(parents=True, exist_ok=True)

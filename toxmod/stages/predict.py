@@ -26,9 +26,8 @@ from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError, DataError
 from toxmod.hardware import HardwareSettings
 from toxmod.models import Opening, Scorer, load_scorer
-from toxmod.paths import user_cache_dir
 from toxmod.progress import console, notes_console
-from toxmod.runs.record import RunDir, default_opening, locate_run
+from toxmod.runs.record import RunDir, default_opening, downloads_dir, locate_run
 from toxmod.runs.store import NoStore, RunStore
 
 STDIN = "-"
@@ -57,8 +56,7 @@ class Predictor:
         ``opening``: what only the opener chooses (a server, key variable, weights folder, the
         cache); by default none of them, the user cache and this machine's toxmod folders."""
         opening = opening or default_opening()
-        downloads = cache_dir or (opening.cache_dir or user_cache_dir()) / "runs"
-        run = locate_run(ref, store or NoStore(), downloads)
+        run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
         scorer = load_scorer(run.model, allow_pickle, opening)
         if hardware is not None:
             scorer.place_on(hardware)
@@ -121,10 +119,10 @@ def read_inputs(settings: PredictSettings) -> tuple[Iterator[tuple[Any, str]], i
         raise ConfigError(
             f"input={settings.input}: no such file (a .txt, .csv, .tsv or .jsonl, or - for stdin)"
         )
-    check_utf8(path)
     if path.suffix == ".txt":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = decoded(path.read_bytes(), path).splitlines()
         return _lines(lines), len(lines)
+    check_utf8(path)  # a table is read by pandas, whose errors do not say where in the file
     frame = read_table(path)
     if settings.text_column not in frame.columns:
         raise DataError(f"{path}: no column {settings.text_column!r} (set predict.text_column)")
@@ -148,6 +146,14 @@ def utf8_lines(stream: BinaryIO, name: str) -> Iterator[str]:
                 f"{name}: invalid UTF-8 at byte {offset + error.start} (line {number}): {error.reason}"
             ) from None
         offset += len(raw)
+
+
+def decoded(data: bytes, where: Path) -> str:
+    """``data`` as UTF-8; invalid bytes are a one-line DataError naming ``where`` and the byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{where}: invalid UTF-8 at byte {error.start}: {error.reason}") from None
 
 
 def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:

@@ -35,7 +35,7 @@ from toxmod.evaluation.plots import write_run_plots
 from toxmod.evaluation.sanity import chance_warnings
 from toxmod.evaluation.scoring import score_split
 from toxmod.evaluation.validation import validation_for
-from toxmod.hardware import HardwareSettings, apply_threads, cpu_share, resolve_hardware
+from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import (
     CheckpointSettings,
     EarlyStoppingSettings,
@@ -106,7 +106,7 @@ class _Components:
     thresholder: Any  # TargetFPRThresholds | OptunaThresholds: fit(scheme, scores, targets) -> Thresholds
     context: FitContext
     fit_split: str
-    threads_from: str  # why hardware.threads is what it is (the CPUs this process may use, its share)
+    fpr_targets: dict[str, float]  # each decision's FPR target (none without a budget: max_f1)
 
 
 def train(
@@ -137,7 +137,7 @@ def train(
         dataset = build_dataset(cfg.data)
     with clock.stage("split"):
         split, leakage = prepare_split(cfg.split, dataset)
-    targets = _fpr_targets(components.thresholder, dataset.scheme)
+    targets = components.fpr_targets
     warnings = check_split(dataset, split, components.fit_split, targets)
     coarse = coarse_decisions(dataset, split, components.fit_split, targets)
     for warning in warnings:
@@ -168,7 +168,7 @@ def train(
         "job_key": job_key(cfg),
         KIND_TAG: "export" if str(cfg.get("task_name")) == "export" else "model",
         "hardware.threads": str(components.hardware.threads),
-        "hardware.threads_from": components.threads_from,
+        "hardware.threads_from": components.hardware.threads_from,
         **environment_tags(env),
         **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
         "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
@@ -280,7 +280,6 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
-    threads_from = "hardware.threads" if cfg.hardware.get("threads") else cpu_share().reason
     with open_dict(cfg):  # what the model configs interpolate (n_jobs: ${hardware.threads}) is resolved
         cfg.hardware.threads = hardware.threads
     fit_split = str(cfg.threshold.get("fit_split", "calib"))
@@ -313,7 +312,7 @@ def _build_components(cfg: DictConfig, run: RunDir) -> _Components:
     scorer.check_settings(scheme, context)
     if _teacher_ref(cfg):
         check_distillation(cfg.distill, scorer)
-    return _Components(hardware, scorer, thresholder, context, fit_split, threads_from)
+    return _Components(hardware, scorer, thresholder, context, fit_split, _fpr_targets(thresholder, scheme))
 
 
 def _teacher_ref(cfg: DictConfig) -> str | None:
@@ -518,7 +517,7 @@ def _fit_and_evaluate(
             scored[EVALUATION_SPLIT].scores,
             scored[EVALUATION_SPLIT].targets,
             thresholds.as_array(),
-            _fpr_targets(components.thresholder, scheme),
+            components.fpr_targets,
             _training_curves(context, scheme),
         )
         metrics["plots_seconds"] = time.perf_counter() - start
@@ -533,7 +532,7 @@ def _fit_and_evaluate(
             dataset.name,
             scheme,
             thresholds,
-            _fpr_targets(components.thresholder, scheme),
+            components.fpr_targets,
             metrics,
             manifest["split_sha256"],
             command,
@@ -617,17 +616,15 @@ def _record_monitor(context: FitContext, scorer: Scorer, tracker: Tracker) -> No
         return
     tracker.set_tags({"checkpoint.monitor": monitor})
     tracker.log_params({"checkpoint.monitor_used": monitor})
-    values = [value for _, value in getattr(context.metrics_logger, "points", {}).get(monitor, [])]
+    points = getattr(context.metrics_logger, "points", {})
+    values = [value for _, value in points.get(monitor, [])]
     if len(values) >= 2 and max(values) - min(values) <= 1e-12:
-        others = [
-            n
-            for n in (context.validation_metrics.names if context.validation_metrics else [])
-            if n != monitor
-        ]
+        names = context.validation_metrics.names if context.validation_metrics else []
+        moved = [n for n in names if n != monitor and len({v for _, v in points.get(n, [])}) > 1]
+        better = "monitors that move: " + ", ".join(moved[:3]) if moved else "try valid/mean_roc_auc"
         warn(
             f"checkpoint monitor {monitor} was {values[0]:.4g} at all {len(values)} validations, so it "
-            f"chose nothing (the first checkpoint was kept); monitors that move: {', '.join(others[:3])} "
-            "(checkpoint.monitor=...)"
+            f"chose nothing (the first checkpoint was kept); {better} (checkpoint.monitor=...)"
         )
         tracker.set_tags({"checkpoint.monitor_degenerate": "true"})
 

@@ -79,6 +79,15 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def opened_settings(name: str, params: dict[str, Any], opening: Any, where: Any) -> dict[str, Any]:
+    """A saved LLM run's ``params`` with what only its opener chooses (a server, a key variable, a
+    weights folder) taken from ``opening``: each backend's settings class says which (``opened``)."""
+    if name not in LLM_BACKENDS:
+        raise ConfigError(f"model.backend={name!r}; expected one of {sorted(LLM_BACKENDS)}")
+    given = {k: v for k, v in opening.settings.items() if v is not None}
+    return _load(LLM_BACKENDS[name][1]).opened(params, given, opening, where)
+
+
 def build_backend(name: str, settings: Mapping[str, Any]) -> LLMBackend:
     """The backend ``model.backend`` names, from its settings; an unknown key is a one-line error."""
     if name not in LLM_BACKENDS:

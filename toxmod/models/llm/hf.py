@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from toxmod.errors import ConfigError
 from toxmod.models.base import artifact_size_bytes
 from toxmod.models.llm.backends import ScoringStats, normalised
 from toxmod.models.llm.prompts import PromptBuilder, render
+from toxmod.paths import looks_like_path
 
 PLACEHOLDER = "\u2063TOXMOD_TEXT\u2063"  # invisible separator around a token no text contains
 ELLIPSIS = " ... "
@@ -271,6 +272,25 @@ class HFSettings:
                 raise ConfigError(f"model.{key}={getattr(self, key)}: expected >= 1")
         if not self.pretrained and not self.gguf_package:
             raise ConfigError("model.pretrained is not set (a local folder or a hub name of a causal LM)")
+
+    @classmethod
+    def opened(
+        cls, params: dict[str, Any], given: Mapping[str, Any], opening: Any, where: Path
+    ) -> dict[str, Any]:
+        """Weights from a folder the opener owns or names (``model.pretrained``), or a hub name already
+        in the local cache; no server settings."""
+        for key in ("base_url", "api_key_env"):
+            if key in given:
+                raise ConfigError(f"model.{key}: {where} scores with local weights, not a server")
+        if "pretrained" in given:
+            return {**params, "pretrained": str(given["pretrained"])}
+        recorded = params.get("pretrained")
+        if recorded and looks_like_path(str(recorded)) and not opening.allows(recorded, (where.parent,)):
+            raise ConfigError(
+                f"{where}: the weights folder {recorded} lies outside this run and your toxmod folders; "
+                "pass model.pretrained=<the weights folder> to use it"
+            )
+        return {**params, "local_files_only": True}  # a hub name from a saved run: the local cache only
 
 
 DTYPES = {"auto": None, "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}

@@ -75,6 +75,28 @@ class OpenAICompatSettings:
         if self.timeout_s <= 0:
             raise ConfigError(f"model.timeout_s={self.timeout_s}: expected > 0")
 
+    @classmethod
+    def opened(
+        cls, params: dict[str, Any], given: Mapping[str, Any], opening: Any, where: Path
+    ) -> dict[str, Any]:
+        """The server only when the opener names the one the run was scored by (``model.base_url``),
+        and the key variable the opener names, never the recorded one."""
+        if "pretrained" in given:
+            raise ConfigError(f"model.pretrained: {where} scores through a server, not local weights")
+        recorded = str(params.get("base_url"))
+        url = given.get("base_url")
+        if not url:
+            raise ConfigError(
+                f"{where}: this run was scored by the server at {recorded}; a saved run never chooses "
+                f"where texts are sent: pass model.base_url={recorded} to score with it"
+            )
+        if str(url).rstrip("/") != recorded.rstrip("/"):
+            raise ConfigError(
+                f"model.base_url={url}: this run's thresholds were fitted on answers from {recorded}; "
+                f"score with that server, or train a run against {url}"
+            )
+        return {**params, "base_url": str(url), "api_key_env": given.get("api_key_env")}
+
     def api_key(self) -> str | None:
         if not self.api_key_env:
             return None

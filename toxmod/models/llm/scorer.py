@@ -18,11 +18,11 @@ import numpy as np
 
 from toxmod.config import settings_from
 from toxmod.data.schemes import LabelScheme
-from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.errors import DamagedFileError
 from toxmod.files import read_json
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext, Opening, Scorer
-from toxmod.models.llm.backends import LLMBackend, ScoringStats, build_backend
+from toxmod.models.llm.backends import LLMBackend, ScoringStats, build_backend, opened_settings
 from toxmod.models.llm.prompts import (
     Exemplar,
     PromptBuilder,
@@ -31,7 +31,6 @@ from toxmod.models.llm.prompts import (
     draw_exemplars,
     question_set,
 )
-from toxmod.paths import looks_like_path
 from toxmod.progress import scoring_progress
 
 EXEMPLARS_FILE = "exemplars.json"
@@ -65,45 +64,11 @@ class LLMScorer(Scorer):
     @classmethod
     def opened_params(cls, params: Mapping[str, Any], opening: Opening, where: Path) -> dict[str, Any]:
         """A saved LLM run records its server, key variable, weights and cache folder, and uses none
-        of them unasked: the server only when the opener names the same one (``model.base_url``), the
-        key variable the opener names, the opener's cache, and weights from a folder the opener owns
-        or names (``model.pretrained``), or a hub name already in the local cache."""
+        of them unasked: the opener's cache, and what its backend's settings take from the opener
+        (``backends.opened_settings``)."""
         params = dict(super().opened_params(params, opening, where))
-        given = {k: v for k, v in opening.settings.items() if v is not None}
-        backend = params.get("backend", "hf")
         params["cache_dir"] = str(opening.cache_dir) if opening.cache_dir else None
-        if backend == "openai_compat":
-            if "pretrained" in given:
-                raise ConfigError(f"model.pretrained: {where} scores through a server, not local weights")
-            recorded = str(params.get("base_url"))
-            url = given.get("base_url")
-            if not url:
-                raise ConfigError(
-                    f"{where}: this run was scored by the server at {recorded}; a saved run never chooses "
-                    f"where texts are sent: pass model.base_url={recorded} to score with it"
-                )
-            if str(url).rstrip("/") != recorded.rstrip("/"):
-                raise ConfigError(
-                    f"model.base_url={url}: this run's thresholds were fitted on answers from {recorded}; "
-                    f"score with that server, or train a run against {url}"
-                )
-            params["base_url"] = str(url)
-            params["api_key_env"] = given.get("api_key_env")
-            return params
-        for key in ("base_url", "api_key_env"):
-            if key in given:
-                raise ConfigError(f"model.{key}: {where} scores with local weights, not a server")
-        if "pretrained" in given:
-            params["pretrained"] = str(given["pretrained"])
-            return params
-        recorded = params.get("pretrained")
-        if recorded and looks_like_path(str(recorded)) and not opening.allows(recorded, (where.parent,)):
-            raise ConfigError(
-                f"{where}: the weights folder {recorded} lies outside this run and your toxmod folders; "
-                "pass model.pretrained=<the weights folder> to use it"
-            )
-        params["local_files_only"] = True  # a hub name from a saved run is read from the local cache only
-        return params
+        return opened_settings(params.get("backend", "hf"), params, opening, where)
 
     def params(self) -> dict[str, Any]:
         return {
