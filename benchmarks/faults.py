@@ -777,6 +777,7 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         outcome = re.sub(r"/tmp/toxmod-faults-[^/\s]+/case\d+", "<case>", row["outcome"])
         outcome = re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:<port>", outcome)
+        outcome = re.sub(r"/tmp/\S*", "<case>...", outcome)  # a path the one-line summary cut short
         holds = "yes" if row["ok"] else "**no**"
         lines.append(f"| {row['group']} | {row['case']} | {holds} | {outcome.replace('|', '/')[:160]} |")
     held = sum(row["ok"] for row in rows)

@@ -113,7 +113,7 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
     args.output.write_text(
-        json.dumps({"texts": len(texts), "run": str(args.run), "rows": rows}, indent=2) + "\n"
+        json.dumps({"texts": len(texts), "run": args.run.name, "rows": rows}, indent=2) + "\n"
     )
     print(f"wrote {args.output}")
 
