@@ -24,9 +24,9 @@ from toxmod.config import compose_config
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.paths import project_root
 from toxmod.progress import console
-from toxmod.reports import rows_table
 from toxmod.runs import load_run
 from toxmod.stages.train import train
+from toxmod.tables import rows_table
 
 ROOT = project_root()
 # Jigsaw has 57k train rows: the XGBoost stack uses fewer folds and n-grams there to stay in minutes.

@@ -121,7 +121,7 @@ def main() -> None:
     ]
     print(f"teacher: scam recall {teacher_metrics['holdout/scam/recall']:.4f}", flush=True)
     kd = [
-        f"distill.teacher={teacher_dir}",
+        f"teacher.run={teacher_dir}",
         f"distill.temperature={args.temperature}",
         f"distill.alpha={args.alpha}",
     ]
@@ -133,7 +133,7 @@ def main() -> None:
             out = work / f"{name}-{seed}"
             metrics, seconds = run([*args.student.split(), *extra, f"seed={seed}", *common], out)
             dirs[name] = out
-            shown = [o for o in extra if not o.startswith("distill.teacher=")]
+            shown = [o for o in extra if not o.startswith("teacher.run=")]
             rows.append(
                 {
                     "run": name,

@@ -4,7 +4,7 @@
     python benchmarks/distill_sweep.py                     # trains a tfidf_xgboost teacher first
 
 Runs, as a user would and each as its own process: the sweep
-`python -m toxmod.train -m experiment=janitr_kd distill.teacher=<run> distill.temperature=1,2,4
+`python -m toxmod.train -m experiment=janitr_kd teacher.run=<run> distill.temperature=1,2,4
 distill.alpha=0.2,0.5,0.8` on an empty teacher cache, then one point of it alone (cache warm). The
 teacher runs once, in the first job's cache build; every other job reads the cache. Reports the
 sweep's wall time against 9 x the single run, the cache build, and how many jobs built the cache.
@@ -52,7 +52,7 @@ def main() -> None:
         subprocess.run([*train, *where, f"hydra.run.dir={teacher}"], check=True, stdout=subprocess.DEVNULL)
     student = [
         "experiment=janitr_kd",
-        f"distill.teacher={teacher}",
+        f"teacher.run={teacher}",
         f"paths.cache_dir={work / 'cache'}",
         *args.student.split(),
         *where,

@@ -34,9 +34,9 @@ from toxmod.evaluation.latency import measure_throughput
 from toxmod.models.base import FitContext
 from toxmod.paths import project_root
 from toxmod.progress import console
-from toxmod.reports import rows_table
 from toxmod.splits import prepare_split
 from toxmod.stages.train import train
+from toxmod.tables import rows_table
 
 ROOT = project_root()
 RESULTS = ROOT / "benchmarks" / "results" / "neural.json"

@@ -84,13 +84,14 @@ def main() -> None:
     args = parser.parse_args()
     from toxmod.hardware import HardwareSettings
     from toxmod.models import load_scorer
+    from toxmod.models.capabilities import place
     from toxmod.paths import datasets_root
 
     texts = texts_from(datasets_root() / "janitr_crypto_scam" / "janitr.csv.gz", args.texts)
     scorer = load_scorer(args.run / "model")
     rows = []
     for threads in (1, 2):
-        scorer.place_on(HardwareSettings("cpu", 1, "32-true", threads, 0))
+        place(scorer, HardwareSettings("cpu", 1, "32-true", threads, 0))
         scorer.predict_scores(texts[:64])  # warm the session
         for batch in (1, 64):
             for bucket in (None,) if batch == 1 else (None, 16):

@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without the shared datasets, every test that reads them is skipped with the reason."""
+    """Without the shared datasets, every test that reads them is skipped with the reason -- unless
+    ``TOXMOD_REQUIRE_DATASETS=1`` (CI, where the datasets are present): then their absence is an error."""
     if JANITR.is_file():
         return
+    if os.environ.get("TOXMOD_REQUIRE_DATASETS") == "1":
+        raise pytest.UsageError(f"TOXMOD_REQUIRE_DATASETS=1 but the shared datasets are not at {DATASETS}")
     skip = pytest.mark.skip(reason=f"shared datasets not found at {DATASETS} (set TOXMOD_DATASETS)")
     for item in items:
         if item.get_closest_marker("data_free") is None:

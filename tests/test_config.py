@@ -19,6 +19,7 @@ pytestmark = pytest.mark.data_free
 
 GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "trainer", "student", "experiment"]
 GROUPS += ["prompt"]
+USED_BY = {"student": ["model=student"], "prompt": ["model=llm/smollm2_135m"]}  # the models that read them
 
 
 def options(group: str) -> list[str]:
@@ -31,7 +32,7 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes_and_resolves(group: str, option: str) -> None:
-    overrides = [f"{group}={option}"]
+    overrides = [*USED_BY.get(group, []), f"{group}={option}"]
     if group == "data" and option == "csv":
         overrides.append("data.path=/tmp/some.csv")
     resolved = OmegaConf.to_container(compose_train(overrides), resolve=True)  # every interpolation resolves
@@ -49,6 +50,18 @@ def test_every_group_option_composes_and_resolves(group: str, option: str) -> No
         assert StudentArchitecture(**chosen).bert_config(2).num_hidden_layers == chosen["layers"]
     if group == "hardware":
         assert chosen["accelerator"] in ("auto", "cpu", "cuda", "mps") and chosen["devices"]
+
+
+def test_a_job_composes_only_the_groups_it_uses() -> None:
+    """The student architecture and the LLM prompt appear only with the models that read them."""
+    default = compose_train([])
+    assert "student" not in default and "prompt" not in default
+    student = compose_train(["model=student", "student=h128_l4_a4_i512"])
+    assert "prompt" not in student and student.model.student.hidden == 128 == student.student.hidden
+    llm = compose_train(["model=llm/phi4", "prompt=few_shot"])
+    assert "student" not in llm and llm.model.prompt.name == "few_shot"
+    with pytest.raises(Exception, match="Could not override 'student'"):
+        compose_train(["student=h128_l4_a4_i512"])  # the default model has no student architecture
 
 
 @pytest.mark.parametrize("option", options("model"))

@@ -90,8 +90,8 @@ def test_teacher_seeds_train_the_members_once(tmp_path: Path, store: dict[str, s
     overrides = [
         *JANITR_SLICE,
         "model=ensemble",
-        "student=tiny",
         "teacher.member=student",
+        "teacher.member_choices={student: tiny}",
         "teacher.seeds=[1,2]",
         "+teacher.model_overrides={max_epochs: 1, max_length: 48, batch_size: 16}",
         "hardware.num_workers=0",

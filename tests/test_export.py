@@ -15,9 +15,10 @@ from toxmod.config import compose_config
 from toxmod.errors import ConfigError
 from toxmod.models import FitContext, ValidationData, load_scorer
 from toxmod.models.calibrated import TemperatureScaled
-from toxmod.models.onnx_model import FORMATS, OnnxScorer, count_ops
+from toxmod.models.onnx_export import count_ops
+from toxmod.models.onnx_model import FORMATS, OnnxScorer
 from toxmod.models.temperature import Temperatures
-from toxmod.runs.record import load_run
+from toxmod.runs.opening import load_run
 from toxmod.stages.evaluate import evaluate_run
 from toxmod.stages.export import export
 from toxmod.stages.predict import Predictor

@@ -22,16 +22,17 @@ LAYERS = [
         "toxmod.files",
         "toxmod.hardware",
         "toxmod.progress",
+        "toxmod.trusted",
         "toxmod.config",
         "toxmod.conf",
     ),
     ("toxmod.data",),
     ("toxmod.splits",),
     ("toxmod.models",),
-    ("toxmod.evaluation", "toxmod.calibration"),
+    ("toxmod.evaluation", "toxmod.thresholds"),
     ("toxmod.runs",),
     ("toxmod.distillation",),
-    ("toxmod.reports",),
+    ("toxmod.tables",),
     ("toxmod.stages",),
     (
         "toxmod.train",
@@ -57,14 +58,21 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in PACKAGE_DIR.rglob("*.py")}
 
 
-def imports_of(path: Path, known: set[str]) -> set[str]:
-    """The toxmod modules ``path`` imports (``from toxmod.x import y`` counts ``toxmod.x.y`` if a module)."""
+def imports_of(path: Path, known: set[str], module: str | None = None) -> set[str]:
+    """The toxmod modules ``path`` imports (``from toxmod.x import y`` counts ``toxmod.x.y`` if a module;
+    ``from toxmod import x`` counts ``toxmod.x``; relative imports are resolved against ``path``)."""
+    module = module or module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import x / from ..runs import record
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([base] if base else [])])
+            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
         else:
             continue
         found |= {name for name in names if name in known}
@@ -113,9 +121,15 @@ def test_there_is_no_import_loop() -> None:
     assert loops == []
 
 
-def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
-    source = tmp_path / "sample.py"
-    source.write_text("def f():\n    from toxmod.runs import record\n    import toxmod.stages.train\n")
-    known = {"toxmod.runs", "toxmod.runs.record", "toxmod.stages.train"}
-    assert imports_of(source, known) == known
+def test_the_checker_sees_function_level_relative_and_package_imports(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"  # read as toxmod/models/sample.py
+    source.write_text(
+        "def f():\n    from toxmod.runs import record\n    import toxmod.stages.train\n"
+        "from ..stages import predict\nfrom . import base\nfrom .llm import scorer\n"
+        "from toxmod import split\n"
+    )
+    known = {"toxmod.runs", "toxmod.runs.record", "toxmod.stages.train", "toxmod.stages.predict"}
+    known |= {"toxmod.models.base", "toxmod.models.llm.scorer", "toxmod.split", "toxmod.stages"}
+    known |= {"toxmod.models", "toxmod.models.llm"}
+    assert imports_of(source, known, "toxmod.models.sample") == known
     assert layer_of("toxmod.models.transformer.training") < layer_of("toxmod.runs.record")

@@ -40,7 +40,7 @@ def load(
     ``base_url`` and ``api_key_env``, or ``pretrained`` (its weights folder).
     Returns a ``Predictor``; ``predict(text)`` gives a dict, ``predict([texts])`` a list of dicts.
     """
-    from toxmod.runs.record import default_opening
+    from toxmod.runs.opening import default_opening
     from toxmod.runs.store import NoStore, RunStore
     from toxmod.stages.predict import Predictor
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root, user_cache_dir, user_conf_dir
+from toxmod.trusted import RENAMED_TARGETS
 
 META_KEYS = ("name",)
 T = TypeVar("T")
@@ -75,10 +76,19 @@ def group_option(cfg: DictConfig, config_name: str, group: str, option: str) -> 
 
     E.g. another data config beside the run's own ``data`` (DAPT corpus); ``paths`` overrides hold.
     """
+    return with_group_option(cfg, config_name, group, option)[group]
+
+
+def with_group_option(
+    cfg: DictConfig, config_name: str, group: str, option: str, choices: Sequence[str] = ()
+) -> DictConfig:
+    """A copy of ``cfg`` with ``group=option`` composed as ``config_name`` would, plus the groups the
+    option itself brings (``model=student`` brings ``student``; ``choices`` such as ``student=tiny``
+    pick their options)."""
     from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
-    override = [f"{group}={option}"]
+    override = [f"{group}={option}", *choices]
     if GlobalHydra.instance().is_initialized():  # inside a running entry point
         composed = compose(config_name=config_name, overrides=override)
     else:
@@ -86,7 +96,10 @@ def group_option(cfg: DictConfig, config_name: str, group: str, option: str) -> 
     combined = cfg.copy()
     with open_dict(combined):
         combined[group] = composed[group]
-    return combined[group]
+        for key in composed:
+            if key not in combined:
+                combined[key] = composed[key]
+    return combined
 
 
 def _is_multirun(argv: Sequence[str]) -> bool:
@@ -196,8 +209,8 @@ def check_values(cfg: DictConfig, base: DictConfig, keys: Sequence[str]) -> None
 def _bounds(low: float | None, high: float | None) -> str:
     if high is not None:
         return f"a value between {low} and {high}"
-    named = {1: "a positive integer", 0: "a non-negative integer"}
-    return named.get(low, f"an integer >= {low} ({low}: no limit)")  # type: ignore[arg-type]
+    named = {1.0: "a positive integer", 0.0: "a non-negative integer"}
+    return named.get(float(low), f"an integer >= {low} ({low}: no limit)") if low is not None else "a number"
 
 
 def _type_problem(default: Any, value: Any) -> str | None:
@@ -258,9 +271,21 @@ def one_line_hydra_error(message: str) -> str:
     return summary
 
 
+def as_dict(node: Any) -> dict[str, Any]:
+    """A config node (or mapping) as a plain dict with its interpolations resolved; None: empty."""
+    if node is None:
+        return {}
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(container, Mapping):
+        raise ConfigError(f"expected a mapping of settings, got {container!r}")
+    return {str(key): value for key, value in container.items()}
+
+
 def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` without the meta keys (``name``), with a one-line error on failure."""
-    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in META_KEYS}
+    params = {k: v for k, v in as_dict(cfg).items() if k not in META_KEYS}
+    if params.get("_target_") in RENAMED_TARGETS:  # a run recorded before the class moved
+        params["_target_"] = RENAMED_TARGETS[params["_target_"]]
     try:
         return instantiate(params, _convert_="all", **kwargs)
     except Exception as error:  # Hydra wraps constructor errors in InstantiationException
@@ -274,115 +299,9 @@ def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:
         raise ConfigError(f"{what} config ({params.get('_target_')}): {message}") from error
 
 
-# What a config read back from a run (resume, load_run) may instantiate: exactly the classes and
-# functions the shipped config groups name (``shipped_targets``), those the stages write into a run's
-# config themselves, and torch's optimizers. A run directory is data someone else may have made, so a
-# name is compared as a string and never imported to find out what it is.
-STAGE_TARGETS = frozenset(
-    {
-        "toxmod.models.onnx_model.OnnxScorer",  # stages/export.py: the exported model
-        "toxmod.splits.builders.frozen_split",  # stages/export.py: the source run's split folder
-        # the schedule no shipped config names, but a user's may (model.scheduler._target_)
-        "toxmod.models.transformer.schedules.constant",
-    }
-)
-TORCH_OPTIMIZERS = frozenset(
-    f"torch.optim.{name}"
-    for name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam")
-)
-
-
-# Keys whose value is a Python package toxmod imports (a weights package): from a run, only the
-# packages the shipped configs name.
-MODULE_KEYS = ("package", "gguf_package")
-
-
-@functools.cache
-def shipped_targets() -> frozenset[str]:
-    """Every ``_target_`` a config run may instantiate: the shipped YAML's, the stages' and torch's
-    optimizers (exact names)."""
-    found = set(STAGE_TARGETS | TORCH_OPTIMIZERS)
-    for config in _shipped_configs():
-        found.update(str(t) for _, t in _targets(config, ""))
-    return frozenset(found)
-
-
-@functools.cache
-def shipped_packages() -> frozenset[str]:
-    """The weights packages (``MODULE_KEYS``) the shipped configs name."""
-    return frozenset(
-        str(value)
-        for config in _shipped_configs()
-        for key, value in _leaves(config, "")
-        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value
-    )
-
-
-def _shipped_configs() -> list[Any]:
-    import yaml
-
-    return [yaml.safe_load(path.read_text()) or {} for path in sorted(CONFIG_DIR.rglob("*.yaml"))]
-
-
-def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> None:
-    """Refuse a config read from ``source`` that names code outside ``shipped_targets`` or holds an
-    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the opener's environment).
-
-    ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
-    """
-    container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    allowed = shipped_targets()
-    for key, target in _targets(container, ""):
-        if key.split(".", 1)[0] in never_built:
-            continue
-        if not isinstance(target, str) or target not in allowed:
-            raise ConfigError(
-                f"{source}: {key}={target!r} is not one of the classes toxmod's configs name; "
-                "a run's config may not name other code"
-            )
-    packages = shipped_packages()
-    for key, value in _leaves(container, ""):
-        if isinstance(value, str) and "${" in value:
-            raise ConfigError(
-                f"{source}: {key}={value!r} is an interpolation; a run's saved config holds values only"
-            )
-        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value is not None and value not in packages:
-            raise ConfigError(
-                f"{source}: {key}={value!r} is not a weights package toxmod's configs name; "
-                "a run's config may not name other code"
-            )
-
-
-def _leaves(node: Any, path: str) -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` of every non-container value."""
-    if not isinstance(node, (dict, list)):
-        return [(path, node)]
-    found: list[tuple[str, Any]] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node)
-    for key, value in items:
-        where = f"{path}[{key}]" if isinstance(node, list) else (f"{path}.{key}" if path else str(key))
-        found += _leaves(value, where)
-    return found
-
-
-def _targets(node: Any, path: str) -> list[tuple[str, Any]]:
-    found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                found.append((where, value))
-            else:
-                found += _targets(value, where)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _targets(value, f"{path}[{i}]")
-    return found
-
-
 def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
     """A settings dataclass from a config group's values; an unknown key is a one-line error naming it."""
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{group}.{unknown[0]} is not a setting; {group} has {', '.join(sorted(known))}")

@@ -66,7 +66,8 @@ X86_MACHINES = ("x86_64", "AMD64", "i686")
 
 def _cpuinfo() -> tuple[str | None, set[str]]:
     """The CPU model and feature flags /proc/cpuinfo lists (Linux; ``(None, set())`` elsewhere)."""
-    model, flags = None, set()
+    model: str | None = None
+    flags: set[str] = set()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -17,7 +17,7 @@ from toxmod.config import instantiate_component, run_entry_point
 from toxmod.errors import exit_on_user_error
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.progress import notes_console
-from toxmod.runs.record import opening_from_config
+from toxmod.runs.opening import opening_from_config
 from toxmod.stages.predict import Predictor, PredictSettings, predict_file
 
 

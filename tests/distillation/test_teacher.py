@@ -40,7 +40,7 @@ def student(teacher_run: TrainResult, tmp_path: Path, *extra: str) -> list[str]:
         *TINY_STUDENT,
         "trainer.max_epochs=1",
         "distill=kd",
-        f"distill.teacher={teacher_run.run_dir}",
+        f"teacher.run={teacher_run.run_dir}",
         f"paths.cache_dir={tmp_path / 'cache'}",
         *extra,
     ]
@@ -85,7 +85,7 @@ def test_a_student_learns_from_a_cached_calibrated_teacher(
 
 def test_a_teacher_on_another_split_is_refused(teacher: TrainResult, tmp_path: Path) -> None:
     overrides = student(teacher, tmp_path, "data.max_rows=500", "tracking=none")
-    expected = r"distill.teacher=.*: that run was trained on split \w{12}, this run uses split \w{12}"
+    expected = r"teacher.run=.*: that run was trained on split \w{12}, this run uses split \w{12}"
     with pytest.raises(ConfigError, match=expected):
         train(compose_train(overrides), tmp_path / "run")
 
@@ -103,7 +103,7 @@ def test_distillation_settings_are_checked_before_any_data(
 ) -> None:
     overrides = ["data=csv", f"data.path={tmp_path / 'never-read.csv'}", "data.label_columns=[scam]"]
     model = [override] if override.startswith("model=") else [*TINY_STUDENT, override]
-    overrides += [*model, "distill=kd", f"distill.teacher={tmp_path}", "tracking=none"]
+    overrides += [*model, "distill=kd", f"teacher.run={tmp_path}", "tracking=none"]
     with pytest.raises(ConfigError, match=message):
         train(compose_train(overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -173,10 +173,12 @@ def _build_cache(teacher_dir: str, cache_dir: str, barrier, results) -> None:  #
         dataset = build_dataset(cfg.data)
         split, _ = prepare_split(cfg.split, dataset)
         split_sha256 = json.loads((Path(teacher_dir) / "holdout_eval.json").read_text())["split_sha256"]
-        settings = OmegaConf.create({"teacher": teacher_dir, "temperature": 2.0, "alpha": 0.5})
+        settings = OmegaConf.create({"temperature": 2.0, "alpha": 0.5})
         texts = list(split.part(dataset, "train").texts)
         barrier.wait(timeout=120)
-        targets, entry = teacher_targets(settings, texts, split_sha256, NoStore(), Path(cache_dir))
+        targets, entry = teacher_targets(
+            settings, teacher_dir, texts, split_sha256, NoStore(), Path(cache_dir)
+        )
         results.put((entry.built, float(targets.logits.sum())))
     except Exception as error:  # reported to the test instead of a silent child death
         results.put((repr(error), None))

@@ -240,7 +240,8 @@ def test_compare_puts_classical_and_llm_runs_on_one_split_in_one_table(tiny_lm: 
 
 @pytest.mark.data_free
 def test_a_gguf_package_serves_only_the_model_it_holds(tiny_lm: Path, monkeypatch) -> None:
-    from toxmod.models.llm.hf import HFSettings, resolve_llm_weights
+    from toxmod.models.llm.hf import HFSettings
+    from toxmod.models.llm.weights import resolve_llm_weights
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # "json" stands in for an installed package: were it used, the error would be "no .gguf file"

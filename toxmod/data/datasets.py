@@ -13,11 +13,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from toxmod.data.auxiliary import AuxiliaryTargets, auxiliary_columns, auxiliary_settings, read_auxiliary
-from toxmod.data.readers import file_sha256, read_table
+from toxmod.data.readers import read_table
 from toxmod.data.rules import evaluate_rule, rule_columns
 from toxmod.data.schemes import LabelScheme, LevelsScheme, MultiLabelScheme
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError
+from toxmod.files import file_sha256
 from toxmod.progress import warn
 
 SPLIT_NAMES = ("train", "valid", "calib", "holdout")
@@ -254,6 +255,7 @@ def encode_targets(
     if isinstance(scheme, MultiLabelScheme):
         columns = [_binary_column(frame, c, problems.where, problems) for c in scheme.labels]
         return scheme, np.stack(columns, axis=1)
+    assert isinstance(scheme, LevelsScheme)
     return scheme, _encode_levels(frame, cfg, scheme.levels, problems)
 
 

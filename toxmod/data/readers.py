@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from toxmod.errors import DataError
-from toxmod.files import file_sha256  # noqa: F401 - re-exported for data/ callers
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 

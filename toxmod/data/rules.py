@@ -16,12 +16,13 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from toxmod.errors import ConfigError
 
-_COMPARISONS: dict[type[ast.cmpop], Callable[[object, object], object]] = {
+_COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Lt: operator.lt,
@@ -106,4 +107,5 @@ class _Evaluator:
             step = np.asarray(_COMPARISONS[type(op)](left, right), dtype=bool)
             result = step if result is None else result & step
             left = right
+        assert result is not None, "a comparison has at least one operator"
         return result

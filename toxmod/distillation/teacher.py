@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from toxmod.data.readers import file_sha256
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.evaluation.metrics import calibration_change
 from toxmod.evaluation.scoring import score_split
-from toxmod.files import read_json, require_keys, verify_listed
+from toxmod.files import file_lock, file_sha256, read_json, require_keys, verify_listed
 from toxmod.models.base import HiddenTargets, Opening, Scorer, TeacherTargets
+from toxmod.models.capabilities import LayerSource, Student, encoder_layers
 from toxmod.models.temperature import fit_temperatures, link_for
 from toxmod.models.transformer.losses import HiddenStateLoss, layer_map_pairs
 from toxmod.progress import console
-from toxmod.runs.record import LoadedRun, load_run_on_split
-from toxmod.runs.store import NoStore, RunStore, file_lock
+from toxmod.runs.opening import LoadedRun, load_run_on_split
+from toxmod.runs.store import NoStore, RunStore
 
 LOGITS_FILE = "logits.npy"
 HIDDEN_FILE = "hidden.npy"  # (texts, layers, width): each cached teacher layer's masked token mean
@@ -131,6 +131,7 @@ class TeacherCache:
 
 def teacher_targets(
     settings: Any,
+    ref: str,
     train_texts: Sequence[str],
     split_sha256: str,
     store: RunStore | NoStore,
@@ -139,10 +140,10 @@ def teacher_targets(
     opening: Opening | None = None,
 ) -> tuple[TeacherTargets, TeacherCache]:
     """The teacher's calibrated logits (and, for ``distill=kd_hidden``, its layer representations)
-    for the transfer set -- ``train_texts`` then ``extra_texts`` -- cached, with the KD settings."""
-    ref = str(settings.teacher)
+    for the transfer set -- ``train_texts`` then ``extra_texts`` -- cached, with the KD settings
+    (``distill.*``) of the teacher run ``ref`` (``teacher.run``)."""
     calibration = str(settings.get("calibration", "temperature"))
-    teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "distill.teacher", opening)
+    teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "teacher.run", opening)
     check_seeds(ref, teacher.scorer.neural_models, len(train_texts), bool(settings.get("allow_single_seed")))
     layers = teacher_layers(settings, teacher.scorer, ref)
     transfer = [*train_texts, *extra_texts]
@@ -206,7 +207,7 @@ def teacher_layers(settings: Any, scorer: Scorer, ref: str) -> list[int]:
     student's uniform map is chosen from them once its depth is known); none without ``kd_hidden``."""
     if not hidden_distillation(settings):
         return []
-    depth = scorer.encoder_layers
+    depth = encoder_layers(scorer)
     if not depth:
         raise ConfigError(
             f"distill=kd_hidden: the teacher {ref} (a {scorer.kind} model) has no encoder layers to match; "
@@ -245,7 +246,12 @@ def _build(
     logits = link_for(scheme).to_logits(scores)
     if temperatures is not None:
         logits = temperatures.apply_to_logits(logits)
-    hidden = teacher.scorer.layer_representations(list(texts), layers) if layers else None
+    source = teacher.scorer
+    hidden = (
+        source.layer_representations(list(texts), layers)
+        if layers and isinstance(source, LayerSource)
+        else None
+    )
     entry.write(logits, record, hidden)
     entry.built = True
 
@@ -255,7 +261,7 @@ def check_seeds(ref: str, networks: int, train_rows: int, allowed: bool) -> None
     MiniLM runs on janitr (2,531 train rows) differ by 0.05 in holdout recall (docs/benchmark_notes.md)."""
     if 0 < networks < MIN_TEACHER_SEEDS and train_rows <= SMALL_DATA_ROWS and not allowed:
         raise ConfigError(
-            f"distill.teacher={ref}: a neural teacher from {networks} seed(s) on {train_rows} train rows "
+            f"teacher.run={ref}: a neural teacher from {networks} seed(s) on {train_rows} train rows "
             f"(<= {SMALL_DATA_ROWS:,}) varies too much from seed to seed; ensemble {MIN_TEACHER_SEEDS} seeds "
             "(model=ensemble model.members=[...]) or pass distill.allow_single_seed=true"
         )
@@ -263,9 +269,9 @@ def check_seeds(ref: str, networks: int, train_rows: int, allowed: bool) -> None
 
 def check_distillation(settings: Any, scorer: Scorer) -> None:
     """Refuse distillation settings from config alone, before any data or teacher is read."""
-    if not scorer.learns_from_teacher:
+    if not isinstance(scorer, Student):
         raise ConfigError(
-            f"distill.teacher is set, but a {scorer.kind} model cannot learn from a teacher; "
+            f"teacher.run is set, but a {scorer.kind} model cannot learn from a teacher; "
             "use a neural student (model=student, model=minilm)"
         )
     alpha, temperature = float(settings.alpha), float(settings.temperature)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from toxmod.evaluation.metrics import calibration_bins, expected_calibration_err
 RELIABILITY_BINS = 15
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib.pyplot, imported with the non-interactive backend
+def _pyplot() -> Any:  # matplotlib.pyplot, imported with the non-interactive backend
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -107,7 +108,7 @@ def write_run_plots(
     return written
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     fig.clf()
@@ -117,7 +118,7 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001
     return path
 
 
-def _reliability(plt, directory: Path, confidence: np.ndarray, outcome: np.ndarray, split: str) -> Path:  # noqa: ANN001
+def _reliability(plt: Any, directory: Path, confidence: np.ndarray, outcome: np.ndarray, split: str) -> Path:
     ece = expected_calibration_error(confidence, outcome, RELIABILITY_BINS)
     # the bins the ECE in the title averages over
     bins = calibration_bins(confidence, outcome, RELIABILITY_BINS)
@@ -137,8 +138,8 @@ def _reliability(plt, directory: Path, confidence: np.ndarray, outcome: np.ndarr
 
 
 def _confusion(
-    plt, directory: Path, names: list[str], truth: np.ndarray, predicted: np.ndarray, split: str
-) -> Path:  # noqa: ANN001, E501
+    plt: Any, directory: Path, names: list[str], truth: np.ndarray, predicted: np.ndarray, split: str
+) -> Path:
     k = len(names)
     matrix = np.zeros((k, k), dtype=int)
     np.add.at(matrix, (truth, predicted), 1)
@@ -154,7 +155,7 @@ def _confusion(
     return _save(fig, directory / "confusion.png")
 
 
-def _curves(plt, directory: Path, curves: Mapping[str, Sequence[tuple[int, float]]]) -> Path:  # noqa: ANN001
+def _curves(plt: Any, directory: Path, curves: Mapping[str, Sequence[tuple[int, float]]]) -> Path:
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
     for ax, (name, points) in zip(axes[0], curves.items()):
         steps, values = zip(*points) if points else ((), ())

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from toxmod.calibration.thresholds import TargetFPRThresholds, tuned_thresholds
 from toxmod.data.schemes import LabelScheme
 from toxmod.evaluation.metrics import evaluate_predictions
+from toxmod.thresholds.cuts import tuned_thresholds
+from toxmod.thresholds.methods import TargetFPRThresholds
 
 SUMMARY_METRICS = ("macro_f1", "mean_roc_auc")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 from toxmod.errors import DamagedFileError, ToxmodError
 from toxmod.files import read_json, require_keys
@@ -19,6 +20,7 @@ from toxmod.models.base import (
     artifact_size_bytes,
     opened_with,
 )
+from toxmod.trusted import allowed_targets
 
 # kind -> "module:Class", imported only when a model of that kind is loaded.
 SCORER_REGISTRY: dict[str, str] = {
@@ -55,12 +57,28 @@ def load_scorer(directory: str | Path, allow_pickle: bool = False, opening: Open
     description = read_json(description_path)
     require_keys(description_path, description, ("kind", "scheme"))
     kind = description["kind"]
-    if kind not in SCORER_REGISTRY:
-        raise DamagedFileError(
-            f"{description_path}: unknown model kind {kind!r}; known: {sorted(SCORER_REGISTRY)}"
-        )
+    cls = scorer_class(kind) if kind in SCORER_REGISTRY else _own_kind(kind, description, description_path)
     with opened_with(opening):
-        return scorer_class(kind).load(directory, description, allow_pickle)
+        return cls.load(directory, description, allow_pickle)
+
+
+def _own_kind(kind: str, description: dict[str, Any], where: Path) -> type[Scorer]:
+    """A model kind of the user's own: its class (``scorer.json``'s ``class``) must be one the opener's
+    config folder names as a ``_target_`` (``conf/model/<name>.yaml``); only then is it imported."""
+    target = description.get("class")
+    if not isinstance(target, str) or target not in allowed_targets():
+        raise DamagedFileError(
+            f"{where}: unknown model kind {kind!r}; known: {sorted(SCORER_REGISTRY)}; a kind of your own "
+            f"opens where your conf/ folder names its class ({target!r}) as a model's _target_"
+        )
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError as error:
+        raise ToxmodError(f"{where}: model kind {kind!r}: cannot import {module_name} ({error})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Scorer) and cls.kind == kind):
+        raise DamagedFileError(f"{where}: {target} is not a Scorer of kind {kind!r}")
+    return cls
 
 
 __all__ = [

@@ -187,13 +187,20 @@ class FitReport:
 class Scorer(ABC):
     """A trained model behind a uniform interface.
 
+    Required: ``kind`` (the name saved in ``scorer.json``), ``fit``, ``predict_scores``,
+    ``_save_weights`` and ``_load_weights``; ``params`` describes the constructor arguments ``load``
+    rebuilds it from (default: none). Everything else here has a default a new kind may leave alone;
+    optional capabilities (device placement, member runs, layer representations, learning from a
+    teacher, scoring reports) are the classes of ``models/capabilities.py``, opted into by inheriting.
+
     ``predict_scores`` returns a float array of shape ``(n_texts, len(scheme.output_names))``:
     independent per-label probabilities for a multi-label scheme, one probability per level
     (rows sum to 1) for a levels scheme. Evaluation, thresholds and latency see nothing else.
+    ``fit`` sets ``self.scheme``. A kind outside toxmod is opened where the opener's ``conf/`` names
+    its class (``docs/new_model_kind.md``).
     """
 
     kind: ClassVar[str]
-    learns_from_teacher: ClassVar[bool] = False  # can fit with ``FitContext.teacher`` (distillation)
     # ``model.*`` settings the opener of a saved model may give (``Opening.settings``); None: passed on
     # to the models inside (an ensemble's members)
     opening_settings: ClassVar[tuple[str, ...] | None] = ()
@@ -224,6 +231,13 @@ class Scorer(ABC):
     def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
         """Read back what ``_save_weights`` wrote (``allow_pickle``: also an older pickle format)."""
 
+    @property
+    def label_scheme(self) -> LabelScheme:
+        """The scheme the model was fitted or loaded with (an error before ``fit`` or ``load``)."""
+        if self.scheme is None:
+            raise RuntimeError(f"a {self.kind} model has no label scheme before fit() or load()")
+        return self.scheme
+
     def params(self) -> dict[str, Any]:
         """Constructor parameters, stored so ``load`` rebuilds the same object."""
         return {}
@@ -253,18 +267,6 @@ class Scorer(ABC):
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:  # noqa: B027 - optional hook
         """Refuse bad settings before any data is read (one-line ConfigError); ``context`` has no data yet."""
 
-    def member_runs(self) -> list[str]:
-        """Finished runs whose models this one is built from (an ensemble's members); the train stage
-        loads them, checks they share the run's split, and hands them to ``attach_members``."""
-        return []
-
-    def attach_members(self, members: Sequence[Scorer]) -> None:
-        """Receive the loaded models of ``member_runs``."""
-        raise NotImplementedError(f"{self.kind} models are not built from other runs")
-
-    def place_on(self, hardware: HardwareSettings) -> None:  # noqa: B027 - optional hook
-        """Score on ``hardware`` (models that run on one device; CPU-only models ignore it)."""
-
     @property
     def parameter_count(self) -> int | None:
         """Trainable parameters, for models where the count means something (None otherwise)."""
@@ -274,28 +276,6 @@ class Scorer(ABC):
     def neural_models(self) -> int:
         """How many trained networks this model holds (a teacher from one seed varies a lot)."""
         return 0
-
-    @property
-    def encoder_layers(self) -> int:
-        """Encoder layers whose representations ``layer_representations`` gives (0: none; a
-        hidden-state distillation teacher needs some)."""
-        return 0
-
-    def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
-        """``(len(texts), len(layers), width)``: each layer's hidden states averaged over each text's
-        real tokens (layer 0 = embeddings, 1 = the first encoder layer)."""
-        raise NotImplementedError(f"a {self.kind} model has no encoder layers to distil from")
-
-    @property
-    def latency_texts(self) -> int | None:
-        """At most this many texts for the run's latency measurement (None: the configured count);
-        a model that takes seconds per text keeps the measurement short."""
-        return None
-
-    def take_scoring_report(self) -> dict[str, float]:
-        """Numbers about the scoring done since the last call, e.g. prompt tokens of an LLM (metrics
-        of the run's holdout scoring); counting starts again."""
-        return {}
 
     def run_tags(self) -> dict[str, str]:
         """Tags that identify what this model is beyond its config name (e.g. the prompt's hash)."""
@@ -313,6 +293,8 @@ class Scorer(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         self._save_weights(directory)
         description = {"kind": self.kind, "params": self.params(), "scheme": self.scheme.describe()}
+        if not type(self).__module__.startswith("toxmod."):  # a kind of the user's own: where it lives
+            description["class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         (directory / SCORER_FILE).write_text(json.dumps(description, indent=2) + "\n")
         return directory
 

@@ -17,13 +17,14 @@ import numpy as np
 
 from toxmod.errors import DamagedFileError
 from toxmod.models.base import Scorer
+from toxmod.models.capabilities import LayerSource, OnDevice, encoder_layers, place
 from toxmod.models.temperature import Temperatures, fit_temperatures
 
 INNER_DIR = "inner"
 CALIBRATION_FILE = "calibration.json"
 
 
-class TemperatureScaled(Scorer):
+class TemperatureScaled(Scorer, OnDevice, LayerSource):
     """A trained model whose logits are divided by temperatures fitted on valid by NLL."""
 
     kind = "temperature_scaled"
@@ -41,7 +42,7 @@ class TemperatureScaled(Scorer):
     def fit_on_valid(cls, inner: Scorer, texts: Sequence[str], targets: np.ndarray) -> TemperatureScaled:
         """``inner`` with temperatures fitted on valid (``texts``, ``targets``) by NLL."""
         scores = inner.predict_scores(list(texts))
-        scaled = cls(inner, fit_temperatures(inner.scheme, scores, np.asarray(targets)))
+        scaled = cls(inner, fit_temperatures(inner.label_scheme, scores, np.asarray(targets)))
         scaled.fit_report = inner.fit_report
         scaled.valid_scores = scores
         return scaled
@@ -52,7 +53,7 @@ class TemperatureScaled(Scorer):
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         assert self.inner is not None and self.temperatures is not None, "predict_scores() before load()"
-        return self.temperatures.apply(self.scheme, self.inner.predict_scores(texts))
+        return self.temperatures.apply(self.label_scheme, self.inner.predict_scores(texts))
 
     @property
     def parameter_count(self) -> int | None:
@@ -64,16 +65,17 @@ class TemperatureScaled(Scorer):
 
     @property
     def encoder_layers(self) -> int:
-        return self.inner.encoder_layers if self.inner is not None else 0
+        return encoder_layers(self.inner)
 
     def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
+        assert isinstance(self.inner, LayerSource), "layer_representations() of a model without layers"
         return self.inner.layer_representations(texts, layers)
 
     def place_on(self, hardware: Any) -> None:
-        if self.inner is not None:
-            self.inner.place_on(hardware)
+        place(self.inner, hardware)
 
     def _save_weights(self, directory: Path) -> None:
+        assert self.inner is not None and self.temperatures is not None, "_save_weights() before fit"
         self.inner.save(directory / INNER_DIR)
         self.temperatures.save(directory / CALIBRATION_FILE)
 
@@ -82,6 +84,6 @@ class TemperatureScaled(Scorer):
 
         self.inner = load_scorer(directory / INNER_DIR, allow_pickle)
         self.temperatures = Temperatures.load(directory / CALIBRATION_FILE)
-        if len(self.temperatures.values) not in (1, len(self.scheme.output_names)):
+        if len(self.temperatures.values) not in (1, len(self.label_scheme.output_names)):
             count = len(self.temperatures.values)
             raise DamagedFileError(f"{directory / CALIBRATION_FILE}: {count} temperatures for this scheme")

@@ -23,6 +23,7 @@ from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json, require_keys
 from toxmod.models.base import FitContext, Scorer
+from toxmod.models.capabilities import BuiltFromRuns, LayerSource, OnDevice, encoder_layers, place
 from toxmod.models.temperature import Temperatures, fit_temperatures, link_for
 
 COMBINERS = ("mean", "stack")
@@ -30,7 +31,7 @@ MEMBERS_DIR = "members"
 STATE_FILE = "ensemble.json"
 
 
-class EnsembleScorer(Scorer):
+class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
     """Calibrated members, combined by mean logits or a stacked logistic regression (fit on valid)."""
 
     kind = "ensemble"
@@ -43,7 +44,7 @@ class EnsembleScorer(Scorer):
         self.calibrate = calibrate
         self.members: list[Scorer] = []
         self.temperatures: list[Temperatures] = []
-        self.stack: list[dict[str, list]] = []  # per stacked model: coef, intercept
+        self.stack: list[dict[str, list[Any]]] = []  # per stacked model: coef, intercept
 
     def params(self) -> dict[str, Any]:
         return {"members": self.member_refs, "combine": self.combine, "calibrate": self.calibrate}
@@ -89,13 +90,14 @@ class EnsembleScorer(Scorer):
         return self
 
     def _member_logits(self, member: Scorer, texts: Sequence[str]) -> np.ndarray:
-        return link_for(self.scheme).to_logits(member.predict_scores(list(texts)))
+        return link_for(self.label_scheme).to_logits(member.predict_scores(list(texts)))
 
-    def _fit_stack(self, calibrated: list[np.ndarray], targets: np.ndarray) -> list[dict[str, list]]:
+    def _fit_stack(self, calibrated: list[np.ndarray], targets: np.ndarray) -> list[dict[str, list[Any]]]:
         models = []
         for features, labels in self._stack_problems(calibrated, targets):
+            assert labels is not None  # fitting: targets are given
             if len(np.unique(labels)) < max(
-                2, 0 if link_for(self.scheme).per_column else calibrated[0].shape[1]
+                2, 0 if link_for(self.label_scheme).per_column else calibrated[0].shape[1]
             ):
                 raise ConfigError("model.combine=stack needs every label value in valid; use combine=mean")
             model = LogisticRegression(C=1.0, max_iter=1000).fit(features, labels)
@@ -106,7 +108,7 @@ class EnsembleScorer(Scorer):
         self, calibrated: list[np.ndarray], targets: np.ndarray | None
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(features, targets) of each stacked model: one per label, or one over all levels."""
-        if link_for(self.scheme).per_column:
+        if link_for(self.label_scheme).per_column:
             return [
                 (np.column_stack([z[:, j] for z in calibrated]), None if targets is None else targets[:, j])
                 for j in range(calibrated[0].shape[1])
@@ -114,7 +116,7 @@ class EnsembleScorer(Scorer):
         return [(np.hstack(calibrated), targets)]
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
-        link = link_for(self.scheme)
+        link = link_for(self.label_scheme)
         calibrated = [
             t.apply_to_logits(self._member_logits(m, texts)) for t, m in zip(self.temperatures, self.members)
         ]
@@ -134,7 +136,8 @@ class EnsembleScorer(Scorer):
     @property
     def parameter_count(self) -> int | None:
         counts = [m.parameter_count for m in self.members]
-        return None if any(c is None for c in counts) else int(sum(counts))
+        known = [c for c in counts if c is not None]
+        return int(sum(known)) if len(known) == len(counts) else None
 
     @property
     def neural_models(self) -> int:
@@ -142,21 +145,22 @@ class EnsembleScorer(Scorer):
 
     @property
     def encoder_layers(self) -> int:
-        return self._encoder_member.encoder_layers if self._encoder_member else 0
+        return encoder_layers(self._encoder_member)
 
     def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
         """The first member with encoder layers speaks for the ensemble's representations."""
-        if self._encoder_member is None:
-            return super().layer_representations(texts, layers)
-        return self._encoder_member.layer_representations(texts, layers)
+        member = self._encoder_member
+        if not isinstance(member, LayerSource):
+            raise NotImplementedError("an ensemble without a transformer member has no encoder layers")
+        return member.layer_representations(texts, layers)
 
     @property
     def _encoder_member(self) -> Scorer | None:
-        return next((m for m in self.members if m.encoder_layers), None)
+        return next((m for m in self.members if encoder_layers(m)), None)
 
     def place_on(self, hardware: Any) -> None:
         for member in self.members:
-            member.place_on(hardware)
+            place(member, hardware)
 
     def _save_weights(self, directory: Path) -> None:
         for i, member in enumerate(self.members):

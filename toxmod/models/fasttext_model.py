@@ -51,7 +51,7 @@ class FastTextScorer(Scorer):
         quantize: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self._params = {
+        self._params: dict[str, Any] = {
             "dim": dim,
             "epoch": epoch,
             "lr": lr,
@@ -145,7 +145,7 @@ class FastTextScorer(Scorer):
         return self
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
-        names = self.scheme.output_names
+        names = self.label_scheme.output_names
         column = {f"__label__{n}": j for j, n in enumerate(names)}
         labels, probabilities = self.model.predict([fasttext_line(t) for t in texts], k=-1, threshold=0.0)
         scores = np.zeros((len(texts), len(names)), dtype=np.float64)

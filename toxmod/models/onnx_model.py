@@ -14,11 +14,9 @@ the tokenizer files; nothing in it is executed as Python.
 
 from __future__ import annotations
 
-import logging
 import platform
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +25,17 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme
-from toxmod.environment import X86_MACHINES, cpu
+from toxmod.environment import cpu
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.hardware import CPU, HardwareSettings
 from toxmod.models.base import FitContext, Scorer, artifact_size_bytes
+from toxmod.models.capabilities import BuiltFromRuns, OnDevice
+from toxmod.models.onnx_export import export_encoder, quantization_format, quantize_int8
 from toxmod.models.temperature import Temperatures, link_for
 from toxmod.models.token_batches import load_fast_tokenizer, scoring_batches
 from toxmod.progress import scoring_progress, warn
 
 FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-INPUTS = ("input_ids", "attention_mask")
 GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"
 TEMPERATURES_FILE = "source_calibration.json"  # a calibrated source's temperatures, on the logits
 
@@ -56,98 +55,7 @@ class Parity:
     texts: int
 
 
-def export_encoder(model: Any, tokenizer: Any, max_length: int, path: Path, opset: int) -> None:
-    """The classifier's logits as an ONNX graph with dynamic batch and sequence axes."""
-    import torch
-
-    class Logits(torch.nn.Module):
-        def __init__(self, network: Any) -> None:
-            super().__init__()
-            self.network = network
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.network(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    (_, ids, mask), *_ = scoring_batches(tokenizer, ["an example text", "another"], max_length, 2)
-    wrapper = Logits(model.to("cpu").eval()).eval()
-    axes = {"batch": 0, "sequence": 1}
-    # The tracer warns about shape checks it freezes (padding, causal masks) that are constant for an
-    # encoder; the parity check on valid, at every batch shape, is what shows the graph is right.
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (torch.from_numpy(ids), torch.from_numpy(mask)),
-            str(path),
-            input_names=list(INPUTS),
-            output_names=["logits"],
-            dynamic_axes={
-                "input_ids": {i: n for n, i in axes.items()},
-                "attention_mask": {i: n for n, i in axes.items()},
-                "logits": {0: "batch"},
-            },
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-
-
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
-
-
-def quantization_format(reduce_range: bool | str, isa: Sequence[str], machine: str) -> dict[str, Any]:
-    """The int8 format for this CPU: 8-bit weights where the CPU multiplies u8 x s8 without saturating
-    (x86 with VNNI, or not x86), 7-bit (``reduce_range``) on x86 without VNNI (AVX2 only), unless
-    ``reduce_range`` is given as true or false. Recorded with the export (``scorer.json``, the run's
-    tags) beside the instruction sets the parity gate was measured on."""
-    x86 = machine in X86_MACHINES
-    vnni = [flag for flag in VNNI_FLAGS if flag in isa]
-    if isinstance(reduce_range, bool):
-        chosen, why = reduce_range, "export.reduce_range"
-    elif x86 and not vnni:
-        chosen, why = True, "x86 without VNNI: full-range u8 x s8 products saturate"
-    else:
-        where = f"VNNI ({','.join(vnni)})" if vnni else machine
-        chosen, why = False, f"{where}: 8-bit weights do not saturate"
-    return {"reduce_range": chosen, "why": why, "measured_on_isa": ",".join(isa), "machine": machine}
-
-
-def quantize_int8(source: Path, target: Path, per_channel: bool, reduce_range: bool) -> None:
-    """Dynamic int8 quantization of the weights (activations quantized at run time), ONNX Runtime's.
-
-    ``reduce_range``: 7-bit weights. On x86 CPUs without VNNI (AVX2 only) the u8 x s8 integer
-    multiply-add saturates with full-range weights. ``per_channel``: a scale per output channel. On
-    janitr valid (share of decisions flipped vs torch, student h256 / MiniLM): 8-bit per-tensor
-    4.0% / 2.8%, 7-bit per-tensor 0.7% / 4.7%, 7-bit per-channel 0.5% / 0.7%.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quiet = logging.getLogger()  # the quantizer suggests pre-processing on the root logger
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-        )
-    finally:
-        quiet.setLevel(level)
-
-
-def count_ops(path: Path) -> dict[str, int]:
-    """Node counts by operator type (e.g. ``MatMulInteger`` in a quantized graph)."""
-    import onnx
-
-    counts: dict[str, int] = {}
-    for node in onnx.load(str(path), load_external_data=False).graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return counts
-
-
-class OnnxScorer(Scorer):
+class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
     """An exported transformer scored by an ONNX Runtime ``InferenceSession`` on the CPU."""
 
     kind = "onnx"
@@ -249,14 +157,14 @@ class OnnxScorer(Scorer):
         if self._source_model is None:
             raise ConfigError("model=onnx: no source attached (the train stage loads model.source)")
         source = self._source_model
-        network = getattr(source, "inner", None) or source
+        network: Any = getattr(source, "inner", None) or source
         self.scheme = scheme
         self.max_length = int(network.encoder.max_length)
         self.parameters = network.parameter_count
         self.directory = Path(tempfile.mkdtemp(prefix="toxmod-onnx-"))  # until save() moves it
         self._temporary = True
         try:
-            fp32, int8 = self.directory / FORMATS["fp32"], self.directory / FORMATS["int8"]
+            fp32, int8 = self.folder / FORMATS["fp32"], self.folder / FORMATS["int8"]
             export_encoder(network.model, network.tokenizer, self.max_length, fp32, self.opset)
             if self.quantize:
                 here = cpu()
@@ -289,7 +197,7 @@ class OnnxScorer(Scorer):
         for name, result in parity.items():
             metrics[f"export/{name}_max_abs_diff"] = result.max_abs_diff
             metrics[f"export/{name}_flip_rate"] = result.flip_rate
-            metrics[f"export/{name}_size_mb"] = (self.directory / FORMATS[name]).stat().st_size / 1e6
+            metrics[f"export/{name}_size_mb"] = (self.folder / FORMATS[name]).stat().st_size / 1e6
         failures = []
         if parity["fp32"].max_abs_diff > self.max_abs_diff_fp32:
             failures.append(
@@ -317,13 +225,13 @@ class OnnxScorer(Scorer):
     def _parity(self, reference: np.ndarray, exported: np.ndarray) -> Parity:
         difference = float(np.abs(exported - reference).max()) if len(reference) else 0.0
         if self.source_thresholds:
-            names = self.scheme.decision_names
+            names = self.label_scheme.decision_names
             missing = [name for name in names if name not in self.source_thresholds]
             if missing:
                 raise ConfigError(f"model.source_thresholds has no threshold for {missing}")
             cut = np.asarray([self.source_thresholds[name] for name in names])[None, :]
-            before = self.scheme.decision_scores(reference) >= cut
-            after = self.scheme.decision_scores(exported) >= cut
+            before = self.label_scheme.decision_scores(reference) >= cut
+            after = self.label_scheme.decision_scores(exported) >= cut
             flip_rate = float(np.any(before != after, axis=1).mean())
         else:
             flip_rate = float("nan")
@@ -345,7 +253,7 @@ class OnnxScorer(Scorer):
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION)
-            path = self.directory / FORMATS[name]
+            path = self.folder / FORMATS[name]
             try:
                 self._sessions[name] = ort.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
@@ -358,7 +266,7 @@ class OnnxScorer(Scorer):
     def _scores(self, texts: Sequence[str], name: str) -> np.ndarray:
         session = self.session(name)
         batches = scoring_batches(self.tokenizer, texts, self.max_length, self.batch_size, self.batch_tokens)
-        logits = np.empty((len(texts), len(self.scheme.output_names)), dtype=np.float64)
+        logits = np.empty((len(texts), len(self.label_scheme.output_names)), dtype=np.float64)
         with scoring_progress(len(texts), show=len(batches) > 20) as advance:
             for rows, input_ids, attention_mask in batches:
                 (batch_logits,) = session.run(
@@ -368,7 +276,7 @@ class OnnxScorer(Scorer):
                 advance(len(rows))
         if self.temperatures is not None:
             logits = self.temperatures.apply_to_logits(logits)
-        return link_for(self.scheme).to_scores(logits.astype(np.float32)).astype(np.float64)
+        return link_for(self.label_scheme).to_scores(logits.astype(np.float32)).astype(np.float64)
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         assert self.scheme is not None and self.directory is not None, "predict_scores() before fit()/load()"
@@ -403,9 +311,16 @@ class OnnxScorer(Scorer):
 
     # -- persistence ----------------------------------------------------------------------------
 
+    @property
+    def folder(self) -> Path:
+        """Where the graphs and the tokenizer are (fit's temporary folder, then the saved model's)."""
+        if self.directory is None:
+            raise RuntimeError("an ONNX model has no files before fit() or load()")
+        return self.directory
+
     def _save_weights(self, directory: Path) -> None:
-        if self.directory.resolve() != directory.resolve():
-            exported = self.directory
+        if self.folder.resolve() != directory.resolve():
+            exported = self.folder
             for path in exported.iterdir():
                 shutil.copy2(path, directory / path.name)
             if self._temporary:  # fit's folder: the files live on in the saved model

@@ -26,7 +26,8 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     for name, array in arrays.items():
         if np.asarray(array).dtype == object:
             raise TypeError(f"{name}: object arrays cannot be saved without pickle")
-    np.savez_compressed(path, **{name: np.asarray(array) for name, array in arrays.items()})
+    named: dict[str, Any] = {name: np.asarray(array) for name, array in arrays.items()}
+    np.savez_compressed(path, **named)
 
 
 def read_arrays(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

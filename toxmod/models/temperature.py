@@ -60,7 +60,7 @@ class SoftmaxLink:
         return float(-np.mean(log_softmax(logits, axis=1)[rows, np.asarray(targets, dtype=np.int64)]))
 
 
-LINKS = {"multilabel": SigmoidLink(), "levels": SoftmaxLink()}
+LINKS: dict[str, SigmoidLink | SoftmaxLink] = {"multilabel": SigmoidLink(), "levels": SoftmaxLink()}
 
 
 def link_for(scheme: LabelScheme) -> SigmoidLink | SoftmaxLink:

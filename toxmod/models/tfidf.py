@@ -215,7 +215,7 @@ class _StackedXGB:
         """The booster's trees as arrays (None: a model the numpy walk does not cover)."""
         if getattr(self, "_trees", False) is False:  # (absent on an object unpickled from an older format)
             self._trees = TreeEnsemble.from_booster(self.booster.get_booster())
-        return self._trees
+        return self._trees if isinstance(self._trees, TreeEnsemble) else None
 
     def tree_features(
         self, features: sparse.csr_matrix, linear_scores: np.ndarray | None
@@ -241,6 +241,7 @@ class _StackedXGB:
             self._tree_column, self._tree_width = tree_column, len(kept) + n_columns - self.n_text
         n_rows, width = features.shape[0], self._tree_width
         rows = np.repeat(np.arange(n_rows), np.diff(features.indptr))
+        assert self._tree_column is not None
         columns = self._tree_column[features.indices]
         keep = columns >= 0
         rows, columns, values = rows[keep], columns[keep], features.data[keep].astype(np.float64)

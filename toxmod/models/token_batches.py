@@ -44,7 +44,9 @@ class FastTokenizer:
         pad = pad.get("content") if isinstance(pad, dict) else pad
         self.pad_token_id = self.tokenizer.token_to_id(pad) if pad else None
 
-    def __call__(self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None) -> dict:
+    def __call__(
+        self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None
+    ) -> dict[str, Any]:
         limit = max_length if truncation else None
         if limit != self._truncation:
             if limit:

@@ -96,15 +96,16 @@ def collect(
             result.completed.append(run.run_id)
     if remove_failed:
         stopped = [
-            r.tags.get("run_dir")
+            Path(r.tags["run_dir"])
             for s in ("FAILED", "KILLED")
             for r in store.search(status=s, max_results=max_runs)
+            if r.tags.get("run_dir")
         ]
         marked = [
             p.parent for folder in folders if folder.is_dir() for p in folder.glob(f"**/{RunDir.FAILED}")
         ]
-        for directory in {Path(d).resolve() for d in [*stopped, *marked] if d}:
-            _remove_failed(RunDir(directory), result)
+        for folder_path in {path.resolve() for path in [*stopped, *marked]}:
+            _remove_failed(RunDir(folder_path), result)
     return result
 
 

@@ -29,12 +29,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import override_key
+from toxmod.config import as_dict, override_key
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.models import Opening
 from toxmod.paths import user_roots
 from toxmod.progress import console
-from toxmod.runs.record import PATH_KEYS, RunDir, refuse_outside_paths
+from toxmod.runs.opening import PATH_KEYS, refuse_outside_paths
+from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.runs.tracking import flatten
 
@@ -94,7 +95,7 @@ class FinishedJob:
 
 
 def _flat(cfg: DictConfig) -> dict[str, str]:
-    return flatten(OmegaConf.to_container(cfg, resolve=True), limit=None)
+    return flatten(as_dict(cfg), limit=None)
 
 
 def _free_to_change(key: str) -> bool:
@@ -252,8 +253,8 @@ def resumed_config(
             f"resume: a resumed run keeps its own settings, and {describe_differences(differences)} "
             "differ; drop them, or start a new run"
         )
-    resolved = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
-    merged = OmegaConf.create(OmegaConf.to_container(saved, resolve=True))
+    resolved = OmegaConf.create(as_dict(current))
+    merged = OmegaConf.create(as_dict(saved))
     for key in resolved:  # config keys added since the run was made
         if key not in merged:
             merged[key] = resolved[key]

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from toxmod.errors import DiskFullError, disk_full, is_interrupt
+from toxmod.files import file_lock
 from toxmod.runs.store import (
     NoStore,
     RunStore,
     end_run,
-    file_lock,
     global_tracking_uri,
     open_client,
     reopened_name,

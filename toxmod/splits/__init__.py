@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from toxmod.config import as_dict
 from toxmod.data.datasets import LabeledDataset
 from toxmod.errors import ConfigError
 from toxmod.splits.builders import sampled_split
@@ -20,7 +21,7 @@ _POLICY_KEYS = {"_target_", "name", "on_leak", "allow_leakage", "sample", "sampl
 def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict[str, Any]]:
     """Build the split named by ``cfg`` , apply the leak policy; return it with its leakage report."""
     builder = get_method(cfg._target_)
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in _POLICY_KEYS}
+    kwargs = {k: v for k, v in as_dict(cfg).items() if k not in _POLICY_KEYS}
     split = builder(dataset, **kwargs)
     policy = cfg.get("on_leak", "refuse")
     if policy not in LEAK_POLICIES:
@@ -28,7 +29,7 @@ def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict
     if policy == "purge_train":
         split = purge_train_leaks(dataset, split)
     if cfg.get("sample"):
-        sizes = {str(k): int(v) for k, v in OmegaConf.to_container(cfg.sample, resolve=True).items()}
+        sizes = {k: int(v) for k, v in as_dict(cfg.sample).items()}
         split = sampled_split(dataset, split, sizes, int(cfg.get("sample_seed") or 0))
     report = leakage_report(dataset, split)
     enforce_no_leakage(report, allow_leakage=bool(cfg.get("allow_leakage", False)))

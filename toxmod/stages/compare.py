@@ -19,12 +19,12 @@ from omegaconf import DictConfig
 from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, notes_console, print_whole
-from toxmod.reports import rows_table, rows_text
 from toxmod.runs.budget import budget_note
 from toxmod.runs.gc import collect
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
 from toxmod.stages.runs import report as report_collected
+from toxmod.tables import rows_table, rows_text
 
 COST_COLUMNS = {
     "train_seconds": "train_s",
@@ -99,8 +99,9 @@ def sorted_by(comparison: Comparison, metric: str, descending: bool = True) -> C
 
     def key(run: StoredRun) -> tuple[bool, float]:
         value = run.metrics.get(metric)
-        missing = value is None or value != value
-        return missing, 0.0 if missing else (-value if descending else value)
+        if value is None or value != value:
+            return True, 0.0
+        return False, -value if descending else value
 
     return dataclasses.replace(comparison, runs=sorted(comparison.runs, key=key))
 

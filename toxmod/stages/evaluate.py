@@ -23,16 +23,16 @@ from toxmod.evaluation.scoring import score_split
 from toxmod.files import read_json
 from toxmod.hardware import CPU, HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import Opening
+from toxmod.models.capabilities import place
 from toxmod.progress import console
-from toxmod.reports import headline_table, results_table
+from toxmod.runs.opening import load_run, opening_from_config
 from toxmod.runs.record import (
     EVALUATION_SPLIT,
     RunDir,
-    load_run,
-    opening_from_config,
     prefixed,
 )
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.tables import headline_table, results_table
 
 REPRODUCTION_TOLERANCE = 1e-9
 
@@ -74,7 +74,7 @@ def evaluate_run(
     run id is looked up and downloaded (``load_run``).
     """
     run = load_run(run_dir, store, cache_dir, allow_pickle, opening, data_path)
-    run.scorer.place_on(hardware)
+    place(run.scorer, hardware)
     part = run.part(subset)
     bootstrap = int(run.config.get("bootstrap", 1000) if bootstrap is None else bootstrap)
     seed = int(run.config.get("seed", 0) if seed is None else seed)

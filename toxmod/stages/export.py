@@ -14,13 +14,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from toxmod.calibration.thresholds import Thresholds
-from toxmod.config import instantiate_component
+from toxmod.config import as_dict, instantiate_component
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
-from toxmod.runs.record import RunDir, locate_run
+from toxmod.runs.opening import locate_run
+from toxmod.runs.record import RunDir
+from toxmod.stages.steps.members import NO_TEACHER
 from toxmod.stages.train import TrainResult, train
+from toxmod.thresholds import Thresholds
 
 EXPORTABLE = ("transformer",)  # kinds with a network to export (also inside temperature_scaled)
 
@@ -79,15 +81,15 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
         new.task_name = str(cfg.task_name)
         new.run_name = cfg.get("run_name") or f"{source_model}-onnx-{settings['score_with']}"
         new.tags = {
-            **(OmegaConf.to_container(source_cfg.tags, resolve=True) if source_cfg.get("tags") else {}),
+            **as_dict(source_cfg.get("tags")),
             "source_run_id": str(source_id or ""),
             "source_run_dir": str(source.path.resolve()),
             "export.format": settings["score_with"],
         }
         new.resume = None
         new.calibration = {"method": "none"}  # a calibrated source's temperatures travel with the export
-        new.distill = {"teacher": None}
-        new.teacher = {"member": None, "seeds": [], "also_train": [], "model_overrides": {}}
+        new.distill = {"method": "none"}
+        new.teacher = {**NO_TEACHER, "member_choices": None}
         new.checkpoint = {**(source_cfg.get("checkpoint") or {}), "log_best": False}
         new.callbacks = {}
     return new

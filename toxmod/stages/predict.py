@@ -20,15 +20,17 @@ from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
-from toxmod.calibration.thresholds import Thresholds
 from toxmod.data.readers import read_table
 from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError, DataError
 from toxmod.hardware import HardwareSettings
 from toxmod.models import Opening, Scorer, load_scorer
+from toxmod.models.capabilities import place
 from toxmod.progress import console, notes_console
-from toxmod.runs.record import RunDir, default_opening, downloads_dir, locate_run
+from toxmod.runs.opening import default_opening, downloads_dir, locate_run
+from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.thresholds import Thresholds
 
 STDIN = "-"
 
@@ -59,21 +61,23 @@ class Predictor:
         run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
         scorer = load_scorer(run.model, allow_pickle, opening)
         if hardware is not None:
-            scorer.place_on(hardware)
-        return cls(scorer, Thresholds.load(RunDir(run.path).thresholds, scorer.scheme), run.path)
+            place(scorer, hardware)
+        return cls(scorer, Thresholds.load(RunDir(run.path).thresholds, scorer.label_scheme), run.path)
 
     @property
     def scheme(self) -> LabelScheme:
-        return self.scorer.scheme
+        return self.scorer.label_scheme
 
     def predict(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
         """Scores and decisions for one text (a dict) or several (a list of dicts, in order)."""
         if isinstance(texts, str):
-            return self.predict([texts])[0]
+            return self.predict_many([texts])[0]
+        return self.predict_many(texts)
+
+    def predict_many(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """One dict per text, in order."""
         texts = list(texts)
-        if not texts:
-            return []
-        return self.records(self.scorer.predict_scores(texts))
+        return self.records(self.scorer.predict_scores(texts)) if texts else []
 
     def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
         scheme, cut = self.scheme, self.thresholds.as_array()
@@ -227,7 +231,7 @@ def _batch_records(
             good.append(len(records) - 1)
     if good:
         texts = [str(batch[i][1]) for i in good]
-        for i, scored in zip(good, predictor.predict(texts)):
+        for i, scored in zip(good, predictor.predict_many(texts)):
             records[i].update(scored)
     return records
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import instantiate_component
+from toxmod.config import as_dict, instantiate_component
 from toxmod.data import build_dataset
 from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads, resolve_hardware
@@ -49,7 +49,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     ``resume=last|auto|<run dir>|<last.ckpt>|<run id>`` continues an interrupted or chunked run
     (``pretrain.max_steps``) in its own directory and tracking run, with its own config.
     """
-    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.models.transformer.callbacks import TrackerLogger
     from toxmod.models.transformer.pretraining import pretrain
 
     tracker = instantiate_component(cfg.tracking, "tracking")
@@ -91,12 +91,12 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
         with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
             write_tracking(run, tracker.run_id, corpus_sha256=corpus_sha256, job_key=tags["job_key"])
             if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
-                tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+                tracker.log_params(flatten(as_dict(cfg)))
             console.print(
                 f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ..."
             )
             settings = {
-                **OmegaConf.to_container(cfg.pretrain, resolve=True),
+                **as_dict(cfg.pretrain),
                 "every_n_steps": cfg.checkpoint.get("every_n_steps"),
             }
             metrics = pretrain(

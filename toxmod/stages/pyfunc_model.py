@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
-from toxmod.calibration.thresholds import Thresholds
 from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.models import load_scorer
+from toxmod.thresholds import Thresholds
 
 TEXT_COLUMN = "text"
 CODE_FILE = Path(__file__).with_name("pyfunc_code.py")  # what MLflow runs to load the model
@@ -88,13 +89,7 @@ def predictions_frame(scheme: LabelScheme, scores: Any, thresholds: Thresholds) 
     return frame
 
 
-try:
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the module importable
-    PythonModel = object  # type: ignore[misc,assignment]
-
-
-class ToxmodPyfunc(PythonModel):  # type: ignore[misc,valid-type]
+class ToxmodPyfunc(PythonModel):
     """Loads the run's scorer and thresholds from the logged artifacts; predicts a ``text`` column."""
 
     # The signature is given at logging, and predict checks its input itself: MLflow's type-hint
@@ -103,11 +98,11 @@ class ToxmodPyfunc(PythonModel):  # type: ignore[misc,valid-type]
 
     def load_context(self, context):  # noqa: ANN001, ANN201
         self.scorer = load_scorer(Path(context.artifacts["model"]))
-        self.thresholds = Thresholds.load(Path(context.artifacts["thresholds"]), self.scorer.scheme)
+        self.thresholds = Thresholds.load(Path(context.artifacts["thresholds"]), self.scorer.label_scheme)
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if TEXT_COLUMN not in frame:
             raise ValueError(f"the input needs a {TEXT_COLUMN!r} column; got {list(frame.columns)}")
         texts = frame[TEXT_COLUMN].astype(str).tolist()
-        return predictions_frame(self.scorer.scheme, self.scorer.predict_scores(texts), self.thresholds)
+        return predictions_frame(self.scorer.label_scheme, self.scorer.predict_scores(texts), self.thresholds)

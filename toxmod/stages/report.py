@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from toxmod.calibration.thresholds import Thresholds
 from toxmod.config import instantiate_component
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
@@ -28,13 +27,14 @@ from toxmod.evaluation.plots import operating_point, pareto_front, write_pareto,
 from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
 from toxmod.progress import console
-from toxmod.reports import rows_text
 from toxmod.runs.budget import budget_note
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG
 from toxmod.stages.compare import select_runs
+from toxmod.tables import rows_text
+from toxmod.thresholds import Thresholds
 
 PREDICTIONS = f"{RunDir.PREDICTIONS}/holdout.parquet"
 
@@ -50,6 +50,12 @@ class ReportedRun:
     ids: np.ndarray | None = None
     targets: np.ndarray | None = None
     scores: np.ndarray | None = None
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, Thresholds]:
+        """ids, targets, scores and thresholds of a run whose holdout rows were read."""
+        ids, targets, scores, thresholds = self.ids, self.targets, self.scores, self.thresholds
+        assert ids is not None and targets is not None and scores is not None and thresholds is not None
+        return ids, targets, scores, thresholds
 
     def metric(self, name: str) -> float | None:
         value = self.run.metrics.get(name)
@@ -99,13 +105,15 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
 
     pairs = []
     for a, b in _pairs(cfg.get("compare_pairs"), runs, with_rows):
+        _, targets, a_scores, a_thresholds = a.rows()
+        _, _, b_scores, b_thresholds = b.rows()
         differences = paired_bootstrap(
             scheme,
-            a.targets,
-            a.scores,
-            a.thresholds.as_array(),
-            b.scores,
-            b.thresholds.as_array(),
+            targets,
+            a_scores,
+            a_thresholds.as_array(),
+            b_scores,
+            b_thresholds.as_array(),
             resamples=int(cfg.resamples),
             seed=int(cfg.seed),
         )
@@ -203,7 +211,7 @@ def _scheme(runs: list[ReportedRun]) -> LabelScheme:
 
 
 def _check_same_rows(runs: list[ReportedRun]) -> None:
-    if runs and any(not np.array_equal(r.ids, runs[0].ids) for r in runs[1:]):
+    if runs and any(not np.array_equal(r.rows()[0], runs[0].rows()[0]) for r in runs[1:]):
         raise DamagedFileError(
             "the runs' holdout predictions are not over the same rows despite one split hash"
         )
@@ -241,18 +249,19 @@ def _plots(
     if with_rows:
         curves = {}
         for r in with_rows:
-            truth = scheme.decision_targets(r.targets)[:, j].astype(bool)
-            scores = scheme.decision_scores(r.scores)[:, j]
-            recall, precision, _ = operating_point(truth, scores, r.thresholds.as_array()[j])
+            _, targets, run_scores, thresholds = r.rows()
+            truth = scheme.decision_targets(targets)[:, j].astype(bool)
+            scores = scheme.decision_scores(run_scores)[:, j]
+            recall, precision, _ = operating_point(truth, scores, thresholds.as_array()[j])
             curves[r.label] = (truth, scores, (recall, precision))
         images.append(write_pr_overlay(directory / f"pr_{primary}.png", f"{primary} (holdout)", curves))
     latency = "latency/batch1_ms_per_text"
     quality = f"holdout/{scheme.primary_label}/recall"
-    points = {
-        r.label: (r.metric(latency), r.metric(quality), (r.metric("model_size_bytes") or 0.0) / 1e6)
-        for r in runs
-        if r.metric(latency) is not None and r.metric(quality) is not None
-    }
+    points: dict[str, tuple[float, float, float]] = {}
+    for r in runs:
+        speed, found = r.metric(latency), r.metric(quality)
+        if speed is not None and found is not None:
+            points[r.label] = (speed, found, (r.metric("model_size_bytes") or 0.0) / 1e6)
     if points:
         images.append(
             write_pareto(
@@ -375,10 +384,11 @@ def _markdown(
         lines += [f"![{image.stem}]({image.name})", ""]
     for other, count in left_out.items():
         lines += [f"Left out: {count} run(s) on another split (`{other[:12]}`).", ""]
-    front_points = {
-        r.label: (r.metric("latency/batch1_ms_per_text"), r.metric(f"holdout/{primary}/recall")) for r in runs
-    }
-    usable = {k: v for k, v in front_points.items() if None not in v}
+    usable: dict[str, tuple[float, float]] = {}
+    for r in runs:
+        speed, recall = r.metric("latency/batch1_ms_per_text"), r.metric(f"holdout/{primary}/recall")
+        if speed is not None and recall is not None:
+            usable[r.label] = (speed, recall)
     if usable:
         names = list(usable)
         front = [names[i] for i in pareto_front([usable[n] for n in names])]

@@ -14,7 +14,8 @@ from toxmod.errors import ConfigError
 from toxmod.files import read_json
 from toxmod.progress import console, warn
 from toxmod.runs.gc import PROCESS_DIED, Collected, collect
-from toxmod.runs.record import RunDir, locate_run
+from toxmod.runs.opening import locate_run
+from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore
 
 

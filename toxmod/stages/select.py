@@ -23,12 +23,12 @@ from omegaconf import DictConfig
 from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
-from toxmod.reports import rows_table
 from toxmod.runs.budget import DEFAULT_SLACK, budget_note, within_budget
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG
+from toxmod.tables import rows_table
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,

@@ -10,11 +10,11 @@ from omegaconf import DictConfig
 from toxmod.data import build_dataset
 from toxmod.errors import SplitError
 from toxmod.progress import console
-from toxmod.reports import rows_table
 from toxmod.runs.record import RunDir, write_json
 from toxmod.splits import prepare_split, read_split_folder, write_split_folder
 from toxmod.splits.leakage import compare_with_previous
 from toxmod.splits.manifest import MANIFEST_NAME
+from toxmod.tables import rows_table
 
 
 def freeze(cfg: DictConfig) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from omegaconf import DictConfig
 from toxmod.errors import ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.redact import redact
-from toxmod.reports import rows_table
 from toxmod.runs.store import end_run, open_client
 from toxmod.runs.tracking import PARENT_RUN_PREFIX
+from toxmod.tables import rows_table
 
 STATUS_FILE = "job_status.json"
 T = TypeVar("T")

@@ -27,9 +27,11 @@ from tests.helpers import (
 )
 from toxmod.errors import ConfigError, TrainingError
 from toxmod.models import load_scorer
+from toxmod.models.capabilities import place
 from toxmod.models.transformer.lightning_parts import read_checkpoint
 from toxmod.models.transformer.tokenization import train_wordpiece_tokenizer
-from toxmod.models.transformer.training import default_monitor, train_subsample
+from toxmod.models.transformer.train_rows import train_subsample
+from toxmod.models.transformer.training import default_monitor
 from toxmod.runs import load_run
 from toxmod.stages.evaluate import evaluate_run
 from toxmod.stages.train import TrainResult, train
@@ -286,7 +288,8 @@ def test_resume_last_finds_the_latest_checkpointed_run(tmp_path: Path, store: di
     assert metrics["train/global_steps"] == 8
     runs = stored_runs(store)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    missing = run_entry("train", *common, "data.max_rows=500", "model=minilm", "resume=last")
+    minilm = [o for o in common if o != "student=tiny"]  # minilm has no student architecture
+    missing = run_entry("train", *minilm, "data.max_rows=500", "model=minilm", "resume=last")
     assert missing.returncode == 2 and "resume=last: no run of model=minilm" in missing.stderr
 
     # resume=<run dir> continues the run with its own settings: no need to repeat its overrides, but
@@ -430,7 +433,7 @@ def test_max_length_beyond_the_pretrained_positions_is_refused(tmp_path: Path) -
 def test_the_progress_bar_shows_a_short_run_id() -> None:
     """Lightning shows the logger's version as ``v_num`` on every progress line: a whole 32-character
     MLflow run id pushed the line past 120 columns."""
-    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.models.transformer.callbacks import TrackerLogger
     from toxmod.runs import NullTracker
 
     tracker = NullTracker()
@@ -565,7 +568,7 @@ def test_scoring_stays_on_the_cpu_when_hardware_says_cpu(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     scorer = load_scorer(tiny_student_run.result.run_dir / "model")
-    scorer.place_on(CPU)  # what hardware=cpu resolves to
+    place(scorer, CPU)  # what hardware=cpu resolves to
     scores = scorer.predict_scores(["claim your airdrop now", "good morning"])
     assert scores.shape == (2, 2) and next(scorer.model.parameters()).device.type == "cpu"
 
@@ -596,7 +599,7 @@ def test_an_undefined_monitored_metric_stops_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_checkpoint_selection_uses_the_threshold_configs_fpr_budget(tmp_path: Path) -> None:
-    from toxmod.calibration import threshold_at_fpr
+    from toxmod.thresholds import threshold_at_fpr
 
     budget = ["threshold=target_fpr", "threshold.per_label={scam: 0.2}"]  # topic_crypto keeps 0.02
     cfg = compose_train([*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=1", *budget, "tracking=none"])

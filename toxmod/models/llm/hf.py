@@ -11,7 +11,6 @@ texts in one batched pass. Scores equal a full forward pass over head + text + t
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -324,6 +323,8 @@ class HFBackend:
     def weights_dir(self) -> Path:
         """The folder the weights are read from (resolved once; a GGUF package is converted here)."""
         if self._weights_dir is None:
+            from toxmod.models.llm.weights import resolve_llm_weights
+
             self._weights_dir = Path(resolve_llm_weights(self.settings))
         return self._weights_dir
 
@@ -339,7 +340,7 @@ class HFBackend:
                 dtype=getattr(torch, dtype),
                 trust_remote_code=False,
                 use_safetensors=True,
-            ).to(self._device())
+            ).to(self._device())  # type: ignore[arg-type]  # transformers types .to() as a decorator's
             self._lm = HFLanguageModel(
                 model, tokenizer, self.settings.max_prompt_tokens, self.settings.batch_size
             )
@@ -370,63 +371,3 @@ class HFBackend:
             question = lm.encode_question(builder, index)
             out.append(normalised(lm.choice_logprobs(question, texts, stats, progress)))
         return out
-
-
-def resolve_llm_weights(settings: HFSettings) -> str:
-    """A local folder with the weights: ``pretrained`` when it is one; the GGUF package's weights
-    (when it holds ``pretrained``) converted once into ``cache_dir``; else the hub name through the HF
-    cache (or the Hub, online)."""
-    from toxmod.models.transformer.backbones import resolve_pretrained
-
-    if settings.pretrained and Path(settings.pretrained).expanduser().is_dir():
-        return str(Path(settings.pretrained).expanduser().resolve())
-    holds = settings.gguf_package_model
-    package = settings.gguf_package if settings.pretrained in (None, holds) else None
-    if package and importlib.util.find_spec(package) is not None:
-        return str(converted_gguf(package, Path(settings.cache_dir or "cache")))
-    return resolve_pretrained(settings.pretrained, local_only=settings.local_files_only)
-
-
-def converted_gguf(package: str, cache_dir: Path) -> Path:
-    """The GGUF file inside pip package ``package`` as a plain HF folder (float32 safetensors), converted
-    once under a lock (transformers parses GGUF slowly; the folder reloads in about a second)."""
-    from toxmod.files import file_lock
-
-    spec = importlib.util.find_spec(package)
-    assert spec is not None and spec.submodule_search_locations
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ConfigError(f"model.gguf_package={package}: no .gguf file in {folder}")
-    gguf = files[0]
-    target = cache_dir / "llm_weights" / f"{gguf.stem}-{gguf.stat().st_size}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.with_name(target.name + ".lock")):
-        if (target / "config.json").is_file():
-            return target
-        _convert(gguf, target)
-    return target
-
-
-def _convert(gguf: Path, target: Path) -> None:
-    import shutil
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from toxmod.progress import console
-
-    console.print(f"converting {gguf.name} into {target} once (GGUF parsing takes a while) ...")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    config = quantized.config
-    if hasattr(config, "quantization_config"):  # dequantized weights save as a plain model
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantized.state_dict())
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)

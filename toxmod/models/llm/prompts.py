@@ -204,18 +204,17 @@ def draw_exemplars(
     if len(usable) < shots:
         raise ConfigError(f"prompt.shots={shots}: the train split has only {len(usable)} usable texts")
     if not balanced:
-        chosen = rng.choice(usable, size=shots, replace=False)
+        order = rng.choice(usable, size=shots, replace=False)
     else:
         keys = scheme.stratification_keys(np.asarray(targets)[usable])
         pools = {key: list(rng.permutation(usable[keys == key])) for key in sorted(set(keys.tolist()))}
-        order = list(pools)
-        chosen = []
+        chosen: list[int] = []
         while len(chosen) < shots:
-            for key in order:
+            for key in pools:
                 if pools[key] and len(chosen) < shots:
                     chosen.append(pools[key].pop())
-        chosen = rng.permutation(np.array(chosen))  # the last exemplar's label must not be predictable
-    return [Exemplar(texts[i], np.asarray(targets)[i].tolist()) for i in chosen]
+        order = rng.permutation(np.array(chosen))  # the last exemplar's label must not be predictable
+    return [Exemplar(texts[i], np.asarray(targets)[i].tolist()) for i in order]
 
 
 def render(tokenizer: Any, turns: list[Turn], answer_prefix: str, use_chat_template: bool) -> tuple[str, str]:

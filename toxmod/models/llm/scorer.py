@@ -22,6 +22,7 @@ from toxmod.errors import DamagedFileError
 from toxmod.files import read_json
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext, Opening, Scorer
+from toxmod.models.capabilities import OnDevice, ScoringReports
 from toxmod.models.llm.backends import LLMBackend, ScoringStats, build_backend, opened_settings
 from toxmod.models.llm.prompts import (
     Exemplar,
@@ -36,7 +37,7 @@ from toxmod.progress import scoring_progress
 EXEMPLARS_FILE = "exemplars.json"
 
 
-class LLMScorer(Scorer):
+class LLMScorer(Scorer, OnDevice, ScoringReports):
     """Per-label probabilities from a causal LM's answers to the prompt (``model.backend``)."""
 
     kind = "llm"

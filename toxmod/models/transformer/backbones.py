@@ -55,7 +55,7 @@ class StudentArchitecture:
             max_position_embeddings=self.max_position,
             hidden_dropout_prob=self.dropout,
             attention_probs_dropout_prob=self.dropout,
-            num_labels=n_outputs,
+            num_labels=n_outputs,  # type: ignore[call-arg]  # a PretrainedConfig kwarg BertConfig's stub omits
         )
 
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from toxmod.models.token_batches import bucketed_batches, pad_batch
 
 
-class TokenizedTexts(Dataset):
+class TokenizedTexts(Dataset[dict[str, Any]]):
     """Token ids (truncated to ``max_length``) and, optionally, target, auxiliary-target and teacher rows."""
 
     def __init__(
@@ -133,7 +133,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         yield from self.epoch_batches(self.epoch)[skip:]
 
 
-class ResumableLoader(DataLoader):
+class ResumableLoader(DataLoader[dict[str, Any]]):
     """A DataLoader Lightning treats as resumable; the position lives in the batch sampler."""
 
     def state_dict(self) -> dict[str, int]:
@@ -141,5 +141,5 @@ class ResumableLoader(DataLoader):
         return {"epoch": int(getattr(sampler, "epoch", 0))}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if hasattr(self.batch_sampler, "set_epoch"):
+        if isinstance(self.batch_sampler, BucketBatchSampler):
             self.batch_sampler.set_epoch(int(state.get("epoch", 0)))

@@ -51,9 +51,16 @@ class EncoderSpec:
         cls, student: Mapping[str, Any] | StudentArchitecture | None = None, **settings: Any
     ) -> EncoderSpec:
         """From ``model.*`` values; ``student`` may be the ``student`` group's mapping."""
-        if isinstance(student, Mapping) and student:
-            student = StudentArchitecture(**student)
+        if isinstance(student, Mapping):
+            return cls(student=StudentArchitecture(**student) if student else None, **settings)
         return cls(student=student or None, **settings)
+
+    @property
+    def architecture(self) -> StudentArchitecture:
+        """The student architecture (an error for an encoder with pretrained weights)."""
+        if self.student is None:
+            raise ConfigError("this encoder has pretrained weights, not a student architecture")
+        return self.student
 
     def weight_source(self) -> str | None:
         """The local directory (or hub name) holding the initial weights; None for a student."""
@@ -62,22 +69,28 @@ class EncoderSpec:
         if self.student is not None:
             return None
         if self.gguf_package:
-            from toxmod.models.llm.hf import HFSettings, resolve_llm_weights
+            from toxmod.models.llm.hf import HFSettings
+            from toxmod.models.llm.weights import resolve_llm_weights
 
-            settings = {"gguf_package": self.gguf_package, "gguf_package_model": self.gguf_package_model}
-            return resolve_llm_weights(HFSettings(self.pretrained, cache_dir=self.cache_dir, **settings))
+            settings = HFSettings(
+                self.pretrained,
+                cache_dir=self.cache_dir,
+                gguf_package=self.gguf_package,
+                gguf_package_model=self.gguf_package_model,
+            )
+            return resolve_llm_weights(settings)
         return resolve_pretrained(self.pretrained, self.package)
 
     def build_tokenizer(self, train_texts: Sequence[str], source: str | None) -> Any:
         """The source's tokenizer, or for a student a WordPiece vocabulary learned from ``train_texts``."""
         if source is not None:
             return load_tokenizer(source)
-        settings = {"vocab_size": self.student.vocab_size, **self.tokenizer}
+        settings = {"vocab_size": self.architecture.vocab_size, **self.tokenizer}
         return train_wordpiece_tokenizer(train_texts, **settings)
 
     def _student_for(self, tokenizer: Any) -> StudentArchitecture:
-        positions = max(self.student.max_position, self.max_length)
-        return replace(self.student, vocab_size=len(tokenizer), max_position=positions)
+        positions = max(self.architecture.max_position, self.max_length)
+        return replace(self.architecture, vocab_size=len(tokenizer), max_position=positions)
 
     def build_classifier(self, tokenizer: Any, source: str | None, n_outputs: int) -> Any:
         """A freshly headed classifier with ``n_outputs`` outputs, in training mode."""
@@ -107,7 +120,7 @@ class EncoderSpec:
         from transformers import AutoModelForMaskedLM, BertForMaskedLM
 
         if source is None:
-            student = replace(self.student, vocab_size=len(tokenizer))
+            student = replace(self.architecture, vocab_size=len(tokenizer))
             return BertForMaskedLM(student.bert_config(1))
         return AutoModelForMaskedLM.from_pretrained(source)
 
@@ -136,7 +149,7 @@ def with_lora(model: Any, lora: Mapping[str, Any]) -> Any:
     config = LoraConfig(
         task_type="SEQ_CLS",
         r=int(settings["r"]),
-        lora_alpha=float(settings["alpha"]),
+        lora_alpha=float(settings["alpha"]),  # type: ignore[arg-type]  # peft annotates int; alpha / r either way
         lora_dropout=float(settings["dropout"]),
         target_modules=list(settings["target_modules"]),
     )

@@ -1,4 +1,5 @@
-"""The Lightning pieces of a fine-tune: data module, classifier module, tracker logger, callbacks.
+"""The Lightning pieces of a fine-tune: data module, classifier module, RNG states in checkpoints
+(the logger and callbacks are in ``callbacks.py``).
 
 Validation computes the operating point every epoch (the ``ValidationMetrics`` the stage hands over:
 thresholds at the target FPR on valid, then ``valid/<decision>/recall_at_fpr``, macro F1, ...) for
@@ -10,9 +11,6 @@ from __future__ import annotations
 import math
 import pickle
 import random
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,13 +19,10 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Checkpoint
-from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_only
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import DamagedFileError, TrainingError
-from toxmod.models.base import MetricsLogger, ValidationMetrics
+from toxmod.models.base import ValidationMetrics
 from toxmod.models.token_batches import bucketed_batches
 from toxmod.models.transformer.batching import (
     BucketBatchSampler,
@@ -38,14 +33,13 @@ from toxmod.models.transformer.batching import (
 from toxmod.models.transformer.losses import ModelOutput, WeightedLoss
 from toxmod.models.transformer.objectives import Objective
 from toxmod.models.transformer.parameter_groups import LR_SCALE_KEY, parameter_groups, scale_learning_rates
-from toxmod.progress import console
 
 RNG_STATE_KEY = "toxmod_rng_states"
 # Checkpoints are read with torch.load(weights_only=True): tensors and plain Python values only. The
 # numpy RNG state is saved as plain lists; checkpoints written before that hold numpy arrays, whose
 # reconstruction (no code of the file's author) is allowed too, in this process and in DDP workers.
 torch.serialization.add_safe_globals(
-    [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # type: ignore[attr-defined]
 )
 
 
@@ -59,7 +53,8 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
 
 
 def _numpy_state() -> dict[str, Any]:
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state: Any = np.random.get_state()  # the legacy tuple form
+    name, keys, position, has_gauss, cached_gaussian = state
     return {
         "name": name,
         "keys": keys.tolist(),
@@ -126,6 +121,7 @@ class TextDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> ResumableLoader:
         trainer = self.trainer
+        assert trainer is not None, "train_dataloader() outside a Trainer"
         progress = trainer.fit_loop.epoch_loop.batch_progress
         sampler = self._sampler(
             trainer.global_rank,
@@ -134,7 +130,7 @@ class TextDataModule(pl.LightningDataModule):
         )
         return self._loader(self.train_texts, sampler)
 
-    def val_dataloader(self) -> ResumableLoader | list:
+    def val_dataloader(self) -> ResumableLoader | list[Any]:
         if self.valid_texts is None:
             return []
         # Every rank scores all of valid: thresholds need the whole split, and it is small.
@@ -159,7 +155,7 @@ class KeepsRngStates:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         # Every rank's own states (DDP ranks draw different dropout masks); all ranks save together.
-        per_rank = [state]
+        per_rank: list[Any] = [state]
         if self.trainer.world_size > 1 and torch.distributed.is_initialized():
             per_rank = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(per_rank, state)
@@ -267,15 +263,17 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._valid_logits:
             return
-        order = np.concatenate(self.trainer.val_dataloaders.batch_sampler)
+        loader: Any = self.trainer.val_dataloaders
+        order = np.concatenate(loader.batch_sampler)
         logits = torch.cat(self._valid_logits)
         scores = np.empty((len(order), logits.shape[1]), dtype=np.float64)
         scores[order] = self.objective.scores(logits).numpy()
         loss = float(torch.stack(self._valid_losses).sum() / len(order))
         self._valid_logits.clear()
         self._valid_losses.clear()
+        targets = self.valid_targets
         metrics = {
-            **(self.validation(scores, self.valid_targets) if self.validation else {}),
+            **(self.validation(scores, targets) if self.validation and targets is not None else {}),
             "valid/loss": loss,
         }
         undefined = [name for name in ("valid/loss", *self.monitored) if math.isnan(metrics.get(name, 0.0))]
@@ -304,124 +302,3 @@ class TextClassifierModule(KeepsRngStates, pl.LightningModule):
         optimizer = scale_learning_rates(self.optimizer_factory(groups))
         scheduler = self.scheduler_factory(optimizer, total_steps=self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-class TrackerLogger(Logger):
-    """Lightning metrics (epoch curves, train loss) into the run's own tracker, keyed by global step."""
-
-    def __init__(self, tracker: MetricsLogger) -> None:
-        super().__init__()
-        self.tracker = tracker
-
-    @property
-    def name(self) -> str:
-        return "toxmod"
-
-    @property
-    def version(self) -> str:
-        """The tracking run id's first 8 characters (the progress bar shows it as ``v_num``)."""
-        return str(getattr(self.tracker, "run_id", None) or "0")[:8]
-
-    @rank_zero_only
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        """Parameters are logged once by the entry point (the resolved config)."""
-
-    @rank_zero_only
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        values = {k: float(v) for k, v in metrics.items() if k != "epoch"}
-        self.tracker.log_metrics(values, step=step)
-
-
-class LastCheckpoint(Checkpoint):
-    """The one writer of ``last.ckpt``: what ``resume=`` continues from.
-
-    Written from the batch-end hook (Lightning restores that as "mid-epoch", so a resume continues
-    the same epoch exactly) every ``every_n_steps`` steps, at the step that reaches
-    ``trainer.max_steps`` (the end of a chunk) and at the first Ctrl-C; and at the end of every
-    whole epoch. A ``Checkpoint``, so Lightning runs it with the checkpoint callbacks, in list order:
-    placed after the best-checkpoint callback, the epoch-end save holds that validation's best score.
-
-    Ctrl-C: the SIGINT handler only sets a flag; the next batch end finishes the running step,
-    saves and stops (the run ends as an interrupt, MLflow KILLED), so nothing computed is lost.
-    A second Ctrl-C interrupts at once. Installed for single-process training in the main thread;
-    under DDP a Ctrl-C stops every process at once and loses the steps since the last save.
-    """
-
-    def __init__(self, path: str, every_n_steps: int | None = None) -> None:
-        self.path, self.every_n_steps = path, every_n_steps
-        self.stop_requested = False
-        self._previous_handler: Any = None
-        self._handler_installed = False
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        periodic = bool(self.every_n_steps) and step % int(self.every_n_steps) == 0
-        # Ctrl-C on an epoch's last batch waits for the epoch end: its validation runs first, then
-        # the epoch-end save (a batch-end save there would resume without that validation).
-        stop_now = self.stop_requested and not _last_batch_of_epoch(trainer)
-        if periodic or 0 < trainer.max_steps <= step or stop_now:
-            trainer.save_checkpoint(self.path)
-        if stop_now:
-            raise KeyboardInterrupt
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Not when max_steps ends a chunk mid-epoch: the batch end saved that position, and an
-        # epoch-end save there would make resume skip the rest of the epoch.
-        if _last_batch_of_epoch(trainer):
-            trainer.save_checkpoint(self.path)
-            if self.stop_requested:
-                raise KeyboardInterrupt
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            return  # started with Ctrl-C ignored (e.g. a background job): leave it ignored
-        self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
-        self._handler_installed = True
-
-    def _request_stop(self, signum: int, frame: Any) -> None:
-        self.stop_requested = True
-        self._restore_handler()  # a second Ctrl-C goes to the previous handler: stop now
-        print(
-            "\nCtrl-C: finishing this step and writing last.ckpt (resume=last continues); "
-            "press Ctrl-C again to stop now",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._restore_handler()
-
-    def _restore_handler(self) -> None:
-        if self._handler_installed:
-            previous = self._previous_handler
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-            self._handler_installed = False
-
-
-class EpochLines(pl.Callback):
-    """Progress off a terminal (a log, CI, a pipe): one line per epoch with the step, the training
-    loss, the monitored validation metric and the elapsed time -- never a bar redrawn in a file."""
-
-    def __init__(self, monitor: str | None = None) -> None:
-        self.monitor = monitor
-        self.started = 0.0
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_rank != 0:
-            return
-        metrics = trainer.callback_metrics
-        parts = [f"epoch {trainer.current_epoch + 1}", f"step {trainer.global_step}"]
-        for name in ("train/loss", self.monitor):
-            if name and name in metrics:
-                parts.append(f"{name} {float(metrics[name]):.4f}")
-        parts.append(f"{time.perf_counter() - self.started:.0f} s")
-        console.print(" · ".join(parts), soft_wrap=True)
-
-
-def _last_batch_of_epoch(trainer: pl.Trainer) -> bool:
-    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)

@@ -293,12 +293,16 @@ class WeightedLoss:
     def modules(self) -> list[torch.nn.Module]:
         """Trainable parts of the terms (e.g. a hidden-state projection): the module trains and
         checkpoints them with the model."""
-        return [term.module for term in self.terms if getattr(term, "module", None) is not None]
+        found = [getattr(term, "module", None) for term in self.terms]
+        return [module for module in found if isinstance(module, torch.nn.Module)]
 
     def __call__(
         self, output: ModelOutput, batch: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and ``{term name: unweighted value}``."""
         values = {term.name: term(output, batch) for term in self.terms}
-        total = sum(term.weight * values[term.name] for term in self.terms)
+        weighted = [term.weight * values[term.name] for term in self.terms]
+        total = weighted[0]
+        for value in weighted[1:]:  # summed in term order
+            total = total + value
         return total, values

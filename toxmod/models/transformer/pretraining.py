@@ -8,7 +8,7 @@ scheduler, RNG (the masking) and data position.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ import torch
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
 from toxmod.hardware import HardwareSettings
 from toxmod.models.transformer.batching import BucketBatchSampler, ResumableLoader, TokenizedTexts
+from toxmod.models.transformer.callbacks import LastCheckpoint
 from toxmod.models.transformer.encoder import EncoderSpec
-from toxmod.models.transformer.lightning_parts import KeepsRngStates, LastCheckpoint, read_checkpoint
+from toxmod.models.transformer.lightning_parts import KeepsRngStates, read_checkpoint
 from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.models.transformer.schedules import linear_warmup
 
@@ -50,7 +51,7 @@ def check_pretrain_settings(settings: Mapping[str, Any]) -> None:
         require_positive_int("pretrain.max_epochs", epochs)
     require_int_or_open("pretrain.max_steps", steps, open_values="-1")
     require_epochs_or_steps("pretrain", epochs, steps)
-    bounds = {  # key: (default, accepted, description)
+    bounds: dict[str, tuple[float, Callable[[float], bool], str]] = {  # key: (default, accepted, description)
         "lr": (5e-5, lambda v: v > 0, "> 0"),
         "warmup_ratio": (0.06, lambda v: 0 <= v <= 1, "in [0, 1]"),
         "mlm_probability": (0.15, lambda v: 0 < v < 1, "in (0, 1)"),
@@ -98,7 +99,7 @@ def pretrain(
     }
     every_n_steps = settings.get("every_n_steps")
     callbacks = [] if last_checkpoint is None else [LastCheckpoint(str(last_checkpoint), every_n_steps)]
-    trainer = pl.Trainer(
+    options: dict[str, Any] = dict(
         accelerator=hardware.accelerator,
         devices=1,
         precision=hardware.precision,
@@ -110,6 +111,7 @@ def pretrain(
         default_root_dir=str(out_dir.parent),
         **limits,
     )
+    trainer = pl.Trainer(**options)
     progress = trainer.fit_loop.epoch_loop.batch_progress
     sampler = BucketBatchSampler(
         encoded.lengths,
@@ -138,7 +140,8 @@ def pretrain(
         ckpt_path = str(resume_from)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt_path, weights_only=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    module.model.save_pretrained(str(out_dir))
+    network: Any = module.model
+    network.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return {
         "dapt/texts": float(len(texts)),

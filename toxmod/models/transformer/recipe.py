@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from toxmod.errors import ConfigError, require_positive_int
+from toxmod.models.transformer.loss_terms import check_loss_terms
 from toxmod.models.transformer.objectives import LabelWeights
 from toxmod.models.transformer.schedules import linear_warmup
 
@@ -38,6 +39,7 @@ class FineTuneRecipe:
     layer_lr_decay: float = 1.0
     pool_batches: int = 50
     max_train_rows: int | None = None
+    loss_terms: Mapping[str, float | None] | None = None  # null: every term with inputs (loss_terms.py)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -47,6 +49,7 @@ class FineTuneRecipe:
             require_positive_int("model.max_train_rows", self.max_train_rows)
         if self.auxiliary_weight < 0:
             raise ConfigError(f"model.auxiliary_weight={self.auxiliary_weight}; expected a weight >= 0")
+        check_loss_terms(self.loss_terms)
         if self.optimizer is None:  # null in config: the defaults
             object.__setattr__(self, "optimizer", default_optimizer)
         if self.scheduler is None:

@@ -20,6 +20,7 @@ from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
 from toxmod.models.base import FitContext, Scorer
+from toxmod.models.capabilities import LayerSource, OnDevice, Student
 from toxmod.models.token_batches import load_tokenizer, scoring_batches
 from toxmod.models.transformer.backbones import load_saved_classifier
 from toxmod.models.transformer.encoder import EncoderSpec
@@ -33,11 +34,10 @@ ENCODER_KEYS = frozenset(f.name for f in dataclasses.fields(EncoderSpec))
 RECIPE_KEYS = frozenset(f.name for f in dataclasses.fields(FineTuneRecipe))
 
 
-class TransformerScorer(Scorer):
+class TransformerScorer(Scorer, OnDevice, LayerSource, Student):
     """A sequence classifier: the encoder it is built from and the recipe it is trained with."""
 
     kind = "transformer"
-    learns_from_teacher = True
     neural_models = 1
 
     def __init__(self, encoder: EncoderSpec, recipe: FineTuneRecipe | None = None) -> None:

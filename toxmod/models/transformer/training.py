@@ -21,21 +21,15 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
-from toxmod.models.base import FitContext, FitReport, HiddenTargets, TeacherTargets
+from toxmod.models.base import FitContext, FitReport
 from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
-from toxmod.models.transformer.losses import (
-    AuxiliaryLoss,
-    DistillationLoss,
-    HardLabelLoss,
-    HiddenStateLoss,
-    LossTerm,
-    WeightedLoss,
-    checked_layer_map,
-)
+from toxmod.models.transformer.loss_terms import LossInputs, build_loss
+from toxmod.models.transformer.losses import AuxiliaryLoss
 from toxmod.models.transformer.objectives import objective_for
 from toxmod.models.transformer.recipe import FineTuneRecipe
+from toxmod.models.transformer.train_rows import TeacherRows, auxiliary_targets, pad_rows, train_subsample
 from toxmod.progress import console
 
 LAST_CHECKPOINT_NAME = "last.ckpt"  # used only when the context names no checkpoint files
@@ -131,7 +125,7 @@ def fine_tune(
     quiet_libraries()
     check_fit_settings(recipe, scheme, context)
     hardware = context.hardware
-    auxiliary_names, auxiliary_values = _auxiliary_targets(recipe, context, len(texts))
+    auxiliary_names, auxiliary_values = auxiliary_targets(recipe, context, len(texts))
     n_train = len(texts)
     teacher = context.teacher
     teacher_rows = TeacherRows.split(teacher, n_train)
@@ -158,27 +152,24 @@ def fine_tune(
     model = encoder.build_classifier(tokenizer, source, n_outputs + len(auxiliary_names))
     _name_outputs(model, [*scheme.output_names, *(f"auxiliary:{name}" for name in auxiliary_names)])
     objective = objective_for(scheme, recipe.label_weights, targets)
-    terms: list[LossTerm] = [HardLabelLoss(objective)]
-    if teacher is not None:  # alpha on the labels, 1 - alpha on the teacher
-        terms = [
-            HardLabelLoss(objective, teacher.alpha),
-            DistillationLoss(scheme.kind, n_outputs, teacher.temperature, 1.0 - teacher.alpha),
-        ]
-        if teacher.hidden is not None:
-            terms.append(_hidden_state_loss(teacher.hidden, model.config))
-    auxiliary = None
-    if auxiliary_values is not None:
-        auxiliary = AuxiliaryLoss.from_train(
-            auxiliary_names, n_outputs, auxiliary_values, recipe.auxiliary_weight
-        )
-        terms.append(auxiliary)
+    inputs = LossInputs(
+        scheme,
+        objective,
+        model.config,
+        teacher,
+        tuple(auxiliary_names),
+        auxiliary_values,
+        recipe.auxiliary_weight,
+    )
+    loss = build_loss(inputs, recipe.loss_terms)
+    auxiliary = next((t for t in loss.terms if isinstance(t, AuxiliaryLoss)), None)
     unlabelled = len(texts) - n_labelled
     train = TokenizedTexts.encode(
         tokenizer,
         texts,
         encoder.max_length,
-        objective.target_tensor(_pad_rows(targets, unlabelled)),
-        None if auxiliary is None else auxiliary.target_tensor(_pad_rows(auxiliary_values, unlabelled)),
+        objective.target_tensor(pad_rows(targets, unlabelled)),
+        None if auxiliary is None else auxiliary.target_tensor(pad_rows(auxiliary_values, unlabelled)),
         None if teacher_logits is None else torch.as_tensor(teacher_logits, dtype=torch.float32),
         teacher_hidden=None if teacher_hidden is None else torch.as_tensor(teacher_hidden).float(),
         labelled=torch.arange(len(texts)) < n_labelled if unlabelled else None,
@@ -207,13 +198,15 @@ def fine_tune(
     total_steps = planned_steps(data.batches_per_epoch(hardware.processes), trainer_cfg)
     module = TextClassifierModule(
         model,
-        WeightedLoss(terms),
+        loss,
         objective,
         recipe.optimizer,
         recipe.scheduler,
         total_steps,
         validation=context.validation_metrics if valid is not None else None,
-        valid_targets=None if valid is None else np.asarray(context.validation.targets),
+        valid_targets=None
+        if valid is None or context.validation is None
+        else np.asarray(context.validation.targets),
         monitored=monitored_metrics(scheme, context) if valid is not None else (),
         layer_lr_decay=recipe.layer_lr_decay,
     )
@@ -222,7 +215,7 @@ def fine_tune(
     callbacks, best = _callbacks(
         checkpoint_dir, last_checkpoint, scheme, context, has_valid=valid is not None
     )
-    trainer = pl.Trainer(
+    options: dict[str, Any] = dict(  # trainer.* from config: checked by Lightning itself
         accelerator=hardware.accelerator,
         devices=hardware.devices,
         strategy=hardware.strategy,
@@ -236,6 +229,7 @@ def fine_tune(
         use_distributed_sampler=False,
         **trainer_cfg,
     )
+    trainer = pl.Trainer(**options)
     ckpt_path = None
     if context.resume_from:
         read_checkpoint(context.resume_from, mmap=True)  # refused in one line unless it is plain data
@@ -268,91 +262,9 @@ def fine_tune(
     return FineTuned(model, tokenizer, FitReport(summary, artifacts))
 
 
-@dataclass(frozen=True)
-class TeacherRows:
-    """A teacher's per-row arrays cut into the train rows' part (subsampled with the train rows) and
-    the part for the extra, unlabeled transfer-set texts (always kept)."""
-
-    train: tuple[np.ndarray | None, np.ndarray | None]
-    extra: tuple[np.ndarray | None, np.ndarray | None]
-    extra_texts: tuple[str, ...]
-
-    @classmethod
-    def split(cls, teacher: TeacherTargets | None, n_train: int) -> TeacherRows:
-        if teacher is None:
-            return cls((None, None), (None, None), ())
-        expected = n_train + len(teacher.extra_texts)
-        hidden = None if teacher.hidden is None else teacher.hidden.values
-        for name, rows in (("logit", teacher.logits), ("hidden-state", hidden)):
-            if rows is not None and len(rows) != expected:
-                raise ValueError(f"{len(rows)} teacher {name} rows for {expected} transfer-set texts")
-        return cls(
-            (teacher.logits[:n_train], None if hidden is None else hidden[:n_train]),
-            (teacher.logits[n_train:], None if hidden is None else hidden[n_train:]),
-            tuple(teacher.extra_texts),
-        )
-
-
-def _pad_rows(values: np.ndarray, extra: int) -> np.ndarray:
-    """``values`` with ``extra`` zero rows after it (placeholders for unlabeled texts, masked in the loss)."""
-    values = np.asarray(values)
-    if not extra:
-        return values
-    return np.concatenate([values, np.zeros((extra, *values.shape[1:]), dtype=values.dtype)])
-
-
-def _hidden_state_loss(hidden: HiddenTargets, config: Any) -> HiddenStateLoss:
-    """The hidden-state term for this student's depth and width (``distill=kd_hidden``)."""
-    pairs = checked_layer_map(hidden.layer_map, int(config.num_hidden_layers), hidden.layers)
-    shown = ", ".join(f"{s}->{t}" for s, t in pairs)
-    console.print(f"hidden-state distillation ({hidden.loss}), student->teacher layers: {shown}")
-    return HiddenStateLoss(
-        pairs,
-        hidden.layers,
-        int(config.hidden_size),
-        int(hidden.values.shape[-1]),
-        hidden.loss,
-        hidden.weight,
-    )
-
-
 def _name_outputs(model: Any, names: list[str]) -> None:
     model.config.id2label = dict(enumerate(names))
     model.config.label2id = {name: i for i, name in enumerate(names)}
-
-
-def train_subsample(
-    texts: list[str],
-    targets: np.ndarray,
-    max_rows: int | None,
-    seed: int,
-    *aligned: np.ndarray | None,
-) -> tuple[Any, ...]:
-    """A seeded random subset of the train split (``model.max_train_rows``), e.g. for CPU budgets.
-
-    Texts, targets and the ``aligned`` per-row arrays (auxiliary targets, teacher logits; None
-    passes through) stay row-aligned: ``(texts, targets, *aligned)``. The split itself (and its hash)
-    is unchanged, so the run still compares with full-data runs on the same valid/calib/holdout;
-    ``train/rows_used`` records what was trained on.
-    """
-    if not max_rows or max_rows >= len(texts):
-        return (texts, targets, *aligned)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(texts), int(max_rows), replace=False))
-    picked = [None if rows is None else np.asarray(rows)[chosen] for rows in aligned]
-    return ([texts[i] for i in chosen], np.asarray(targets)[chosen], *picked)
-
-
-def _auxiliary_targets(
-    recipe: FineTuneRecipe, context: FitContext, n_rows: int
-) -> tuple[list[str], np.ndarray | None]:
-    """The auxiliary tags to train heads on (none when absent or ``model.auxiliary_weight=0``)."""
-    auxiliary = context.auxiliary
-    if auxiliary is None or not auxiliary.names or not recipe.auxiliary_weight:
-        return [], None
-    if len(auxiliary) != n_rows:
-        raise ValueError(f"{len(auxiliary)} auxiliary target rows for {n_rows} train texts")
-    console.print(f"auxiliary heads (training only): {len(auxiliary.names)} tags {auxiliary.names}")
-    return list(auxiliary.names), auxiliary.values
 
 
 def _progress(trainer: Any, last_checkpoint: Path) -> dict[str, float]:
@@ -380,7 +292,7 @@ def quiet_libraries() -> None:
 
 
 def _logger(context: FitContext) -> Any:
-    from toxmod.models.transformer.lightning_parts import TrackerLogger
+    from toxmod.models.transformer.callbacks import TrackerLogger
 
     if context.metrics_logger is None or not context.metrics_logger.enabled:
         return False
@@ -392,7 +304,7 @@ def _callbacks(
 ) -> tuple[list[Any], Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-    from toxmod.models.transformer.lightning_parts import EpochLines, LastCheckpoint
+    from toxmod.models.transformer.callbacks import EpochLines, LastCheckpoint
 
     settings = context.checkpoint
     monitor = checkpoint_monitor(scheme, context)

@@ -43,7 +43,7 @@ def results_table(
         decision = scheme.decision_for(label)
         row = [_fmt(metrics.get(f"{split}/{label}/{m}")) for m in PER_LABEL_METRICS]
         shown = decision == label  # a label thresholded on its own score; a level is not
-        table.add_row(label, _fmt(thresholds.get(decision)) if shown else "-", *row)
+        table.add_row(label, _fmt(thresholds.get(label)) if shown else "-", *row)
     for decision in cuts:  # each cut with its own threshold and its own FPR, recall and precision
         row = [
             _fmt(metrics.get(f"{split}/{decision}/{m}")) if m in CUT_METRICS else ""

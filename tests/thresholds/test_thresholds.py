@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toxmod.calibration import OptunaThresholds, TargetFPRThresholds, Thresholds, threshold_at_fpr
 from toxmod.data.schemes import LevelsScheme, MultiLabelScheme
+from toxmod.thresholds import OptunaThresholds, TargetFPRThresholds, Thresholds, threshold_at_fpr
 
 pytestmark = pytest.mark.data_free
 

@@ -1,0 +1,142 @@
+"""Lightning callbacks and the logger of a fine-tune or DAPT run: curves to the run's tracker, the one
+writer of ``last.ckpt`` (periodic, chunk end, Ctrl-C, epoch end) and one console line per epoch."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from toxmod.models.base import MetricsLogger
+from toxmod.progress import console
+
+
+class TrackerLogger(Logger):
+    """Lightning metrics (epoch curves, train loss) into the run's own tracker, keyed by global step."""
+
+    def __init__(self, tracker: MetricsLogger) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    @property
+    def name(self) -> str:
+        return "toxmod"
+
+    @property
+    def version(self) -> str:
+        """The tracking run id's first 8 characters (the progress bar shows it as ``v_num``)."""
+        return str(getattr(self.tracker, "run_id", None) or "0")[:8]
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Parameters are logged once by the entry point (the resolved config)."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        values = {k: float(v) for k, v in metrics.items() if k != "epoch"}
+        self.tracker.log_metrics(values, step=step)
+
+
+class LastCheckpoint(Checkpoint):
+    """The one writer of ``last.ckpt``: what ``resume=`` continues from.
+
+    Written from the batch-end hook (Lightning restores that as "mid-epoch", so a resume continues
+    the same epoch exactly) every ``every_n_steps`` steps, at the step that reaches
+    ``trainer.max_steps`` (the end of a chunk) and at the first Ctrl-C; and at the end of every
+    whole epoch. A ``Checkpoint``, so Lightning runs it with the checkpoint callbacks, in list order:
+    placed after the best-checkpoint callback, the epoch-end save holds that validation's best score.
+
+    Ctrl-C: the SIGINT handler only sets a flag; the next batch end finishes the running step,
+    saves and stops (the run ends as an interrupt, MLflow KILLED), so nothing computed is lost.
+    A second Ctrl-C interrupts at once. Installed for single-process training in the main thread;
+    under DDP a Ctrl-C stops every process at once and loses the steps since the last save.
+    """
+
+    def __init__(self, path: str, every_n_steps: int | None = None) -> None:
+        self.path, self.every_n_steps = path, every_n_steps
+        self.stop_requested = False
+        self._previous_handler: Any = None
+        self._handler_installed = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        periodic = (
+            self.every_n_steps is not None and self.every_n_steps > 0 and step % self.every_n_steps == 0
+        )
+        # Ctrl-C on an epoch's last batch waits for the epoch end: its validation runs first, then
+        # the epoch-end save (a batch-end save there would resume without that validation).
+        stop_now = self.stop_requested and not _last_batch_of_epoch(trainer)
+        if periodic or 0 < trainer.max_steps <= step or stop_now:
+            trainer.save_checkpoint(self.path)
+        if stop_now:
+            raise KeyboardInterrupt
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Not when max_steps ends a chunk mid-epoch: the batch end saved that position, and an
+        # epoch-end save there would make resume skip the rest of the epoch.
+        if _last_batch_of_epoch(trainer):
+            trainer.save_checkpoint(self.path)
+            if self.stop_requested:
+                raise KeyboardInterrupt
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return  # started with Ctrl-C ignored (e.g. a background job): leave it ignored
+        self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+        self._handler_installed = True
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        self._restore_handler()  # a second Ctrl-C goes to the previous handler: stop now
+        print(
+            "\nCtrl-C: finishing this step and writing last.ckpt (resume=last continues); "
+            "press Ctrl-C again to stop now",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_handler()
+
+    def _restore_handler(self) -> None:
+        if self._handler_installed:
+            previous = self._previous_handler
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+            self._handler_installed = False
+
+
+class EpochLines(pl.Callback):
+    """Progress off a terminal (a log, CI, a pipe): one line per epoch with the step, the training
+    loss, the monitored validation metric and the elapsed time -- never a bar redrawn in a file."""
+
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
+        self.started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}", f"step {trainer.global_step}"]
+        for name in ("train/loss", self.monitor):
+            if name and name in metrics:
+                parts.append(f"{name} {float(metrics[name]):.4f}")
+        parts.append(f"{time.perf_counter() - self.started:.0f} s")
+        console.print(" · ".join(parts), soft_wrap=True)
+
+
+def _last_batch_of_epoch(trainer: pl.Trainer) -> bool:
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)

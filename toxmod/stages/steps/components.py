@@ -1,0 +1,113 @@
+"""Step 1: everything built and checked from config alone, before any data is read, so a bad setting
+fails before any data work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from toxmod.config import instantiate_component, settings_from
+from toxmod.data.datasets import scheme_from_config
+from toxmod.data.schemes import LabelScheme
+from toxmod.distillation import check_distillation
+from toxmod.errors import ConfigError
+from toxmod.evaluation.validation import validation_for
+from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
+from toxmod.models import CheckpointSettings, EarlyStoppingSettings, FitContext, Opening, Scorer
+from toxmod.paths import user_roots
+from toxmod.runs.record import EVALUATION_SPLIT, RunDir
+from toxmod.thresholds import Thresholder
+
+
+@dataclass(frozen=True)
+class Components:
+    """The run's parts built from config: ``context`` holds the fit settings (the fit step adds the
+    data, the tracker and the resume point once they exist)."""
+
+    hardware: HardwareSettings
+    scorer: Scorer
+    thresholder: Thresholder
+    context: FitContext
+    fit_split: str
+    fpr_targets: dict[str, float]  # each decision's FPR target (none without a budget: max_f1)
+    scheme: LabelScheme
+
+
+def build_components(cfg: DictConfig, run: RunDir) -> Components:
+    """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
+    hardware = resolve_hardware(cfg.hardware)
+    apply_threads(hardware)
+    with open_dict(cfg):  # what the model configs interpolate (n_jobs: ${hardware.threads}) is resolved
+        cfg.hardware.threads = hardware.threads
+    fit_split = str(cfg.threshold.fit_split)
+    if fit_split == EVALUATION_SPLIT:
+        raise ConfigError(
+            "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
+        )
+    scheme = scheme_from_config(cfg.data)
+    thresholder: Thresholder = instantiate_component(cfg.threshold, "threshold")
+    thresholder.check(scheme)
+    if hasattr(thresholder, "storage") and not thresholder.storage:  # an Optuna study: in the run folder
+        thresholder.storage = f"sqlite:///{(run.path / 'optuna.db').resolve()}"
+    context = FitContext(
+        hardware=hardware,
+        validation_metrics=validation_for(thresholder, scheme),
+        trainer=plain(cfg.get("trainer")),
+        checkpoint=settings_from(CheckpointSettings, plain(cfg.get("checkpoint")), "checkpoint"),
+        early_stopping=settings_from(
+            EarlyStoppingSettings, plain(cfg.get("early_stopping")), "early_stopping"
+        ),
+        checkpoint_dir=run.checkpoints,
+        last_checkpoint=run.last_checkpoint,
+        callbacks=[
+            instantiate_component(node, f"callbacks.{name}")
+            for name, node in (cfg.get("callbacks") or {}).items()
+            if node is not None
+        ],
+    )
+    scorer: Scorer = instantiate_component(cfg.model, "model")
+    scorer.check_settings(scheme, context)
+    check_teacher(cfg, scorer)
+    return Components(
+        hardware, scorer, thresholder, context, fit_split, fpr_targets(thresholder, scheme), scheme
+    )
+
+
+def check_teacher(cfg: DictConfig, scorer: Scorer) -> None:
+    """``teacher.run`` and ``distill`` come together: the run to learn from, and how."""
+    ref, method = teacher_ref(cfg), str(cfg.distill.method)
+    if ref and method == "none":
+        raise ConfigError(f"teacher.run={ref} needs distill=kd or distill=kd_hidden (how to learn from it)")
+    if not ref and method != "none":
+        raise ConfigError(
+            f"distill={method} needs teacher.run=<run dir | MLflow run id> (what to learn from)"
+        )
+    if ref:
+        check_distillation(cfg.distill, scorer)
+
+
+def fpr_targets(thresholder: Thresholder, scheme: LabelScheme) -> dict[str, float]:
+    """Each decision's FPR target; none for a threshold mode without a budget (``max_f1``)."""
+    budget = thresholder.budget
+    return {name: budget.target_for(name) for name in scheme.decision_names} if budget else {}
+
+
+def teacher_ref(cfg: DictConfig) -> str | None:
+    """The run a student distils from (``teacher.run``), None without distillation."""
+    teacher = cfg.teacher.get("run")
+    return str(teacher) if teacher else None
+
+
+def run_opening(cfg: DictConfig) -> Opening:
+    """How this run opens the runs it builds on (members, teacher): this command's folders and data
+    file, no server or key (an LLM run is not a member or teacher)."""
+    data_file = (Path(str(cfg.data.path)),) if cfg.data.get("path") else ()
+    return Opening(cache_dir=Path(str(cfg.paths.cache_dir)), roots=user_roots(cfg.paths), files=data_file)
+
+
+def plain(node: Any) -> dict[str, Any]:
+    """A config node as a plain dict (None: empty)."""
+    return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""Step 2 (optional, ``teacher.seeds`` / ``teacher.also_train``): train an ensemble's members first,
+one run each, and name them in ``model.members``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from toxmod.config import with_group_option
+from toxmod.errors import ConfigError
+from toxmod.progress import console
+from toxmod.runs.record import RunDir
+
+# train(cfg, run_dir) -> a result with run_id and run_dir: the train stage itself, passed in.
+TrainFunction = Callable[[DictConfig, Path], Any]
+NO_TEACHER: dict[str, Any] = {
+    "run": None,
+    "member": None,
+    "seeds": [],
+    "also_train": [],
+    "model_overrides": {},
+}
+
+
+def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> DictConfig:
+    """``teacher.seeds``: train one run of ``teacher.member`` per seed, and one of each model config in
+    ``teacher.also_train``, and add them to ``model.members`` (``resume=auto``: a member already
+    trained with the same config is reused, not retrained). Without either, ``cfg`` as it is."""
+    teacher = cfg.teacher
+    seeds = list(teacher.seeds or [])
+    jobs = [(str(teacher.member), int(seed)) for seed in seeds]
+    jobs += [(str(name), int(cfg.seed)) for name in teacher.also_train or []]
+    if not jobs:
+        return cfg
+    if seeds and not teacher.member:
+        raise ConfigError("teacher.seeds is set but teacher.member is not (a model config, e.g. minilm)")
+    if "members" not in cfg.model:
+        raise ConfigError(
+            f"teacher.seeds trains ensemble members; model={cfg.model.name} is not model=ensemble"
+        )
+    refs = [str(ref) for ref in cfg.model.members or []]
+    for member, seed in jobs:
+        choices = [f"{k}={v}" for k, v in (teacher.member_choices or {}).items()]
+        member_cfg = with_group_option(cfg, "train", "model", str(member), choices)
+        with open_dict(member_cfg):
+            if member == teacher.member:
+                member_cfg.model.merge_with(teacher.model_overrides or {})
+            member_cfg.seed = int(seed)
+            member_cfg.teacher = {**NO_TEACHER, "member_choices": None}
+            member_cfg.resume = "auto"
+            member_cfg.run_name = f"{cfg.run_name or 'teacher'}-{member}-seed{seed}"
+        console.print(f"[bold]teacher member[/] {member} seed {seed}")
+        result = train(member_cfg, run.path / "members" / f"{member}-seed{seed}")
+        refs.append(str(result.run_id or result.run_dir))
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model.members = refs
+    return cfg

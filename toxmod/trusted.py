@@ -1,0 +1,132 @@
+"""What a config read back from a run may name: exact lists of code, compared as strings, never imported.
+
+A run directory is data someone else may have made. A config read from one (resume, load_run) may
+instantiate only the classes and functions the shipped config groups name, those in the opener's own
+config folder (``./conf`` or ``TOXMOD_CONF``: code the opener chose), those the stages write into a
+run's config themselves, and torch's optimizers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from toxmod.errors import ConfigError
+from toxmod.paths import CONFIG_DIR, user_conf_dir
+
+STAGE_TARGETS = frozenset(
+    {
+        "toxmod.models.onnx_model.OnnxScorer",  # stages/export.py: the exported model
+        "toxmod.splits.builders.frozen_split",  # stages/export.py: the source run's split folder
+        # the schedule no shipped config names, but a user's may (model.scheduler._target_)
+        "toxmod.models.transformer.schedules.constant",
+    }
+)
+TORCH_OPTIMIZERS = frozenset(
+    f"torch.optim.{name}"
+    for name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam")
+)
+# Names runs recorded before a class moved: accepted from a saved config, built as the new name.
+RENAMED_TARGETS = {
+    f"toxmod.calibration.{name}": f"toxmod.thresholds.{name}"
+    for name in ("TargetFPRThresholds", "MaxF1Thresholds", "OptunaThresholds")
+}
+
+# Keys whose value is a Python package toxmod imports (a weights package): from a run, only the
+# packages the shipped configs name.
+MODULE_KEYS = ("package", "gguf_package")
+
+
+@functools.cache
+def shipped_targets() -> frozenset[str]:
+    """Every ``_target_`` the shipped configs name, the stages' and torch's optimizers (exact names)."""
+    found = set(STAGE_TARGETS | TORCH_OPTIMIZERS | set(RENAMED_TARGETS))
+    for config in _configs_in(CONFIG_DIR):
+        found.update(str(t) for _, t in _targets(config, ""))
+    return frozenset(found)
+
+
+def allowed_targets() -> frozenset[str]:
+    """``shipped_targets`` and those named by the opener's own config folder (read at each call: the
+    folder is the current directory's)."""
+    folder = user_conf_dir()
+    if folder is None:
+        return shipped_targets()
+    return shipped_targets() | {str(t) for c in _configs_in(folder) for _, t in _targets(c, "")}
+
+
+@functools.cache
+def shipped_packages() -> frozenset[str]:
+    """The weights packages (``MODULE_KEYS``) the shipped configs name."""
+    return frozenset(
+        str(value)
+        for config in _configs_in(CONFIG_DIR)
+        for key, value in _leaves(config, "")
+        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value
+    )
+
+
+def _configs_in(folder: Path) -> list[Any]:
+    import yaml
+
+    return [yaml.safe_load(path.read_text()) or {} for path in sorted(folder.rglob("*.yaml"))]
+
+
+def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> None:
+    """Refuse a config read from ``source`` that names code outside ``allowed_targets`` or holds an
+    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the opener's environment).
+
+    ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    allowed = allowed_targets()
+    for key, target in _targets(container, ""):
+        if key.split(".", 1)[0] in never_built:
+            continue
+        if not isinstance(target, str) or target not in allowed:
+            raise ConfigError(
+                f"{source}: {key}={target!r} is not one of the classes toxmod's configs name; "
+                "a run's config may not name other code"
+            )
+    packages = shipped_packages()
+    for key, value in _leaves(container, ""):
+        if isinstance(value, str) and "${" in value:
+            raise ConfigError(
+                f"{source}: {key}={value!r} is an interpolation; a run's saved config holds values only"
+            )
+        if key.rsplit(".", 1)[-1] in MODULE_KEYS and value is not None and value not in packages:
+            raise ConfigError(
+                f"{source}: {key}={value!r} is not a weights package toxmod's configs name; "
+                "a run's config may not name other code"
+            )
+
+
+def _leaves(node: Any, path: str) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every non-container value."""
+    if not isinstance(node, (dict, list)):
+        return [(path, node)]
+    found: list[tuple[str, Any]] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(node, list) else (f"{path}.{key}" if path else str(key))
+        found += _leaves(value, where)
+    return found
+
+
+def _targets(node: Any, path: str) -> list[tuple[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                found.append((where, value))
+            else:
+                found += _targets(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _targets(value, f"{path}[{i}]")
+    return found
