@@ -102,9 +102,7 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
     )
     max_rows = cfg.get("max_rows")
     if max_rows and max_rows < len(dataset):
-        chosen = np.random.default_rng(int(cfg.get("seed", 0))).choice(
-            len(dataset), int(max_rows), replace=False
-        )
+        chosen = np.random.default_rng(int(cfg.seed)).choice(len(dataset), int(max_rows), replace=False)
         dataset = dataset.subset(np.sort(chosen))
     return dataset
 

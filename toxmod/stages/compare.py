@@ -157,10 +157,10 @@ def compare(cfg: DictConfig) -> Comparison:
         bool(cfg.allow_mixed_splits),
         list(cfg.experiments) if cfg.experiments else None,
         int(cfg.max_runs),
-        bool(cfg.get("allow_unfinished", False)),
+        bool(cfg.allow_unfinished),
     )
     sort_by = str(cfg.get("sort_by") or cfg.metrics[0])
-    comparison = sorted_by(comparison, sort_by, descending=not cfg.get("ascending", False))
+    comparison = sorted_by(comparison, sort_by, descending=not cfg.ascending)
     columns, rows = comparison_rows(comparison, list(cfg.metrics))
     shared = comparison.split_sha256
     title = f"runs on split {shared[:12]}" if shared else "runs on MIXED splits"

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from toxmod.config import instantiate_component
 from toxmod.data import LabelScheme
 from toxmod.environment import differences, environment
-from toxmod.evaluation import evaluate_predictions
 from toxmod.evaluation.scoring import score_split
 from toxmod.files import read_json
 from toxmod.hardware import CPU, HardwareSettings, apply_threads, resolve_hardware
@@ -32,6 +31,7 @@ from toxmod.runs.record import (
     prefixed,
 )
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.stages.steps.evaluate import split_metrics
 from toxmod.tables import headline_table, results_table
 
 REPRODUCTION_TOLERANCE = 1e-9
@@ -80,9 +80,7 @@ def evaluate_run(
     seed = int(run.config.get("seed", 0) if seed is None else seed)
     scored = score_split(run.scorer, part)
     scheme = run.dataset.scheme
-    values = evaluate_predictions(
-        scheme, scored.scores, scored.targets, run.thresholds.as_array(), bootstrap=bootstrap, seed=seed
-    )
+    values = split_metrics(scheme, scored, run.thresholds, bootstrap, seed)
     recorded = run.recorded_metrics(subset)
     shared = [k for k in values if recorded.get(k) is not None and not math.isnan(values[k])]
     difference = max((abs(values[k] - recorded[k]) for k in shared), default=0.0) if shared else None
@@ -116,7 +114,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
         cfg.bootstrap,
         cfg.seed,
         hardware,
-        bool(cfg.get("allow_pickle", False)),
+        bool(cfg.allow_pickle),
         opening_from_config(cfg),
         cfg.get("data_path"),
         store,

@@ -20,6 +20,7 @@ from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
 from toxmod.runs.opening import locate_run
 from toxmod.runs.record import RunDir
+from toxmod.splits import frozen_split_config
 from toxmod.stages.steps.members import NO_TEACHER
 from toxmod.stages.train import TrainResult, train
 from toxmod.thresholds import Thresholds
@@ -67,15 +68,8 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
             "source_thresholds": thresholds,
             **settings,  # export.* are OnnxScorer's settings, one for one
         }
-        new.split = {
-            "_target_": "toxmod.splits.builders.frozen_split",
-            "name": "frozen",
-            "dir": str(source.split.resolve()),
-            "carve": None,
-            "allow_data_change": False,
-            "on_leak": "refuse",
-            "allow_leakage": bool(OmegaConf.select(source_cfg, "split.allow_leakage", default=False)),
-        }
+        leakage_allowed = bool(OmegaConf.select(source_cfg, "split.allow_leakage", default=False))
+        new.split = frozen_split_config(source.split, leakage_allowed)
         for key in ("tracking", "paths", "hardware"):
             new[key] = cfg[key]
         new.task_name = str(cfg.task_name)

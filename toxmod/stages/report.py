@@ -164,12 +164,15 @@ def _read_run(store: RunStore, run: StoredRun, cache: Path) -> ReportedRun:
     if local is not None and (local / PREDICTIONS).is_file():
         predictions, thresholds, description_path = (local / path for path in wanted)
     else:
+        from mlflow.exceptions import MlflowException
+
         try:  # MLflow returns where it put each file
             predictions, thresholds, description_path = (
                 store.download_artifact(run.run_id, path, cache / run.run_id / Path(path).parent)
                 for path in wanted
             )
-        except Exception:  # an older run without saved predictions: in the table, not the row-level parts
+        except (MlflowException, OSError) as error:  # e.g. an older run without saved predictions
+            console.print(f"{reported.label}: in the table only, no holdout rows ({str(error)[:120]})")
             return reported
     description = read_json(description_path)
     try:

@@ -25,7 +25,7 @@ def collect_runs(cfg: DictConfig) -> Collected:
     if isinstance(store, NoStore):
         raise ConfigError("runs gc reads the MLflow store; it cannot run with tracking=none")
     folders = [Path(str(cfg.paths.output_dir)), Path(str(cfg.paths.multirun_dir))]
-    result = collect(store, int(cfg.max_runs), bool(cfg.get("remove_failed", False)), folders)
+    result = collect(store, int(cfg.max_runs), bool(cfg.remove_failed), folders)
     report(result)
     return result
 

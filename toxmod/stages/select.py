@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
-from toxmod.runs.budget import DEFAULT_SLACK, budget_note, within_budget
+from toxmod.runs.budget import budget_note, within_budget
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
@@ -124,14 +124,10 @@ def select(cfg: DictConfig) -> Selection:
             f"none of the {len(candidates)} finished runs on split {split[:12]} has {metric} and meets "
             f"where={cfg.get('where')!r}"
         )
-    sign = 1.0 if cfg.get("ascending", False) else -1.0
+    sign = 1.0 if cfg.ascending else -1.0
     ranked = sorted(kept, key=lambda r: (sign * value_of(r, metric), -_or_low(value_of(r, tiebreak))))
-    slack = float(cfg.get("fpr_slack", DEFAULT_SLACK))
-    eligible = (
-        ranked
-        if cfg.get("allow_over_budget", False)
-        else [r for r in ranked if within_budget(r, slack=slack)]
-    )
+    slack = float(cfg.fpr_slack)
+    eligible = ranked if cfg.allow_over_budget else [r for r in ranked if within_budget(r, slack=slack)]
     _print_ranking(ranked, eligible, metric, tiebreak, primary, split, others, slack)
     if not eligible:
         raise ToxmodError(

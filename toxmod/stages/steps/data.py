@@ -95,7 +95,7 @@ def run_tags(
         "hardware.threads_from": components.hardware.threads_from,
         **environment_tags(env),
         **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
-        "allow_leakage": str(bool(cfg.split.get("allow_leakage", False))).lower(),
+        "allow_leakage": str(bool(cfg.split.allow_leakage)).lower(),
         "leakage_found": str(prepared.leakage["leaks"]).lower(),
         **({"warnings": " | ".join(warnings)[:5000]} if warnings else {}),
         **({SMALL_CALIB_TAG: "; ".join(f"{d}: {n}" for d, n in coarse.items())} if coarse else {}),
