@@ -191,3 +191,28 @@ def test_unlabelled_transfer_rows_count_only_in_the_teacher_terms() -> None:
     assert float(labelled_only) == pytest.approx(math.log(2))
     none = {"targets": targets, "labelled": torch.tensor([False, False])}
     assert float(hard(output(logits), none)) == 0.0
+
+
+def test_loss_terms_by_name_with_their_default_and_given_weights() -> None:
+    from types import SimpleNamespace
+
+    from toxmod.models.base import TeacherTargets
+    from toxmod.models.transformer.loss_terms import LOSS_TERMS, LossInputs, build_loss
+
+    objective = MultiLabelBCE(MULTI, None)
+    config = SimpleNamespace(num_hidden_layers=2, hidden_size=4)
+    alone = build_loss(LossInputs(MULTI, objective, config), None)
+    assert [(t.name, t.weight) for t in alone.terms] == [("hard", 1.0)]  # no teacher, no tags
+    teacher = TeacherTargets(np.zeros((2, 2)), temperature=2.0, alpha=0.25)
+    inputs = LossInputs(MULTI, objective, config, teacher)
+    assert [(t.name, t.weight) for t in build_loss(inputs, None).terms] == [("hard", 0.25), ("kd", 0.75)]
+    chosen = build_loss(inputs, {"kd": 1.0, "hard": None})  # the given order and weights; null: default
+    assert [(t.name, t.weight) for t in chosen.terms] == [("kd", 1.0), ("hard", 0.25)]
+    batch = {"targets": torch.tensor([[1.0, 0.0]]), "teacher": torch.tensor([[0.0, 0.0]])}
+    total, values = chosen(output([[2.0, -1.0]]), batch)
+    assert float(total) == pytest.approx(1.0 * float(values["kd"]) + 0.25 * float(values["hard"]))
+    with pytest.raises(ConfigError, match="model.loss_terms.kd: this run has no inputs"):
+        build_loss(LossInputs(MULTI, objective, config), {"kd": 1.0})
+    with pytest.raises(ConfigError, match="model.loss_terms.ce: no such loss term; terms are"):
+        build_loss(inputs, {"ce": 1.0})
+    assert set(LOSS_TERMS) == {"hard", "kd", "hidden", "auxiliary"}
