@@ -27,7 +27,14 @@ def run_default(checkout: Path, out: Path, overrides: list[str]) -> dict[str, fl
     """The metrics of the default run trained by the code in ``checkout``."""
     datasets = os.environ.get("TOXMOD_DATASETS", str(ROOT.parent / "shared" / "datasets"))
     env = {**os.environ, "TOXMOD_ROOT": str(out), "TOXMOD_DATASETS": datasets, "PYTHONPATH": str(checkout)}
-    command = [sys.executable, "-m", "toxmod.train", "tracking=none", f"hydra.run.dir={out / 'run'}", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "toxmod.train",
+        "tracking=none",
+        f"hydra.run.dir={out / 'run'}",
+        *overrides,
+    ]
     done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: the run failed\n{done.stderr[-2000:]}")
@@ -35,14 +42,18 @@ def run_default(checkout: Path, out: Path, overrides: list[str]) -> dict[str, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base", required=True, help="the git revision to compare this checkout with")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "same_metrics.json")
     args, overrides = parser.parse_known_args()
     overrides = [o for o in overrides if o != "--"]
     with tempfile.TemporaryDirectory(prefix="toxmod-same-") as tmp:
         base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base], check=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.base], check=True
+        )
         try:
             before = run_default(base, Path(tmp) / "out-base", overrides)
             after = run_default(ROOT, Path(tmp) / "out-head", overrides)

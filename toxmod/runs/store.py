@@ -36,6 +36,9 @@ def open_client(uri: str) -> Any:
         logging.getLogger(name).setLevel(logging.WARNING)
     # it logs each database error with a traceback before raising it; the raised error is reported
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+        return MlflowClient(tracking_uri=uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     database = Path(uri.removeprefix("sqlite:///"))
@@ -49,6 +52,30 @@ def open_client(uri: str) -> Any:
         except Exception as error:  # noqa: BLE001 - MLflow and SQLAlchemy raise several kinds here
             raise ToxmodError(f"{database}: not a usable MLflow store ({_first_line(error)})") from error
     return client
+
+
+# A tracking server that stops answering fails a call after a few quick retries, not MLflow's
+# default of 7 retries with exponential backoff (minutes of silence).
+SERVER_RETRIES, SERVER_TIMEOUT_S = "2", "30"
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """One line naming ``uri`` when no MLflow server answers there (before any run is started)."""
+    import urllib.error
+    import urllib.request
+
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings: the error says it once
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", SERVER_RETRIES)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", SERVER_TIMEOUT_S)
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as answer:
+            answer.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise ToxmodError(
+            f"tracking.uri={uri}: no MLflow tracking server answers there ({reason}); start one "
+            "(docs/cluster.md) or use tracking=mlflow (a local store)"
+        ) from None
 
 
 def _create_store(database: Path) -> None:
@@ -282,7 +309,10 @@ class RunStore:
         if existing:
             version, created = str(existing[0].version), False
         else:
-            version = str(client.create_model_version(name, model_uri, run_id=run_id).version)
+            # a logged model (models:/m-<id>) is named by id too: a tracking server checks the source
+            model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+            created_version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
+            version = str(created_version.version)
             created = True
         client.set_registered_model_alias(name, alias, version)
         return version, created

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toxmod.errors import DiskFullError, disk_full, is_interrupt
+from toxmod.errors import DiskFullError, ToxmodError, disk_full, is_interrupt
 from toxmod.files import file_lock
 from toxmod.runs.store import (
     NoStore,
@@ -121,6 +121,26 @@ def logged_model_name(name: str) -> str:
     return cleaned if cleaned and cleaned != "model" else PYFUNC_MODEL_NAME
 
 
+class TrackingServerLost(ToxmodError):
+    """The tracking server stopped answering during a run (exit 1: the command was right)."""
+
+    exit_code = 1
+
+
+def server_lost(uri: str, error: BaseException, run_dir: str) -> TrackingServerLost | None:
+    """``error`` as one line when it is a tracking server at ``uri`` that no longer answers: the run
+    is FAILED in its folder (checkpoints kept) and continues with ``resume=`` once the server is back."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    if "Max retries exceeded" not in str(error) and "Connection refused" not in str(error):
+        return None
+    return TrackingServerLost(
+        f"tracking.uri={uri} stopped answering during the run; it is FAILED in {run_dir} (checkpoints "
+        f"kept): once the server answers, continue it with python -m toxmod.train resume={run_dir} "
+        f"tracking.uri={uri}"
+    )
+
+
 class MlflowTracker:
     """One MLflow run per training run; FAILED when the body raises, KILLED on Ctrl-C, else FINISHED."""
 
@@ -201,6 +221,7 @@ class MlflowTracker:
         else:
             run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=dict(tags or {}))
             self.run_id = run.info.run_id
+        run_dir = str(tags.get("run_dir", "<its run dir>"))
         try:
             yield self
         except BaseException as error:
@@ -208,7 +229,7 @@ class MlflowTracker:
             try:
                 end_run(self.client, self.run_id, status, f"{type(error).__name__}: {error}".splitlines()[0])
             except Exception as ending:  # noqa: BLE001 - the store itself failed (a full disk): keep the cause
-                full = disk_full(ending) or disk_full(error)
+                full = disk_full(ending) or disk_full(error) or server_lost(self.uri, ending, run_dir)
                 if full is None:
                     raise
                 raise full from error  # the run stays RUNNING until `toxmod.runs gc` marks it FAILED
@@ -216,7 +237,13 @@ class MlflowTracker:
             if full is not None and not isinstance(error, DiskFullError):
                 raise full from error
             raise
-        self.client.set_terminated(self.run_id, "FINISHED")
+        try:
+            self.client.set_terminated(self.run_id, "FINISHED")
+        except Exception as ending:  # noqa: BLE001 - only a lost server is turned into one line
+            lost = server_lost(self.uri, ending, run_dir)
+            if lost is None:
+                raise
+            raise lost from ending
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

@@ -89,15 +89,16 @@ def select(cfg: DictConfig) -> Selection:
     if isinstance(store, NoStore):
         raise ToxmodError("select reads and writes the MLflow store; it cannot run with tracking=none")
     conditions = parse_where(cfg.get("where"))
-    experiment = cfg.get("experiment")
+    experiments = [cfg.experiments] if isinstance(cfg.experiments, str) else list(cfg.experiments or [])
+    experiment = experiments[0] if len(experiments) == 1 else None  # also the default model name
     tags = {"sweep_id": str(cfg.sweep_id)} if cfg.get("sweep_id") else {}
     if cfg.get("split_sha256"):
         tags["split_sha256"] = str(cfg.split_sha256)
-    found = store.search([str(experiment)] if experiment else None, FINISHED, tags, int(cfg.max_runs))
+    found = store.search([str(e) for e in experiments] or None, FINISHED, tags, int(cfg.max_runs))
     candidates = [r for r in found if r.split_sha256 and r.tags.get(KIND_TAG, "model") in MODEL_KINDS]
     if not candidates:
         raise ToxmodError(
-            "no FINISHED runs to select from" + (f" in experiment {experiment}" if experiment else "")
+            "no FINISHED runs to select from" + (f" in experiments {experiments}" if experiments else "")
         )
     split = candidates[0].split_sha256  # the newest run's split, unless split_sha256 chose one
     others = len([r for r in candidates if r.split_sha256 != split])
