@@ -49,6 +49,50 @@ def test_load_predicts_like_the_run_scores(tiny_student_run) -> None:  # noqa: A
     assert model.predict([]) == []
 
 
+def test_parquet_in_and_out_in_chunks_scores_like_csv(tiny_student_run, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Parquet input read in row batches, written as Parquet row groups with kept columns, gives the
+    same records as the CSV input written as JSON lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [
+        f"claim your free btc airdrop number {i}" if i % 3 else f"lunch with friends {i}" for i in range(50)
+    ]
+    texts[7] = ""  # reported, not scored
+    frame = pd.DataFrame(
+        {"id": [f"p{i}" for i in range(50)], "text": texts, "author": [i % 4 for i in range(50)]}
+    )
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "posts.parquet", row_group_size=16
+    )
+    frame.to_csv(tmp_path / "posts.csv", index=False)
+    predictor = Predictor.open(tiny_student_run.result.run_dir)
+    common = {"chunk_size": 8, "keep_columns": ["author"]}
+    as_parquet = PredictSettings(str(tmp_path / "posts.parquet"), str(tmp_path / "out.parquet"), **common)
+    summary = predict_file(predictor, as_parquet)
+    assert (summary.scored, summary.reported) == (49, 1)
+    assert not (tmp_path / "out.parquet.partial").exists()
+    written = pq.ParquetFile(tmp_path / "out.parquet")
+    assert written.metadata.num_row_groups == 7  # 50 rows in chunks of 8: written batch by batch
+    out = written.read().to_pandas()
+    predict_file(
+        predictor, PredictSettings(str(tmp_path / "posts.csv"), str(tmp_path / "out.jsonl"), **common)
+    )
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert list(out["id"]) == [r["id"] for r in lines] == list(frame["id"])
+    assert list(out["author"]) == list(frame["author"]) and [r["author"] for r in lines] == [
+        str(a) for a in frame["author"]
+    ]  # CSV columns are read as text
+    for row, record in zip(written.read().to_pylist(), lines):
+        if "error" in record:
+            assert row["error"] == record["error"] == "empty text"
+            continue
+        assert row["error"] is None and row["scores.scam"] == record["scores"]["scam"]  # the same float
+        assert row["decisions.topic_crypto"] == record["decisions"]["topic_crypto"]
+    scores = predictor.scorer.predict_scores([t for t in texts if t])
+    assert np.array_equal(out.loc[out["error"].isna(), "scores.scam"].to_numpy(), scores[:, 0])
+
+
 def test_levels_runs_predict_a_level(levels_run: TrainResult) -> None:
     model = Predictor.open(levels_run.run_dir)
     records = model.predict(["you are a wonderful person", "i will hurt you, you worthless idiot"])

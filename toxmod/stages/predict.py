@@ -10,29 +10,25 @@ instead, and the rest go on.
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any
 
 import numpy as np
 
-from toxmod.data.readers import read_table
 from toxmod.data.schemes import LabelScheme, LevelsScheme
-from toxmod.errors import ConfigError, DataError
+from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
 from toxmod.models import Opening, Scorer, load_scorer
 from toxmod.models.capabilities import place
-from toxmod.progress import console, notes_console
+from toxmod.progress import notes_console
 from toxmod.runs.opening import default_opening, downloads_dir, locate_run
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source
 from toxmod.thresholds import Thresholds
-
-STDIN = "-"
 
 
 @dataclass
@@ -97,6 +93,8 @@ class Predictor:
 
 @dataclass(frozen=True)
 class PredictSettings:
+    """``input``, ``output`` and ``predict.*`` (conf/predict.yaml has each one's meaning)."""
+
     input: str
     output: str = STDIN
     batch_size: int = 64
@@ -104,6 +102,11 @@ class PredictSettings:
     text_column: str = "text"
     id_column: str = "id"
     chunk_size: int = 1024  # texts per scoring call from a file (stdin: batch_size, so a pipe streams)
+    keep_columns: Sequence[str] = ()
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.text_column, self.id_column, tuple(self.keep_columns))
 
 
 @dataclass(frozen=True)
@@ -114,121 +117,43 @@ class PredictSummary:
     output: str
 
 
-def read_inputs(settings: PredictSettings) -> tuple[Iterator[tuple[Any, str]], int | None]:
-    """``(id, text)`` pairs and their count when known (files; stdin streams, count unknown)."""
-    if settings.input == STDIN:
-        return _lines(utf8_lines(sys.stdin.buffer, "stdin")), None
-    path = Path(settings.input).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"input={settings.input}: no such file (a .txt, .csv, .tsv or .jsonl, or - for stdin)"
-        )
-    if path.suffix == ".txt":
-        lines = decoded(path.read_bytes(), path).splitlines()
-        return _lines(lines), len(lines)
-    check_utf8(path)  # a table is read by pandas, whose errors do not say where in the file
-    frame = read_table(path)
-    if settings.text_column not in frame.columns:
-        raise DataError(f"{path}: no column {settings.text_column!r} (set predict.text_column)")
-    ids = (
-        frame[settings.id_column].tolist()
-        if settings.id_column in frame.columns
-        else range(1, len(frame) + 1)
-    )
-    return zip(ids, frame[settings.text_column].tolist()), len(frame)
-
-
-def utf8_lines(stream: BinaryIO, name: str) -> Iterator[str]:
-    """Lines of a byte stream decoded as UTF-8; invalid bytes are a one-line DataError naming the byte
-    offset (never scored as replacement characters)."""
-    offset = 0
-    for number, raw in enumerate(stream, start=1):
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"{name}: invalid UTF-8 at byte {offset + error.start} (line {number}): {error.reason}"
-            ) from None
-        offset += len(raw)
-
-
-def decoded(data: bytes, where: Path) -> str:
-    """``data`` as UTF-8; invalid bytes are a one-line DataError naming ``where`` and the byte offset."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{where}: invalid UTF-8 at byte {error.start}: {error.reason}") from None
-
-
-def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
-    """The whole file (decompressed, for ``.gz``) is UTF-8, else a one-line DataError naming the file
-    and the byte offset of the first invalid byte."""
-    import codecs
-    import gzip
-
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        while True:
-            chunk = handle.read(chunk_size)
-            pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as error:
-                at = offset - pending + error.start
-                raise DataError(f"{path}: invalid UTF-8 at byte {at}: {error.reason}") from None
-            if not chunk:
-                return
-            offset += len(chunk)
-
-
-def _lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(lines, start=1):
-        yield number, line.rstrip("\r\n")
-
-
 def predict_file(predictor: Predictor, settings: PredictSettings) -> PredictSummary:
-    """Stream ``settings.input`` through the predictor in batches into ``settings.output`` (JSON lines).
+    """Stream ``settings.input`` through the predictor in batches into ``settings.output``.
 
-    A file output is written beside its name and renamed when complete, so a stopped run never leaves
-    an output that looks whole. Progress shows for file inputs on a terminal, never for pipes.
+    Progress shows for file inputs on a terminal, never for pipes.
     """
     if settings.batch_size < 1 or settings.max_chars < 1 or settings.chunk_size < 1:
         raise ConfigError("predict.batch_size, predict.chunk_size and predict.max_chars must be positive")
-    rows, total = read_inputs(settings)
+    source = read_source(settings.input, settings.columns, settings.chunk_size)
     # From a file, larger calls: a model sorts the texts of one call by length before batching them,
     # so texts of similar length share a batch and little is spent on padding.
-    size = settings.batch_size if total is None else settings.chunk_size
+    size = settings.batch_size if settings.input == STDIN else settings.chunk_size
     start, scored, reported = time.perf_counter(), 0, 0
-    with _output(settings.output) as sink, _progress(total) as advance:
-        for batch in _batches(rows, size):
-            records = _batch_records(predictor, batch, settings.max_chars)
-            for record in records:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sink.flush()
+    with open_sink(settings.output) as sink, _progress(source.total) as advance:
+        for batch in _batches(source.rows, size):
+            records = batch_records(predictor, batch, settings.max_chars)
+            sink.write(records)
             problems = sum("error" in r for r in records)
             scored, reported = scored + len(records) - problems, reported + problems
             advance(len(records))
     return PredictSummary(scored, reported, time.perf_counter() - start, settings.output)
 
 
-def _batch_records(
-    predictor: Predictor, batch: list[tuple[Any, str]], max_chars: int
-) -> list[dict[str, Any]]:
+def batch_records(predictor: Predictor, batch: Sequence[Row], max_chars: int) -> list[dict[str, Any]]:
+    """One record per row: id, kept columns, then scores and decisions (or the ``error``)."""
     records: list[dict[str, Any]] = []
     good: list[int] = []
-    for identifier, text in batch:
+    for identifier, text, kept in batch:
         text = "" if text is None else str(text)
         identifier = identifier.item() if isinstance(identifier, np.generic) else identifier
+        record = {"id": identifier, **kept}
         if not text.strip():
-            records.append({"id": identifier, "error": "empty text"})
+            record["error"] = "empty text"
         elif len(text) > max_chars:
-            problem = f"{len(text)} characters, over predict.max_chars={max_chars}"
-            records.append({"id": identifier, "error": problem})
+            record["error"] = f"{len(text)} characters, over predict.max_chars={max_chars}"
         else:
-            records.append({"id": identifier})
-            good.append(len(records) - 1)
+            good.append(len(records))
+        records.append(record)
     if good:
         texts = [str(batch[i][1]) for i in good]
         for i, scored in zip(good, predictor.predict_many(texts)):
@@ -236,8 +161,8 @@ def _batch_records(
     return records
 
 
-def _batches(rows: Iterator[tuple[Any, str]], size: int) -> Iterator[list[tuple[Any, str]]]:
-    batch: list[tuple[Any, str]] = []
+def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
     for row in rows:
         batch.append(row)
         if len(batch) == size:
@@ -245,28 +170,6 @@ def _batches(rows: Iterator[tuple[Any, str]], size: int) -> Iterator[list[tuple[
             batch = []
     if batch:
         yield batch
-
-
-@contextlib.contextmanager
-def _output(target: str) -> Iterator[TextIO]:
-    if target == STDIN:
-        previous = console.file
-        console.file = sys.stderr  # nothing but records on stdout
-        try:
-            yield sys.stdout
-        finally:
-            console.file = previous
-        return
-    path = Path(target).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            yield handle
-    except BaseException:
-        partial.unlink(missing_ok=True)  # nothing half-written is left behind
-        raise
-    partial.replace(path)
 
 
 @contextlib.contextmanager
