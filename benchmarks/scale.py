@@ -6,13 +6,15 @@
 Texts are drawn from the janitr texts with a random word dropped or repeated (so they are not the
 same strings), written to ``<tmp>/texts-<n>.parquet``; each size is scored by a fresh
 ``python -m toxmod.predict run=<run> input=... output=...parquet`` process. The table gives wall time
-(load included), texts/s and the process's peak resident memory; ``benchmarks/results/scale.json``
-holds the numbers and the machine.
+(load included), texts/s and the peak resident memory of the predict process and everything it
+starts (Ray's processes too), for the local engine and ``engine=ray`` (Ray Data, 2 actors, sizes up
+to ``--ray-max``); ``benchmarks/results/scale.json`` holds the numbers and the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -71,25 +73,39 @@ def default_run(work: Path) -> Path:
     return run
 
 
-# A process whose one child is the command: its children's peak RSS is the command's alone.
-MEASURE = (
-    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-    "sys.exit(done.returncode)"
-)
+def peak_tree_rss(process: subprocess.Popen[str]) -> float:
+    """Wait for ``process``; the peak (sampled every 0.2 s) of the summed resident memory of it and
+    every process below it (Ray's raylet and workers included), in MiB."""
+    import psutil
+
+    root, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            total = 0
+            for member in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):  # it ended between listing and reading
+                    total += member.memory_info().rss
+            peak = max(peak, total)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    return peak / 2**20
 
 
-def score(run: Path, source: Path, output: Path, threads: int | None) -> dict[str, float]:
-    """One predict process: wall seconds and its peak resident memory (MiB)."""
+def score(run: Path, source: Path, output: Path, engine: str) -> dict[str, float]:
+    """One predict process: wall seconds (load included) and the peak memory of its process tree."""
     command = [sys.executable, "-m", "toxmod.predict", f"run={run}", f"input={source}", f"output={output}"]
-    command += ["tracking=none", *([f"hardware.threads={threads}"] if threads else [])]
+    command += ["tracking=none", f"engine={engine}"]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=ROOT, capture_output=True, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = peak_tree_rss(process)
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-2000:])
-    peak_kib = int(done.stderr.strip().splitlines()[-1])
-    return {"seconds": seconds, "peak_rss_mib": peak_kib / 1024}
+    if process.returncode != 0:
+        raise SystemExit(process.stderr.read()[-2000:] if process.stderr else "predict failed")
+    return {"seconds": seconds, "peak_rss_mib": peak}
 
 
 def main() -> None:
@@ -98,7 +114,8 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--run", type=Path, help="a finished run (default: the default model, trained here)")
-    parser.add_argument("--threads", type=int)
+    parser.add_argument("--engines", nargs="+", default=["local", "ray"], help="ray: Ray Data, 2 actors")
+    parser.add_argument("--ray-max", type=int, default=200_000, help="the largest size run with engine=ray")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args()
     rows = []
@@ -107,18 +124,24 @@ def main() -> None:
         run = args.run or default_run(work)
         for n in sorted(args.sizes):
             source = texts_file(work / f"texts-{n}.parquet", n)
-            measured = score(run, source, work / f"scored-{n}.parquet", args.threads)
-            import pyarrow.parquet as pq
+            for engine in args.engines:
+                if engine == "ray" and n > args.ray_max:
+                    continue
+                output = work / f"scored-{n}-{engine}.parquet"
+                measured = score(run, source, output, engine)
+                import pyarrow.dataset as ds
 
-            written = pq.ParquetFile(work / f"scored-{n}.parquet").metadata.num_rows
-            rows.append(
-                {"texts": n, "written": written, **measured, "texts_per_second": n / measured["seconds"]}
-            )
-            print(
-                f"{n:>9,d} texts  {measured['seconds']:8.1f} s  {n / measured['seconds']:8.0f} texts/s  "
-                f"peak RSS {measured['peak_rss_mib']:7.0f} MiB",
-                flush=True,
-            )
+                written = ds.dataset(output, format="parquet").count_rows()
+                rate = n / measured["seconds"]
+                rows.append(
+                    {"engine": engine, "texts": n, "written": written, **measured, "texts_per_second": rate}
+                )
+                print(
+                    f"{engine:5s} {n:>9,d} texts  {measured['seconds']:8.1f} s  {rate:8.0f} texts/s  "
+                    f"peak RSS {measured['peak_rss_mib']:7.0f} MiB",
+                    flush=True,
+                )
+            source.unlink()
     model = "default (tfidf_xgboost)" if args.run is None else args.run.name
     machine = {
         "cpu": platform.processor() or platform.machine(),
@@ -126,9 +149,7 @@ def main() -> None:
         "python": platform.python_version(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps({"model": model, "machine": machine, "engine": "local", "rows": rows}, indent=2) + "\n"
-    )
+    args.output.write_text(json.dumps({"model": model, "machine": machine, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -149,3 +149,39 @@ def test_stdin_to_stdout_and_an_unfinished_run_refused(levels_run: TrainResult, 
     )
     with pytest.raises(ToxmodError, match="the run did not finish"):
         toxmod.load(unfinished)
+
+
+def test_engine_ray_gives_the_local_engines_output(tiny_student_run, tmp_path: Path) -> None:  # noqa: ANN001
+    """``engine=ray`` (Ray Data on a local Ray instance, two actors) writes the records the local engine
+    writes, in the same order."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from tests.helpers import run_cli
+
+    texts = [f"free btc airdrop {i}, claim now" if i % 2 else f"see you at lunch {i}" for i in range(300)]
+    texts[5] = "   "
+    table = pa.table({"id": list(range(1000, 1300)), "text": texts, "lang": ["en"] * 300})
+    pq.write_table(table, tmp_path / "posts.parquet", row_group_size=64)
+    run = f"run={tiny_student_run.result.run_dir}"
+    common = ["tracking=none", "predict.chunk_size=50", "predict.keep_columns=[lang]"]
+    local = run_cli(
+        "predict", run, f"input={tmp_path / 'posts.parquet'}", f"output={tmp_path / 'local.parquet'}", *common
+    )
+    assert local.returncode == 0, local.stderr[-2000:]
+    on_ray = run_cli(
+        "predict",
+        run,
+        f"input={tmp_path / 'posts.parquet'}",
+        f"output={tmp_path / 'ray.parquet'}",
+        "engine=ray",
+        "ray.workers=2",
+        *common,
+    )
+    assert on_ray.returncode == 0, on_ray.stderr[-2000:]
+    assert "scored 299 texts" in on_ray.stderr and "1 reported" in on_ray.stderr
+    expected = pq.read_table(tmp_path / "local.parquet")
+    got = ds.dataset(tmp_path / "ray.parquet", format="parquet").to_table()
+    assert got.schema == expected.schema and got.equals(expected)
+    assert not (tmp_path / "ray.parquet.partial").exists()

@@ -70,3 +70,25 @@ def test_a_slurm_launcher_composes_for_a_sweep() -> None:
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1
     assert cfg.hydra.callbacks.sweep_summary._target_ == "toxmod.stages.sweeps.SweepSummary"
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_local_ray_instance_finishes_past_a_failing_point(
+    tmp_path: Path, store: dict[str, str]
+) -> None:
+    """``hydra/launcher=ray_cluster``: each point a Ray task on a local Ray instance started for the
+    sweep (and stopped with it); the failing point is reported and the others finish."""
+    from tests.helpers import run_cli
+
+    places = [*tracking_overrides(store), f"paths.multirun_dir={tmp_path / 'multirun'}"]
+    ray = ["hydra/launcher=ray_cluster", "hydra.launcher.ray.init.num_cpus=2"]
+    swept = run_cli("train", "-m", *ray, *LOGREG, "model.C=1,-1,2", *places)
+    assert swept.returncode == 1, swept.stderr[-2000:]
+    assert "sweep: 2 done, 0 skipped, 1 failed" in swept.stdout
+    assert "model.C=-1" in swept.stdout and "run the sweep again with resume=auto" in swept.stdout
+    jobs = [run for run in stored_runs(store) if "sweep" not in run.data.tags]
+    assert sorted(run.info.status for run in jobs) == ["FAILED", "FINISHED", "FINISHED"]
+    # each point ran with the one CPU the launcher gave it (hydra.launcher.ray.remote.num_cpus)
+    assert {
+        run.data.params["hardware.resolved.threads"] for run in jobs if run.info.status == "FINISHED"
+    } == {"1"}

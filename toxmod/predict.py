@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component, run_entry_point
-from toxmod.errors import exit_on_user_error
+from toxmod.errors import ConfigError, exit_on_user_error
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.progress import notes_console
 from toxmod.runs.opening import opening_from_config
@@ -32,7 +32,15 @@ def _hydra_main(cfg: DictConfig) -> Any:
     predictor = Predictor.open(str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening)
     settings = PredictSettings(input=str(cfg.input), output=str(cfg.output), **cfg.predict)
     try:
-        summary = predict_file(predictor, settings)
+        if cfg.engine == "ray":
+            from toxmod.stages.predict_ray import score_with_ray
+
+            address = cfg.ray.address
+            summary = score_with_ray(predictor.run_dir, settings, opening, address, int(cfg.ray.workers))
+        elif cfg.engine == "local":
+            summary = predict_file(predictor, settings)
+        else:
+            raise ConfigError(f"engine={cfg.engine}: expected local or ray")
     except BrokenPipeError:  # the reader went away (`... | head -1`): stop quietly, as a pipe should
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at interpreter exit
         sys.exit(0)

@@ -27,7 +27,7 @@ from toxmod.progress import notes_console
 from toxmod.runs.opening import default_opening, downloads_dir, locate_run
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
-from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source
+from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source, scored_columns
 from toxmod.thresholds import Thresholds
 
 
@@ -129,7 +129,10 @@ def predict_file(predictor: Predictor, settings: PredictSettings) -> PredictSumm
     # so texts of similar length share a batch and little is spent on padding.
     size = settings.batch_size if settings.input == STDIN else settings.chunk_size
     start, scored, reported = time.perf_counter(), 0, 0
-    with open_sink(settings.output) as sink, _progress(source.total) as advance:
+    with (
+        open_sink(settings.output, scored_columns(predictor.scheme)) as sink,
+        _progress(source.total) as advance,
+    ):
         for batch in _batches(source.rows, size):
             records = batch_records(predictor, batch, settings.max_chars)
             sink.write(records)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from toxmod.data.readers import table_format
+from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError, DataError
 from toxmod.progress import console
 
@@ -212,11 +213,11 @@ class JsonLines:
 
 
 class ParquetRecords:
-    """Records as Parquet rows, one row group per batch: ``id``, ``scores.<output>``,
-    ``decisions.<decision>``, ``level`` (level schemes), ``error`` and the kept columns."""
+    """Records as Parquet rows, one row group per batch: ``id``, the kept columns, ``scores.<output>``,
+    ``decisions.<decision>``, ``level`` (level schemes) and ``error``."""
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
+    def __init__(self, stream: Any, scored: Sequence[str]) -> None:
+        self.stream, self.scored = stream, list(scored)
         self.writer: Any = None
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
@@ -225,9 +226,8 @@ class ParquetRecords:
 
         rows = [flat_record(record) for record in records]
         if self.writer is None:
-            names = list(dict.fromkeys(name for row in rows for name in row))
-            table = pa.Table.from_pylist(rows)
-            schema = pa.schema([_field(table, name) for name in names])
+            given = [name for name in rows[0] if name not in self.scored]  # id and the kept columns
+            schema = record_schema(pa.Table.from_pylist(rows).select(given).schema, self.scored)
             self.writer = pq.ParquetWriter(self.stream, schema)
         schema = self.writer.schema
         try:
@@ -241,19 +241,25 @@ class ParquetRecords:
             self.writer.close()
 
 
-def _field(table: Any, name: str) -> Any:
+def scored_columns(scheme: LabelScheme) -> list[str]:
+    """The columns every record has beside its id and kept columns, in order."""
+    levels = ["level"] if isinstance(scheme, LevelsScheme) else []
+    return [
+        *(f"scores.{name}" for name in scheme.output_names),
+        *(f"decisions.{name}" for name in scheme.decision_names),
+        *levels,
+        "error",
+    ]
+
+
+def record_schema(given: Any, scored: Sequence[str]) -> Any:
+    """The output's Arrow schema: the id and kept columns as read (``given``), then ``scored``."""
     import pyarrow as pa
 
-    kind = table.schema.field(name).type
-    if pa.types.is_null(kind):  # e.g. no errors in the first batch: errors are strings
-        kind = (
-            pa.bool_()
-            if name.startswith("decisions.")
-            else pa.float64()
-            if name.startswith("scores.")
-            else pa.string()
-        )
-    return pa.field(name, kind)
+    kinds = {"scores": pa.float64(), "decisions": pa.bool_()}
+    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in given]
+    fields += [pa.field(name, kinds.get(name.split(".", 1)[0], pa.string())) for name in scored]
+    return pa.schema(fields)
 
 
 def flat_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -269,9 +275,10 @@ def flat_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def open_sink(target: str) -> Iterator[Sink]:
-    """Records into ``target``: stdout (``-``, JSON lines), a ``.parquet`` file or a JSON-lines file;
-    a file is written beside its name (``.partial``) and renamed when complete."""
+def open_sink(target: str, scored: Sequence[str]) -> Iterator[Sink]:
+    """Records into ``target``: stdout (``-``, JSON lines), a ``.parquet`` file (``scored``: its
+    columns beside the id and kept ones) or a JSON-lines file; a file is written beside its name
+    (``.partial``) and renamed when complete."""
     if target == STDIN:
         previous = console.file
         console.file = sys.stderr  # nothing but records on stdout
@@ -287,7 +294,9 @@ def open_sink(target: str) -> Iterator[Sink]:
         partial = f"{path}.partial"
         try:
             with filesystem.open_output_stream(partial) as stream:
-                sink = ParquetRecords(stream) if target.endswith(PARQUET) else JsonLines(_Text(stream))
+                sink = (
+                    ParquetRecords(stream, scored) if target.endswith(PARQUET) else JsonLines(_Text(stream))
+                )
                 yield sink
                 if isinstance(sink, ParquetRecords):
                     sink.close()
@@ -302,7 +311,7 @@ def open_sink(target: str) -> Iterator[Sink]:
     try:
         if target.endswith(PARQUET):
             with partial_path.open("wb") as handle:
-                records = ParquetRecords(handle)
+                records = ParquetRecords(handle, scored)
                 yield records
                 records.close()
         else:
