@@ -25,19 +25,23 @@ class CtrlCAtStep(pl.Callback):
 
 class StopProcessAtStep(pl.Callback):
     """Terminates process ``pid`` (a tracking server) right after optimizer step ``step``, and waits
-    until it is gone: the run goes on without it."""
+    until it is gone (or a zombie its parent has not reaped): the run goes on without it."""
 
     def __init__(self, step: int, pid: int) -> None:
         self.step, self.pid = step, pid
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
-            os.kill(self.pid, signal.SIGTERM)
-            for _ in range(200):  # up to 20 s
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
-                    return
-                import time
+        import time
 
-                time.sleep(0.1)
+        import psutil
+
+        if trainer.global_step != self.step:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        for _ in range(200):  # up to 20 s
+            try:
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.1)

@@ -154,7 +154,7 @@ def test_a_run_that_loses_the_server_fails_in_its_folder_and_resumes_when_it_is_
             "train",
             *JANITR_SLICE,
             *TINY_STUDENT,
-            "model.max_epochs=2",
+            "model.max_epochs=1",
             "checkpoint.every_n_steps=5",
             "tracking=server",
             f"tracking.uri={server.url}",

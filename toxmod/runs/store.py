@@ -56,7 +56,7 @@ def open_client(uri: str) -> Any:
 
 # A tracking server that stops answering fails a call after a few quick retries, not MLflow's
 # default of 7 retries with exponential backoff (minutes of silence).
-SERVER_RETRIES, SERVER_TIMEOUT_S = "2", "30"
+SERVER_RETRIES, SERVER_BACKOFF, SERVER_TIMEOUT_S = "2", "1", "30"
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
@@ -66,6 +66,7 @@ def check_server(uri: str, timeout_s: float = 5.0) -> None:
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings: the error says it once
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", SERVER_RETRIES)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", SERVER_BACKOFF)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", SERVER_TIMEOUT_S)
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as answer:
