@@ -2,8 +2,9 @@
 
 ``read_parquet`` -> ``map_batches`` with one opened model per worker actor -> ``write_parquet``. The
 actors open the run from its folder (locate a run id first: the driver downloads it), so on several
-machines the folder must be on storage every worker reads. Rows keep their order; the output is a
-folder of Parquet files (Ray Data writes one per block), renamed into place when complete.
+machines the folder must be on storage every worker reads. The output is a folder of Parquet files
+with the local engine's columns and records, keyed by id (rows come in the order Ray's blocks finish),
+renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def score_with_ray(
     ray.init(
         address=address, num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
     )
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
     columns = settings.columns
     source = ds.dataset(settings.input, format="parquet")
     present = set(source.schema.names)
