@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from toxmod.config import instantiate_component, settings_from
+from toxmod.config import as_dict, instantiate_component, settings_from
 from toxmod.data.datasets import scheme_from_config
 from toxmod.data.schemes import LabelScheme
 from toxmod.distillation import check_distillation
@@ -55,10 +54,10 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     context = FitContext(
         hardware=hardware,
         validation_metrics=validation_for(thresholder, scheme),
-        trainer=plain(cfg.get("trainer")),
-        checkpoint=settings_from(CheckpointSettings, plain(cfg.get("checkpoint")), "checkpoint"),
+        trainer=as_dict(cfg.get("trainer")),
+        checkpoint=settings_from(CheckpointSettings, as_dict(cfg.get("checkpoint")), "checkpoint"),
         early_stopping=settings_from(
-            EarlyStoppingSettings, plain(cfg.get("early_stopping")), "early_stopping"
+            EarlyStoppingSettings, as_dict(cfg.get("early_stopping")), "early_stopping"
         ),
         checkpoint_dir=run.checkpoints,
         last_checkpoint=run.last_checkpoint,
@@ -106,8 +105,3 @@ def run_opening(cfg: DictConfig) -> Opening:
     file, no server or key (an LLM run is not a member or teacher)."""
     data_file = (Path(str(cfg.data.path)),) if cfg.data.get("path") else ()
     return Opening(cache_dir=Path(str(cfg.paths.cache_dir)), roots=user_roots(cfg.paths), files=data_file)
-
-
-def plain(node: Any) -> dict[str, Any]:
-    """A config node as a plain dict (None: empty)."""
-    return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}  # type: ignore[arg-type]
