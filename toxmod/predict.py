@@ -36,7 +36,7 @@ def _hydra_main(cfg: DictConfig) -> Any:
             from toxmod.stages.predict_ray import score_with_ray
 
             address = cfg.ray.address
-            summary = score_with_ray(predictor.run_dir, settings, opening, address, int(cfg.ray.workers))
+            summary = score_with_ray(predictor, settings, opening, address, int(cfg.ray.workers))
         elif cfg.engine == "local":
             summary = predict_file(predictor, settings)
         else:

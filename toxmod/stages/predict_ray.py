@@ -40,9 +40,14 @@ class ScoreBatches:
 
 
 def score_with_ray(
-    run_dir: Path, settings: PredictSettings, opening: Opening | None, address: str | None, workers: int
+    predictor: Predictor,
+    settings: PredictSettings,
+    opening: Opening | None,
+    address: str | None,
+    workers: int,
 ) -> PredictSummary:
-    """Score ``settings.input`` (Parquet) into the folder ``settings.output`` with ``workers`` actors."""
+    """Score ``settings.input`` (Parquet) into the folder ``settings.output`` with ``workers`` actors,
+    each opening ``predictor``'s run (the driver's copy gives only the output's columns)."""
     import time
 
     import pyarrow as pa
@@ -77,12 +82,12 @@ def score_with_ray(
         raise ConfigError(f"{settings.input}: no column {missing[0]!r} (predict.keep_columns)")
     schema = record_schema(
         pa.schema([source.schema.field(name) for name in given]),
-        scored_columns(Predictor.open(run_dir, opening=opening).scheme),
+        scored_columns(predictor.scheme),
     )
     dataset = ray.data.read_parquet(settings.input, columns=list(dict.fromkeys([columns.text, *given])))
     scored = dataset.map_batches(
         ScoreBatches,
-        fn_constructor_args=(str(run_dir), opening, settings.max_chars, columns, schema),
+        fn_constructor_args=(str(predictor.run_dir), opening, settings.max_chars, columns, schema),
         batch_size=settings.chunk_size,
         batch_format="pyarrow",
         concurrency=workers,
