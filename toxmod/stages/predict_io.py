@@ -72,20 +72,15 @@ def read_source(name: str, columns: Columns, chunk_size: int) -> Source:
         return Source(_numbered(utf8_lines(sys.stdin.buffer, "stdin")), None)
     if name.endswith(PARQUET):
         return _parquet_rows(name, columns, chunk_size)
-    check_utf8(name)  # before any record is written (and pandas' errors do not say where in the file)
+    lines = check_utf8(name)  # before any record is written (and pandas' errors do not say where)
     if name.endswith((".txt", ".txt.gz")):
-        return Source(_numbered(utf8_lines(_opened(name), name)), _line_count(name))
-    return Source(_table_rows(name, columns, chunk_size), _line_count(name) if "jsonl" in name else None)
+        return Source(_numbered(utf8_lines(_opened(name), name)), lines)
+    return Source(_table_rows(name, columns, chunk_size), lines if "jsonl" in name else None)
 
 
 def _opened(name: str) -> BinaryIO:
     handle = open_input(name)
     return gzip.GzipFile(fileobj=handle) if name.endswith(".gz") else handle  # type: ignore[return-value]
-
-
-def _line_count(name: str) -> int:
-    with _opened(name) as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[Row]:
@@ -175,11 +170,11 @@ def utf8_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
         offset += len(raw)
 
 
-def check_utf8(name: str, chunk_size: int = 1 << 20) -> None:
+def check_utf8(name: str, chunk_size: int = 1 << 20) -> int:
     """The whole input (decompressed, for ``.gz``) is UTF-8, else a one-line DataError naming it and
-    the byte offset of the first invalid byte."""
+    the byte offset of the first invalid byte; returns its number of newlines (the same pass)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
+    offset = newlines = 0
     with _opened(name) as handle:
         while True:
             chunk = handle.read(chunk_size)
@@ -190,8 +185,9 @@ def check_utf8(name: str, chunk_size: int = 1 << 20) -> None:
                 at = offset - pending + error.start
                 raise DataError(f"{name}: invalid UTF-8 at byte {at}: {error.reason}") from None
             if not chunk:
-                return
+                return newlines
             offset += len(chunk)
+            newlines += chunk.count(b"\n")
 
 
 class Sink(Protocol):
