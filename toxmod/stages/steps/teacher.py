@@ -28,8 +28,10 @@ def attach_members(
     cfg: DictConfig, scorer: Scorer, tracker: Tracker, split_sha256: str, hardware: HardwareSettings
 ) -> None:
     """An ensemble: load its member runs (each must share this run's split) and hand them over."""
-    refs = scorer.member_runs() if isinstance(scorer, BuiltFromRuns) else []
-    if not isinstance(scorer, BuiltFromRuns) or not refs:
+    if not isinstance(scorer, BuiltFromRuns):
+        return
+    refs = scorer.member_runs()
+    if not refs:
         return
     downloads, opening = Path(str(cfg.paths.downloads)), run_opening(cfg)
     members = [
