@@ -11,7 +11,10 @@ side in one process:
 - the breakdown of that path with the tokenizer, padding and session timed apart;
 - ``pad to longest`` vs ``buckets of 16``: one padded batch of 64, or the call's texts sorted by
   length and run in sub-batches of 16 (less padding);
-- ORT threads 1 vs 2.
+- ORT threads 1 vs 2;
+- per call: the session time of one text alone vs per text in a batch of 16 equal-length texts, at
+  lengths 8-128 tokens, and the fit ``ms = fixed + per_token * tokens`` of the text alone (how much a
+  batch can save at all: a text of tens of tokens already fills each layer's matrices with rows).
 
 Prints a table of texts/s and ms per text per part; writes ``benchmarks/results/student_speed.json``.
 """
@@ -69,6 +72,39 @@ def breakdown(scorer: Any, texts: list[str], batch: int, bucket: int | None) -> 
     return parts
 
 
+def per_text_session_ms(scorer: Any, length: int, rows: int, repeats: int = 30) -> float:
+    """Median session time per text for ``rows`` texts of ``length`` tokens each (no padding)."""
+    session = scorer.session(scorer.score_with)
+    ids = np.random.default_rng(0).integers(5, 1000, size=(rows, length)).astype(np.int64)
+    mask = np.ones_like(ids)
+    session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
+    times = [
+        timed(session.run, ["logits"], {"input_ids": ids, "attention_mask": mask})[1] for _ in range(repeats)
+    ]
+    return 1000 * statistics.median(times) / rows
+
+
+def per_call_cost(scorer: Any, mean_tokens: float) -> dict[str, Any]:
+    """What one text costs alone vs inside a batch of 16 equal-length texts, by length, and the fit
+    ``ms = fixed + per_token * tokens`` at batch 1: the ceiling of what batching can gain when every
+    text already brings tens of tokens (each layer's matrices have that many rows at batch 1)."""
+    lengths = [8, 16, 32, 48, 64, 96, 128]
+    alone = [per_text_session_ms(scorer, n, 1) for n in lengths]
+    batched = [per_text_session_ms(scorer, n, 16) for n in lengths]
+    per_token, fixed = np.polyfit(lengths, alone, 1)
+    at_mean = fixed + per_token * mean_tokens
+    batched_at_mean = float(np.interp(mean_tokens, lengths, batched))
+    return {
+        "lengths": lengths,
+        "alone_ms": alone,
+        "batch16_ms_per_text": batched,
+        "fixed_ms": float(fixed),
+        "per_token_ms": float(per_token),
+        "mean_tokens": mean_tokens,
+        "ratio_at_mean_tokens": at_mean / batched_at_mean,
+    }
+
+
 def score_all(scorer: Any, texts: list[str], batch: int) -> None:
     """The scorer's own path, one call per ``batch`` texts."""
     for start in range(0, len(texts), batch):
@@ -109,12 +145,30 @@ def main() -> None:
                         **{f"{k}_ms_per_text": 1000 * v / len(texts) for k, v in parts.items()},
                     }
                 )
+    lengths = [
+        len(ids)
+        for ids in scorer.tokenizer(texts, truncation=True, max_length=scorer.max_length)["input_ids"]
+    ]
+    costs = {}
+    for threads in (1, 2):
+        place(scorer, HardwareSettings("cpu", 1, "32-true", threads, 0))
+        costs[threads] = per_call_cost(scorer, float(np.mean(lengths)))
+        cost = costs[threads]
+        print(
+            f"threads {threads}: one text alone costs {cost['fixed_ms']:.3f} ms + "
+            f"{cost['per_token_ms'] * 1000:.1f} us per token; at the mean {cost['mean_tokens']:.0f} tokens, "
+            f"alone / in a batch of 16 = {cost['ratio_at_mean_tokens']:.2f}x"
+        )
+        print("  tokens " + " ".join(f"{n:7d}" for n in cost["lengths"]))
+        print("  alone  " + " ".join(f"{v:7.3f}" for v in cost["alone_ms"]))
+        print("  b16    " + " ".join(f"{v:7.3f}" for v in cost["batch16_ms_per_text"]))
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
     args.output.write_text(
-        json.dumps({"texts": len(texts), "run": args.run.name, "rows": rows}, indent=2) + "\n"
+        json.dumps({"texts": len(texts), "run": args.run.name, "rows": rows, "per_call": costs}, indent=2)
+        + "\n"
     )
     print(f"wrote {args.output}")
 

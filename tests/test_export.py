@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import JANITR_SLICE, LEARNING_TINY_STUDENT, compose_train, run_entry, tracking_overrides
 from toxmod.config import compose_config
 from toxmod.errors import ConfigError
+from toxmod.hardware import resolve_hardware
 from toxmod.models import FitContext, ValidationData, load_scorer
 from toxmod.models.calibrated import TemperatureScaled
 from toxmod.models.onnx_export import count_ops
@@ -102,6 +103,17 @@ def test_export_passes_parity_quantizes_and_records_a_new_run(source, tmp_path: 
     budgeted = fp32_scorer.predict_scores(valid)
     fp32_scorer.batch_tokens = 0
     assert np.abs(fp32_scorer.predict_scores(valid) - budgeted).max() < 1e-6
+    # threads: with 2, a call's batches run side by side on one thread each and a call of one long
+    # batch runs on both threads, with the same scores bit for bit as on 1 thread
+    int8_scorer = load_scorer(exported.run_dir / "model")
+    scores = {}
+    for threads in (1, 2):
+        int8_scorer.place_on(resolve_hardware({"accelerator": "cpu", "threads": threads}))
+        int8_scorer.batch_tokens = 256  # several batches
+        several = int8_scorer.predict_scores(valid)
+        int8_scorer.batch_tokens = 100_000  # one batch of 64 texts
+        scores[threads] = (several, int8_scorer.predict_scores(valid))
+    assert all(np.array_equal(a, b) for a, b in zip(scores[1], scores[2]))
     from transformers import PreTrainedTokenizerFast
 
     reference = PreTrainedTokenizerFast.from_pretrained(str(exported.run_dir / "model"))

@@ -18,6 +18,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ from toxmod.progress import scoring_progress, warn
 
 FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"
+# A lone int8 batch of fewer padded tokens runs on one thread: splitting its small integer matrices
+# costs more than it saves (a 4-layer student on 2 cores: 1 thread faster up to ~64 tokens, 2 from
+# ~96; benchmarks/student_speed.py prints both by length). fp32's heavier products gain from 2 threads.
+ONE_THREAD_TOKENS = {"int8": 96, "fp32": 0}
 TEMPERATURES_FILE = "source_calibration.json"  # a calibrated source's temperatures, on the logits
 
 
@@ -74,7 +79,7 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
         source_thresholds: Mapping[str, float] | None = None,
         max_length: int = 128,
         batch_size: int = 64,
-        batch_tokens: int = 1024,
+        batch_tokens: int = 512,
         parameters: int | None = None,
         quantization: Mapping[str, Any] | None = None,
     ) -> None:
@@ -102,6 +107,7 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
         self.threads = CPU.threads
         self._source_model: Scorer | None = None
         self._sessions: dict[str, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None  # runs batches side by side (``_scores``)
         self._temporary = False  # ``directory`` is fit's temporary folder
 
     def params(self) -> dict[str, Any]:
@@ -240,38 +246,60 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
     # -- scoring --------------------------------------------------------------------------------
 
     def place_on(self, hardware: HardwareSettings) -> None:
-        """ONNX Runtime on the CPU with ``hardware.threads`` intra-op threads."""
+        """ONNX Runtime on the CPU with ``hardware.threads`` threads."""
         if int(hardware.threads) != self.threads:
             self.threads = int(hardware.threads)
             self._sessions = {}
+            self._close_pool()
 
-    def session(self, name: str) -> Any:
-        if name not in self._sessions:
+    def session(self, name: str, threads: int | None = None) -> Any:
+        """The format's session, ``threads`` intra-op threads (default: the scorer's)."""
+        threads = self.threads if threads is None else threads
+        key = f"{name}/{threads}"
+        if key not in self._sessions:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
+            options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION)
             path = self.folder / FORMATS[name]
             try:
-                self._sessions[name] = ort.InferenceSession(
+                self._sessions[key] = ort.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
                 )
             except Exception as error:  # onnxruntime raises its own exception types for bad files
                 reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
                 raise DamagedFileError(f"{path}: not a readable ONNX model ({reason})") from None
-        return self._sessions[name]
+        return self._sessions[key]
+
+    def _batch_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="toxmod-onnx")
+        return self._pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def _scores(self, texts: Sequence[str], name: str) -> np.ndarray:
-        session = self.session(name)
+        """Logits batch by batch: several batches side by side on one thread each (small matrices
+        scale poorly across intra-op threads; whole batches do not), one long batch on all the threads,
+        one short batch on one. A batch's logits do not depend on the threads it runs on (tested)."""
         batches = scoring_batches(self.tokenizer, texts, self.max_length, self.batch_size, self.batch_tokens)
         logits = np.empty((len(texts), len(self.label_scheme.output_names)), dtype=np.float64)
+        side_by_side = self.threads > 1 and len(batches) > 1
+        short = len(batches) == 1 and batches[0][1].size < ONE_THREAD_TOKENS[name]
+        session = self.session(name, threads=1 if side_by_side or short else None)
+
+        def run(batch: tuple[list[int], np.ndarray, np.ndarray]) -> np.ndarray:
+            _, input_ids, attention_mask = batch
+            return session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+        results = self._batch_pool().map(run, batches) if side_by_side else map(run, batches)
         with scoring_progress(len(texts), show=len(batches) > 20) as advance:
-            for rows, input_ids, attention_mask in batches:
-                (batch_logits,) = session.run(
-                    ["logits"], {"input_ids": input_ids, "attention_mask": attention_mask}
-                )
+            for (rows, _, _), batch_logits in zip(batches, results):
                 logits[rows] = batch_logits
                 advance(len(rows))
         if self.temperatures is not None:
