@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -33,6 +30,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = 1000
@@ -52,23 +51,6 @@ TARGETS = {
     ),
     "predict 10,000 texts (int8 student) <= 8 s": lambda r: r["predict_10k_seconds"] <= 8,
 }
-
-
-def shown_command(script: str, argv: list[str]) -> str:
-    """The command as run, with each absolute path's folders shown as ``<runs>/`` (docs stay portable)."""
-    folders = re.compile(r"(?<![\w.])/(?:[^\s,/=]+/)+")
-    return f"python benchmarks/{script} " + " ".join(shlex.quote(folders.sub("<runs>/", a)) for a in argv)
-
-
-def machine() -> str:
-    """The CPU beside every figure (its model, cores and the instruction sets that change kernels)."""
-    from toxmod.environment import cpu
-
-    here = cpu()
-    return (
-        f"{here['model']}, {here['cores']} cores ({', '.join(here['isa'])}), {platform.machine()}, "
-        f"Python {platform.python_version()}, CPU only"
-    )
 
 
 # -- one model, one process ---------------------------------------------------------------------

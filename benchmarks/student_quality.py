@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
-import shlex
 import statistics
 import sys
 from datetime import datetime, timezone
@@ -30,26 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("valid", "holdout")
-
-
-def shown_command(script: str, argv: list[str]) -> str:
-    """The command as run, with each absolute path's folders shown as ``<runs>/`` (docs stay portable)."""
-    folders = re.compile(r"(?<![\w.])/(?:[^\s,/=]+/)+")
-    return f"python benchmarks/{script} " + " ".join(shlex.quote(folders.sub("<runs>/", a)) for a in argv)
-
-
-def machine() -> str:
-    """The CPU beside every figure (its model, cores and the instruction sets that change kernels)."""
-    from toxmod.environment import cpu
-
-    here = cpu()
-    return (
-        f"{here['model']}, {here['cores']} cores ({', '.join(here['isa'])}), {platform.machine()}, "
-        f"Python {platform.python_version()}, CPU only"
-    )
 
 
 def scored(run_dir: Path) -> dict[str, Any]:
