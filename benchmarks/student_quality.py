@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from operating_point import operating_point
 from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,30 +50,19 @@ def scored(run_dir: Path) -> dict[str, Any]:
     export_metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     if "export/int8_size_mb" in export_metrics:
         out["export"] = {k.removeprefix("export/"): v for k, v in export_metrics.items() if "export/" in k}
-        scorer, scheme = loaded.scorer, loaded.dataset.scheme
-        texts = list(loaded.part("holdout").texts)
-        decisions = {}
-        for name in ("int8", "fp32"):
-            scorer.score_with = name
-            decisions[name] = scheme.decision_scores(scorer.predict_scores(texts)) >= out["thresholds"]
-        out["export"]["holdout_int8_flip_rate"] = float(
-            np.any(decisions["int8"] != decisions["fp32"], 1).mean()
+        scheme, shipped = loaded.dataset.scheme, out["holdout"][2]  # the export's int8 scores
+        loaded.scorer.score_with = "fp32"
+        fp32 = loaded.scorer.predict_scores(list(loaded.part("holdout").texts))
+        changed = (scheme.decision_scores(shipped) >= out["thresholds"]) != (
+            scheme.decision_scores(fp32) >= out["thresholds"]
         )
+        out["export"]["holdout_int8_flip_rate"] = float(np.any(changed, 1).mean())
     return out
 
 
 def split_metrics(run: dict[str, Any], split: str) -> dict[str, float]:
-    from toxmod.evaluation.metrics import evaluate_predictions
-
-    scheme = run["scheme"]
     _, targets, scores = run[split]
-    metrics = evaluate_predictions(scheme, scores, targets, run["thresholds"], bootstrap=0)
-    primary = scheme.primary_label
-    return {
-        "recall": metrics[f"{primary}/recall"],
-        "fpr": metrics[f"{primary}/fpr"],
-        "macro_f1": metrics["macro_f1"],
-    }
+    return operating_point(run["scheme"], scores, targets, run["thresholds"])
 
 
 def paired(student: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict[str, float]]:
