@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from operating_point import operating_point
+from operating_point import flip_rate, operating_point
 from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,17 +205,14 @@ def holdout_texts(run_dir: Path, n: int) -> list[str]:
 
 def flip_rate_vs_fp32(export_dir: Path, texts: list[str]) -> float:
     """Share of the texts whose decisions (at the int8 run's thresholds) differ between int8 and fp32."""
-    import numpy as np
-
     from toxmod.stages.predict import Predictor
 
     predictor = Predictor.open(export_dir)
-    scheme, cut = predictor.scheme, predictor.thresholds.as_array()[None, :]
-    predictor.scorer.score_with = "int8"
-    int8 = scheme.decision_scores(predictor.scorer.predict_scores(texts)) >= cut
-    predictor.scorer.score_with = "fp32"
-    fp32 = scheme.decision_scores(predictor.scorer.predict_scores(texts)) >= cut
-    return float(np.any(int8 != fp32, axis=1).mean())
+    scores = {}
+    for name in ("int8", "fp32"):
+        predictor.scorer.score_with = name
+        scores[name] = predictor.scorer.predict_scores(texts)
+    return flip_rate(predictor.scheme, scores["int8"], scores["fp32"], predictor.thresholds.as_array())
 
 
 def predict_10k(export_dir: Path, texts: list[str], workdir: Path) -> float:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from operating_point import operating_point
+from operating_point import flip_rate, operating_point
 from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,13 +50,10 @@ def scored(run_dir: Path) -> dict[str, Any]:
     export_metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     if "export/int8_size_mb" in export_metrics:
         out["export"] = {k.removeprefix("export/"): v for k, v in export_metrics.items() if "export/" in k}
-        scheme, shipped = loaded.dataset.scheme, out["holdout"][2]  # the export's int8 scores
         loaded.scorer.score_with = "fp32"
         fp32 = loaded.scorer.predict_scores(list(loaded.part("holdout").texts))
-        changed = (scheme.decision_scores(shipped) >= out["thresholds"]) != (
-            scheme.decision_scores(fp32) >= out["thresholds"]
-        )
-        out["export"]["holdout_int8_flip_rate"] = float(np.any(changed, 1).mean())
+        shipped = out["holdout"][2]  # the export's int8 scores
+        out["export"]["holdout_int8_flip_rate"] = flip_rate(out["scheme"], shipped, fp32, out["thresholds"])
     return out
 
 
