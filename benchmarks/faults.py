@@ -30,6 +30,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -108,7 +109,7 @@ sys.argv = ["toxmod.train", *sys.argv[1:]]
 runpy.run_module("toxmod.train", run_name="__main__", alter_sys=True)
 """
 
-GROUPS = ("kill", "concurrency", "damaged", "malicious", "degenerate", "shared")
+GROUPS = ("kill", "concurrency", "damaged", "malicious", "degenerate", "shared", "trust3")
 KILL_POINTS = [
     "run created",
     "model fitting",
@@ -167,6 +168,16 @@ class Workspace:
 
     def toxmod(self, module: str, *overrides: str) -> subprocess.CompletedProcess[str]:
         return self.run(["-m", f"toxmod.{module}", *overrides])
+
+    def statuses_of_kind(self) -> list[str]:
+        """The ``toxmod.kind`` tags of the store's runs (``model``, ``export``)."""
+        if not self.db.exists():
+            return []
+        with sqlite3.connect(self.db) as db:
+            try:
+                return [row[0] for row in db.execute("select value from tags where key = 'toxmod.kind'")]
+            except sqlite3.OperationalError:
+                return []
 
     def statuses(self) -> list[str]:
         if not self.db.exists():
@@ -766,6 +777,385 @@ def pyfunc_load(ws: Workspace) -> dict:
     return {"outcome": out, "ok": "code_model" in out and "pickles []" in out}
 
 
+# -- a shared run can neither delete, redirect nor exhaust anything; what people read is inert --------
+
+
+def _copy(ws: Workspace, source: Path, name: str = "copy") -> Path:
+    return Path(shutil.copytree(source, ws.root / name))
+
+
+def _edit_config(run_dir: Path, change: Callable[[dict], None]) -> None:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    change(config)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    reseal(run_dir)
+
+
+def _refused(result: subprocess.CompletedProcess[str], code: int = 2, extra: bool = True) -> dict:
+    outcome = one_line_error(result)
+    return {"outcome": outcome, "ok": extra and result.returncode == code and "one line" in outcome}
+
+
+def tag_redirect(ws: Workspace, source: Path) -> dict:
+    """A shared run's ``tags.run_dir`` names a victim folder: exporting it is refused, the folder stays."""
+    victim = ws.root / "victim"
+    victim.mkdir()
+    (victim / "data.txt").write_text("keep\n")
+    run_dir = _copy(ws, source)
+    _edit_config(run_dir, lambda c: c.update(tags={"run_dir": str(victim)}))
+    result = ws.toxmod("export", f"run={run_dir}", *ws.store_overrides())
+    gc = ws.toxmod("runs", "gc", "remove_failed=true", *ws.store_overrides())
+    kept = (victim / "data.txt").is_file() and not (victim / "FAILED").exists()
+    return _refused(result, extra=kept and gc.returncode == 0) | {
+        "outcome": one_line_error(result) + ("; victim intact" if kept else "; VICTIM CHANGED")
+    }
+
+
+def _store_run(ws: Workspace, name: str) -> tuple[Path, str]:
+    run_dir = ws.root / name
+    result = ws.toxmod("train", *SLICE, *LOGREG, *ws.store_overrides(), f"hydra.run.dir={run_dir}")
+    if result.returncode:
+        raise SystemExit(f"could not train {name}:\n{result.stderr[-2000:]}")
+    return run_dir, json.loads((run_dir / "tracking.json").read_text())["run_id"]
+
+
+def _with_checkpoint(run_dir: Path) -> None:
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (run_dir / "holdout_eval.json").unlink()  # a run that stopped, to be continued
+
+
+def _tags_of(ws: Workspace, run_id: str) -> dict[str, str]:
+    with sqlite3.connect(ws.db) as db:
+        return dict(db.execute("select key, value from tags where run_uuid = ?", (run_id,)).fetchall())
+
+
+def tracking_redirect(ws: Workspace) -> dict:
+    """``tracking.json`` edited to name another run (the config's tracking block dropped): the resume
+    is refused and the other run keeps its tags and files."""
+    champion, champion_id = _store_run(ws, "champion")
+    attacker, _ = _store_run(ws, "attacker")
+    _with_checkpoint(attacker)
+    edit_json(attacker / "tracking.json", lambda d: d.update(run_id=champion_id))
+    _edit_config(attacker, lambda c: c.pop("tracking", None))
+    before = _tags_of(ws, champion_id)
+    result = ws.toxmod("train", f"resume={attacker}", *ws.store_overrides())
+    same = _tags_of(ws, champion_id) == before and (champion / "holdout_eval.json").is_file()
+    return _refused(result, extra=same)
+
+
+def copied_resume(ws: Workspace) -> dict:
+    """A run folder copied and resumed: refused, the original run still points at its own folder."""
+    original, run_id = _store_run(ws, "original")
+    copy = _copy(ws, original, "copy")
+    _with_checkpoint(copy)
+    result = ws.toxmod("train", f"resume={copy}", *ws.store_overrides())
+    same = _tags_of(ws, run_id)["run_dir"] == str(original.resolve())
+    return _refused(result, extra=same)
+
+
+GC_FOREIGN = r"""
+import socket, subprocess, sys
+from pathlib import Path
+from toxmod.runs.store import open_client
+project, uri = Path(sys.argv[1]), sys.argv[2]
+client = open_client(uri)
+dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+tags = {"run_dir": str(project), "process.host": socket.gethostname(), "process.pid": dead.stdout.strip()}
+run = client.create_run(client.create_experiment("foreign"), tags=tags)
+client.set_terminated(run.info.run_id, "FAILED")
+"""
+
+
+def gc_foreign_folders(ws: Workspace) -> dict:
+    """A user's folder with a ``FAILED`` file, named by a FAILED run's ``run_dir`` and under outputs:
+    ``runs gc remove_failed=true`` leaves both."""
+    project = ws.root / "outputs" / "project"
+    ci = ws.root / "outputs" / "ci-results"
+    for folder in (project, ci):
+        folder.mkdir(parents=True)
+        (folder / "FAILED").write_text("the user's own file\n")
+        (folder / "notes.txt").write_text("keep\n")
+    setup = ws.run(["-c", GC_FOREIGN, str(project), f"sqlite:///{ws.db}"])
+    if setup.returncode:
+        return {"outcome": "setup failed: " + last_line(setup), "ok": False}
+    result = ws.toxmod("runs", "gc", "remove_failed=true", *ws.store_overrides())
+    kept = all((folder / "notes.txt").is_file() for folder in (project, ci))
+    return {"outcome": f"exit {result.returncode}; " + ("both kept" if kept else "DELETED"), "ok": kept}
+
+
+def train_into_foreign_folder(ws: Workspace) -> dict:
+    """Training into a folder of the user's own files: refused, their config.yaml unchanged."""
+    folder = ws.root / "project"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("mine: true\n")
+    result = ws.toxmod("train", *SLICE, *LOGREG, "tracking=none", f"hydra.run.dir={folder}")
+    kept = (folder / "config.yaml").read_text() == "mine: true\n"
+    return _refused(result, extra=kept)
+
+
+def export_outside_data(ws: Workspace, source: Path) -> dict:
+    """A shared run's ``data.path`` outside the opener's folders: export refuses before reading it."""
+    outside = ws.root / "elsewhere" / "secret.csv"
+    outside.parent.mkdir()
+    outside.write_text("password_column,other\nhunter2,x\n")
+    run_dir = _copy(ws, source)
+    _edit_config(run_dir, lambda c: c["data"].update(path=str(outside)))
+    env = {**ws.env, "TOXMOD_ROOT": str(ws.root / "root"), "TOXMOD_DATASETS": str(ws.root / "none")}
+    result = ws.run(["-m", "toxmod.export", f"run={run_dir}", "tracking=none"], env=env)
+    return _refused(result, extra="password_column" not in result.stderr)
+
+
+def _vectorizer_case(ws: Workspace, source: Path, key: str, value: object) -> dict:
+    run_dir = _copy(ws, source)
+
+    def change(state: dict) -> None:
+        state["featurizer"]["word"]["params"][key] = value
+
+    edit_json(run_dir / "model" / "model.json", change)
+    reseal(run_dir)
+    start = time.perf_counter()
+    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    quick = time.perf_counter() - start < 60
+    return _refused(result, extra=quick)
+
+
+BIG_VOCAB = r"""
+import json, sys
+from pathlib import Path
+from toxmod.models.transformer.backbones import load_saved_classifier
+from toxmod.errors import ToxmodError
+folder = Path(sys.argv[1]); folder.mkdir()
+(folder / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 100000000,
+    "hidden_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}))
+(folder / "model.safetensors").write_bytes(b"\0" * 1000)
+try:
+    load_saved_classifier(folder)
+except ToxmodError as error:
+    print("refused:", str(error)[-70:])
+"""
+
+
+def _memory_cap(limit: int = 1 << 30) -> Callable[[], None]:
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def big_vocabulary(ws: Workspace) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", BIG_VOCAB, str(ws.root / "model")],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_memory_cap(),
+    )
+    out = result.stdout.strip() or last_line(result)
+    return {"outcome": out, "ok": out.startswith("refused") and "vocab_size" in out}
+
+
+def _predict_capped(ws: Workspace, source: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "toxmod.predict", f"run={source}", f"input={path}", "tracking=none"]
+    return subprocess.run(
+        args, cwd=ws.root, env=ws.env, capture_output=True, text=True, preexec_fn=_memory_cap(), timeout=300
+    )
+
+
+def gzip_bomb(ws: Workspace, source: Path) -> dict:
+    import gzip
+
+    path = ws.root / "bomb.txt.gz"
+    with gzip.open(path, "wb", compresslevel=9) as handle:  # 5 GiB of zeros, ~5 MB on disk
+        for _ in range(320):
+            handle.write(b"0" * (1 << 24))
+    start = time.perf_counter()
+    result = _predict_capped(ws, source, path)
+    outcome = f"{one_line_error(result)} after {time.perf_counter() - start:.1f} s (1 GiB heap cap)"
+    held = result.returncode == 1 and "one line" in outcome and "limits." in outcome
+    return {"outcome": outcome, "ok": held}
+
+
+def wide_csv(ws: Workspace, source: Path) -> dict:
+    path = ws.root / "wide.csv"
+    header = ",".join(["text", *(f"c{i}" for i in range(300_000))])
+    path.write_text(header + "\nclaim your airdrop" + ",1" * 300_000 + "\n")
+    start = time.perf_counter()
+    result = _predict_capped(ws, source, path)
+    outcome = f"{one_line_error(result)} after {time.perf_counter() - start:.1f} s (1 GiB heap cap)"
+    return {"outcome": outcome, "ok": result.returncode == 1 and "limits.columns" in outcome}
+
+
+def parquet_not_text(ws: Workspace, source: Path) -> dict:
+    path = ws.root / "ints.parquet"
+    pd.DataFrame({"text": [1, 2, 3]}).to_parquet(path)
+    result = ws.toxmod("predict", f"run={source}", f"input={path}", "tracking=none")
+    return _refused(result)
+
+
+def markup_run_name(ws: Workspace) -> dict:
+    """Runs named ``[/x]`` and ``=HYPERLINK(..)|<b>``: compare, select and report work, nothing renders."""
+    for name in ("[/x]", '=HYPERLINK("http://x")|<b>bold</b>'):
+        trained = ws.toxmod("train", *SLICE, *LOGREG, f"run_name='{name}'", *ws.store_overrides())
+        if trained.returncode:
+            return {"outcome": "training failed: " + last_line(trained), "ok": False}
+    compare = ws.toxmod("compare", f"output={ws.root / 'runs.csv'}", *ws.store_overrides())
+    shown = ws.toxmod("compare", *ws.store_overrides())
+    select = ws.toxmod("select", *ws.store_overrides())
+    report = ws.toxmod("report", *ws.store_overrides(), f"hydra.run.dir={ws.root / 'report'}")
+    codes = [r.returncode for r in (compare, shown, select, report)]
+    csv_text = (ws.root / "runs.csv").read_text() if (ws.root / "runs.csv").exists() else ""
+    report_md = ws.root / "report" / "report.md"
+    markdown = report_md.read_text() if report_md.exists() else ""
+    inert = "'=HYPERLINK" in csv_text and "<b>" not in markdown and "[/x]" in shown.stdout
+    formula = "neutralised" if "'=HYP" in csv_text else "RAW"
+    outcome = f"exit codes {codes}; csv formula {formula}"
+    outcome += f"; markdown html {'escaped' if '<b>' not in markdown else 'RAW'}"
+    return {"outcome": outcome, "ok": codes == [0, 0, 0, 0] and inert}
+
+
+def ansi_in_error(ws: Workspace, source: Path) -> dict:
+    """An ANSI escape in a shared run's ``data.path`` reaches the error line escaped."""
+    run_dir = _copy(ws, source)
+    _edit_config(run_dir, lambda c: c["data"].update(path="/nowhere/\x1b[2J\x1b[32mALL CHECKS PASSED.csv"))
+    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    raw = "\x1b" in result.stderr + result.stdout
+    return _refused(result, extra=not raw) | ({"outcome": "RAW ESCAPE in output"} if raw else {})
+
+
+def _thresholds_case(ws: Workspace, source: Path, text: str) -> dict:
+    run_dir = _copy(ws, source)
+    path = run_dir / "thresholds.json"
+    data = json.loads(path.read_text())
+    data["thresholds"]["scam"] = "@@"
+    path.write_text(json.dumps(data).replace('"@@"', text))
+    reseal(run_dir)
+    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    return _refused(result)
+
+
+def deep_json(ws: Workspace, source: Path) -> dict:
+    run_dir = _copy(ws, source)
+    (run_dir / "thresholds.json").write_text("[" * 100_000 + "]" * 100_000)
+    reseal(run_dir)
+    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    return _refused(result)
+
+
+def missing_run_path(ws: Workspace) -> dict:
+    outputs = ws.root / "outputs"
+    result = ws.toxmod("evaluate", "run=outputs/train/missing", *ws.store_overrides())
+    left = sorted(p.relative_to(ws.root).as_posix() for p in outputs.rglob("*")) if outputs.exists() else []
+    outcome = one_line_error(result) + f"; left {left or 'nothing'}"
+    return _refused(result, extra=not left) | {"outcome": outcome}
+
+
+def control_character_label(ws: Workspace) -> dict:
+    path = janitr_csv(ws, 300)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).rename(columns={"scam": "sc\x07am"})
+    frame.to_csv(path, index=False)
+    conf = ws.root / "conf" / "data"
+    conf.mkdir(parents=True)
+    (conf / "bell.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "defaults": ["csv", "_self_"],
+                "name": "bell",
+                "path": str(path),
+                "id_column": "id",
+                "label_columns": ["sc\x07am", "topic_crypto"],
+            }
+        )
+    )
+    result = ws.toxmod("train", "data=bell", "split=stratified", *LOGREG, "tracking=none")
+    return _refused(result, extra="\x07" not in result.stderr)
+
+
+def _signal_predict(ws: Workspace, source: Path, number: int, output: str) -> dict:
+    texts = ws.root / "many.txt"
+    texts.write_text("".join(f"claim your free airdrop number {i}\n" for i in range(300_000)))
+    target = ws.root / output
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toxmod.predict", f"run={source}", f"input={texts}", f"output={target}"]
+        + ["tracking=none"],
+        cwd=ws.root,
+        env=ws.env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 120
+    while not Path(f"{target}.partial").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(number)
+    _, stderr = process.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    left = [p.name for p in ws.root.glob(f"{output}*")]
+    last = lines[-1][:60] if lines else ""
+    outcome = f"exit {process.returncode}, {len(lines)} line(s): {last}; left {left or 'nothing'}"
+    return {"outcome": outcome, "ok": len(lines) == 1 and not left and process.returncode in (130, 143)}
+
+
+def sigterm_export(ws: Workspace) -> dict:
+    """SIGTERM during an export: the run ends FAILED (with ``FAILED``), never RUNNING."""
+    student = ["model=student", "student=tiny", "model.max_length=48", "model.max_epochs=1", *SLICE]
+    trained = ws.toxmod("train", *student, *ws.store_overrides())
+    if trained.returncode:
+        return {"outcome": "training failed: " + last_line(trained), "ok": False}
+    source = next((ws.root / "outputs").glob("train/*/holdout_eval.json")).parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toxmod.export", f"run={source}", *ws.store_overrides()],
+        cwd=ws.root,
+        env=ws.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and "export" not in ws.statuses_of_kind():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    statuses = ws.statuses()
+    failed = list((ws.root / "outputs").glob("export/*/FAILED"))
+    marker = "present" if failed else "absent"
+    outcome = f"exit {process.returncode}; store {sorted(statuses)}; FAILED file {marker}"
+    held = "RUNNING" not in statuses and bool(failed) and process.returncode == 143
+    return {"outcome": outcome, "ok": held}
+
+
+def concurrent_register(ws: Workspace) -> dict:
+    """Two ``select`` processes crowning the same run at once: both succeed, one model version."""
+    _store_run(ws, "run")
+    commands = [[sys.executable, "-m", "toxmod.select", *ws.store_overrides()] for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            c, cwd=ws.root, env=ws.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for c in commands
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    with sqlite3.connect(ws.db) as db:
+        versions = db.execute("select count(*) from model_versions").fetchone()[0]
+    codes = [p.returncode for p in processes]
+    tracebacks = sum("Traceback" in e for e in errors)
+    outcome = f"exit codes {codes}; {versions} model version(s); tracebacks {tracebacks}"
+    return {"outcome": outcome, "ok": codes == [0, 0] and versions == 1 and not tracebacks}
+
+
+def user_code_arguments(ws: Workspace, source: Path) -> dict:
+    """The opener's conf/ names a callable; a shared run's threshold node passes it ``_args_``: refused."""
+    marker = ws.root / "code-ran"
+    conf = ws.root / "conf" / "threshold"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("_target_: os.makedirs\nname: mine\nexist_ok: true\n")
+    run_dir = _copy(ws, source)
+    _edit_config(run_dir, lambda c: c.update(threshold={"_target_": "os.makedirs", "_args_": [str(marker)]}))
+    result = ws.toxmod("export", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    return malicious_outcome(result, marker)
+
+
 # -- driver ------------------------------------------------------------------------------------
 
 
@@ -791,7 +1181,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated groups: kill,concurrency,damaged,malicious,degenerate,shared",
+        help="comma-separated groups: " + ",".join(GROUPS),
     )
     parser.add_argument("--markdown", type=Path, help="print a results file as the markdown table and stop")
     args = parser.parse_args()
@@ -805,14 +1195,7 @@ def main() -> None:
             ["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
     )
-    groups = set(filter(None, args.only.split(","))) or {
-        "kill",
-        "concurrency",
-        "damaged",
-        "malicious",
-        "degenerate",
-        "shared",
-    }
+    groups = set(filter(None, args.only.split(","))) or set(GROUPS)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="toxmod-faults-") as tmp:
         counter = iter(range(10_000))
@@ -869,6 +1252,52 @@ def main() -> None:
             case("shared", "gc: a FAILED link out of the run", gc_link_out)
             case("shared", "export stopped by its gate", failed_export)
             case("shared", "pyfunc model loaded", pyfunc_load)
+        if "trust3" in groups:
+            if "logreg" not in locals():
+                logreg = finished_run(Workspace(sources.root / "logreg", code), LOGREG)
+
+            def vectorizer(key: str, value: str) -> Callable[[Workspace], dict]:
+                return lambda ws: _vectorizer_case(ws, logreg, key, value)
+
+            def signalled(number: int, output: str) -> Callable[[Workspace], dict]:
+                return lambda ws: _signal_predict(ws, logreg, number, output)
+
+            trust = [
+                ("tags", "a shared run's tags.run_dir", lambda ws: tag_redirect(ws, logreg)),
+                ("tracking", "tracking.json names another run", tracking_redirect),
+                ("tracking", "a copied run folder resumed", copied_resume),
+                ("gc", "FAILED files in folders toxmod did not make", gc_foreign_folders),
+                ("gc", "training into a folder of the user's files", train_into_foreign_folder),
+                (
+                    "paths",
+                    "export: data outside the user's folders",
+                    lambda ws: export_outside_data(ws, logreg),
+                ),
+                ("model", "vectorizer input=filename", vectorizer("input", "filename")),
+                ("model", "vectorizer backtracking token_pattern", vectorizer("token_pattern", "(a+)+$")),
+                ("model", "config.json vocab_size 1e8", big_vocabulary),
+                ("input", "predict: 5 GiB one-line .txt.gz", lambda ws: gzip_bomb(ws, logreg)),
+                ("input", "predict: CSV of 300,001 columns", lambda ws: wide_csv(ws, logreg)),
+                ("input", "predict: Parquet text column of ints", lambda ws: parquet_not_text(ws, logreg)),
+                ("display", "run names [/x] and =HYPERLINK(..)|<b>", markup_run_name),
+                ("display", "ANSI escapes in a shared run's data.path", lambda ws: ansi_in_error(ws, logreg)),
+                ("numbers", "threshold 10**400", lambda ws: _thresholds_case(ws, logreg, "1" + "0" * 400)),
+                ("numbers", "threshold of 5,001 digits", lambda ws: _thresholds_case(ws, logreg, "1" * 5001)),
+                ("numbers", "100k-deep JSON nesting", lambda ws: deep_json(ws, logreg)),
+                ("numbers", "run=<missing path>", missing_run_path),
+                ("numbers", "a label name with a control character", control_character_label),
+                ("signals", "SIGTERM during predict", signalled(signal.SIGTERM, "o.jsonl")),
+                ("signals", "SIGINT during predict to Parquet", signalled(signal.SIGINT, "o.parquet")),
+                ("signals", "SIGTERM during an export", sigterm_export),
+                ("signals", "two processes registering one model", concurrent_register),
+                (
+                    "conf",
+                    "a shared run's _args_ to a conf/ callable",
+                    lambda ws: user_code_arguments(ws, logreg),
+                ),
+            ]
+            for area, name, action in trust:
+                case("trust3", f"{area}: {name}", action)
     out = ROOT / "benchmarks" / "results" / f"faults-{label}.json"
     if args.only and out.exists():  # a partial re-run replaces its groups' rows, in place
         kept = json.loads(out.read_text())["cases"]

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.data_free
 LAYERS = [
     (
         "toxmod.errors",
+        "toxmod.display",
+        "toxmod.limits",
         "toxmod.redact",
         "toxmod.environment",
         "toxmod.paths",

@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from toxmod.errors import USER_ERROR_EXIT_CODE, ConfigError
+from toxmod.display import printable
+from toxmod.errors import COMMAND_HOOKS, USER_ERROR_EXIT_CODE, ConfigError, raise_on_sigterm
+from toxmod.limits import configure
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root, user_cache_dir, user_conf_dir
 from toxmod.trusted import RENAMED_TARGETS
 
@@ -119,10 +121,10 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
         base = compose_config(config_name, choices) if len(choices) < len(argv) else cfg
         check_values(cfg, base, [override_key(arg) for arg in argv if arg not in choices])
     except (HydraException, OmegaConfBaseException) as error:
-        print(f"error: {one_line_hydra_error(str(error))}", file=sys.stderr)
+        print(f"error: {printable(one_line_hydra_error(str(error)))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
 
 
@@ -308,9 +310,20 @@ def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
     return cls(**values)
 
 
+def apply_limits(cfg: Any) -> None:
+    """An entry point's ``limits`` config, in force for the whole command (``toxmod.limits``)."""
+    if isinstance(cfg, DictConfig) and "limits" in cfg:
+        configure(as_dict(cfg.limits))
+
+
+if apply_limits not in COMMAND_HOOKS:
+    COMMAND_HOOKS.append(apply_limits)
+
+
 def run_entry_point(config_name: str, task: Callable[[], Any]) -> Any:
     """Validate ``sys.argv`` overrides, then hand over to the Hydra-decorated ``task``."""
     register_resolvers()
+    raise_on_sigterm()
     sys.argv[1:] = with_user_conf(sys.argv[1:])
     check_overrides_or_exit(config_name, sys.argv[1:])
     return task()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import shutil
@@ -14,6 +15,8 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_EXIT_CODE = 2
+# The per-stage folders under paths.output_dir (``outputs/<task_name>/<time>``).
+STAGE_FOLDERS = ("train", "evaluate", "export", "predict", "report", "compare", "select", "split", "pretrain")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, quota, file size limit
 SQLITE_FULL = ("database or disk is full", "disk I/O error")  # SQLite's words for the same
 
@@ -65,6 +68,28 @@ def disk_full(error: BaseException) -> DiskFullError | None:
     return None
 
 
+class Terminated(BaseException):  # noqa: N818 - named for the signal, like KeyboardInterrupt
+    """SIGTERM, raised where the process is, so every ``finally`` and clean-up runs (a partial
+    output removed, the run marked FAILED) before the process exits."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises ``Terminated`` in the main thread instead of ending the process
+    where it stands (which would leave a run RUNNING and a ``.partial`` file behind)."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+INTERRUPT_EXIT_CODE = 130  # 128 + SIGINT
+
+
 class TrainingError(ToxmodError):
     """Training cannot go on (a diverged loss, an undefined monitored metric); says what to change."""
 
@@ -93,34 +118,47 @@ def is_interrupt(error: BaseException) -> bool:
     return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)
 
 
+# Called with an entry point's config before it runs (registered by the modules that need it).
+COMMAND_HOOKS: list[Callable[[Any], None]] = []
+
+
 def exit_on_user_error(func: F) -> F:
     """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and its exit code (2;
     1 for a check that ran and failed, such as the export's parity gate)."""
 
     from omegaconf.errors import MissingMandatoryValue
 
+    from toxmod.display import printable
     from toxmod.redact import holds_secret, redact
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            for hook in COMMAND_HOOKS:  # e.g. the command's resource limits (config.py)
+                hook(args[0] if args else None)
             return func(*args, **kwargs)
         except ToxmodError as error:
             message, code = str(error), error.exit_code
         except MissingMandatoryValue as error:
             key = getattr(error, "full_key", None) or "a required key"
             message, code = f"{key} is required (pass {key}=...)", USER_ERROR_EXIT_CODE
+        except KeyboardInterrupt:  # Ctrl-C: what was under way has cleaned up; no traceback
+            print("error: interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(INTERRUPT_EXIT_CODE)
+        except Terminated:
+            print("error: terminated (SIGTERM)", file=sys.stderr)
+            sys.exit(Terminated.exit_code)
         except Exception as error:
             full = disk_full(error)
             if full is not None:
-                print(f"error: {redact(str(full))}", file=sys.stderr)
+                print(f"error: {printable(redact(str(full)))}", file=sys.stderr)
                 sys.exit(full.exit_code)
             trace = "".join(traceback.format_exception(error))
             if not holds_secret(trace):
                 raise
             print(redact(trace), file=sys.stderr, end="")  # a library's error that quoted a secret
             sys.exit(1)
-        print(f"error: {redact(message)}", file=sys.stderr)
+        print(f"error: {printable(redact(message))}", file=sys.stderr)
         _discard_unused_output_dir()
         sys.exit(code)
 
@@ -136,5 +174,9 @@ def _discard_unused_output_dir() -> None:
         output = Path(HydraConfig.get().runtime.output_dir)
     except ValueError:  # not inside a Hydra run
         return
-    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
+    # Hydra's own folder, and the marker a training stage writes first (``RunDir.MARKER``)
+    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra", "toxmod_run.json"}:
         shutil.rmtree(output)
+        if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/, when now empty
+            with contextlib.suppress(OSError):
+                output.parent.rmdir()

@@ -21,8 +21,10 @@ def read_json(path: Path) -> Any:
         raise DamagedFileError(f"{path}: missing")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DamagedFileError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise DamagedFileError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as error:  # malformed, not UTF-8, or an integer of more than 4,300 digits
+        raise DamagedFileError(f"{path}: not valid JSON ({str(error)[:200]})") from None
 
 
 def require_keys(path: Path, state: Any, keys: tuple[str, ...]) -> None:

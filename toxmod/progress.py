@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,12 +21,32 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from toxmod.display import printable
 from toxmod.redact import redact
 
+
+class InertConsole(Console):
+    """A console that shows every string as text: no rich markup is parsed from it (a run named
+    ``[/x]`` neither crashes a table nor restyles it) and control characters are shown escaped (an
+    ANSI sequence in a tag cannot clear the screen). toxmod's own styling goes through ``styled``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs["markup"] = False
+        return super().render_str(printable(text, keep_newlines=True), **kwargs)
+
+
+def styled(label: str, rest: str = "", style: str = "bold") -> Text:
+    """``label`` in ``style``, then ``rest`` as plain text (shown inert, as everything printed)."""
+    return Text.assemble((label, style), printable(rest, keep_newlines=True))
+
+
 # Wide enough for the per-label table when output is piped to a file or CI log.
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = InertConsole(width=None if sys.stdout.isatty() else 140)
 # Notes beside machine-readable output on stdout (``compare format=csv``) go here.
-notes_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+notes_console = InertConsole(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 class RateColumn(ProgressColumn):
@@ -43,12 +62,12 @@ def print_whole(renderable: Any) -> None:
         console.print(renderable)
         return
     width = console.measure(renderable, options=console.options.update_width(100_000)).maximum
-    Console(file=console.file, width=max(width, console.width), color_system=None).print(renderable)
+    InertConsole(file=console.file, width=max(width, console.width), color_system=None).print(renderable)
 
 
 def warn(message: str) -> None:
     """A warning on one line, never wrapped (it is read in logs and searched for)."""
-    console.print(f"[yellow]warning:[/] {escape(redact(message))}", soft_wrap=True)
+    console.print(styled("warning:", f" {redact(message)}", "yellow"), soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -76,7 +95,7 @@ class StageClock:
         start = time.perf_counter()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-        console.print(f"[dim]{name} {self.seconds[name]:.1f} s[/]", soft_wrap=True)
+        console.print(styled(f"{name} {self.seconds[name]:.1f} s", style="dim"), soft_wrap=True)
 
     def as_metrics(self) -> dict[str, float]:
         return {f"stage_seconds/{name}": value for name, value in self.seconds.items()}

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from toxmod.data.schemes import LabelScheme
+from toxmod.display import csv_cell, markdown_cell, markdown_code
 from toxmod.evaluation.metrics import PER_LABEL_METRICS
 
 
@@ -74,16 +75,18 @@ def headline_table(split: str, metrics: Mapping[str, float], names: Sequence[str
 
 
 def rows_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """The rows as ``csv`` (full precision) or a ``markdown`` table, for files, notebooks and pipes."""
+    """The rows as ``csv`` (full precision) or a ``markdown`` table, for files, notebooks and pipes.
+    Text cells are made inert for their reader (``display``): no formula runs in a spreadsheet, no
+    ``|`` shifts a markdown column, no HTML renders."""
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerow([csv_cell(c) for c in columns])
+        writer.writerows([["" if v is None else csv_cell(v) for v in row] for row in rows])
         return buffer.getvalue()
     if fmt == "markdown":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+        lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(markdown_cell(_fmt(v)) for v in row) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown table format {fmt!r}")
 
@@ -115,16 +118,16 @@ def run_card(
         if not targets
         else "FPR target " + ", ".join(f"{d} {t:g}" for d, t in targets.items())
     )
-    method = f"`{thresholds.method}` on {thresholds.fit_split}"
+    method = f"{markdown_code(thresholds.method)} on {markdown_cell(thresholds.fit_split)}"
     lines = [
-        f"**{model}** on **{dataset}** · thresholds by {method} ({budget})",
+        f"**{markdown_cell(model)}** on **{markdown_cell(dataset)}** · thresholds by {method} ({budget})",
         "",
         "| decision | threshold | holdout recall | holdout FPR | holdout precision |",
         "|---|---|---|---|---|",
     ]
     for name, value in thresholds.as_dict().items():
         cells = [_fmt(metrics.get(f"holdout/{name}/{m}")) for m in ("recall", "fpr", "precision")]
-        lines.append(f"| {name} | {value:.4f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_cell(name)} | {value:.4f} | " + " | ".join(cells) + " |")
     headline, size_mb = scheme.headline_name, (metrics.get("model_size_bytes") or 0) / 1e6
     lines += [
         "",
@@ -132,8 +135,8 @@ def run_card(
         f"{_fmt(metrics.get(f'holdout/{headline}'))} · size {size_mb:.2f} MB"
         f" · train {metrics.get('train_seconds', 0.0):.1f} s",
         "",
-        f"split `{split_sha256}`",
+        f"split {markdown_code(split_sha256)}",
         "",
-        f"`{command}`",
+        markdown_code(command),
     ]
     return "\n".join(lines)

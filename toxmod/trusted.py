@@ -4,6 +4,11 @@ A run directory is data someone else may have made. A config read from one (resu
 instantiate only the classes and functions the shipped config groups name, those in the opener's own
 config folder (``./conf`` or ``TOXMOD_CONF``: code the opener chose), those the stages write into a
 run's config themselves, and torch's optimizers.
+
+Code named only by the opener's own config folder gets its arguments from the opener, not from the
+run: a saved node that names it must hold the values one of the opener's YAML nodes for that code
+holds (a key the opener interpolates, ``${...}``, may hold any plain value) -- never ``_args_``, a
+nested ``_target_`` or a key the opener's YAML does not give.
 """
 
 from __future__ import annotations
@@ -53,10 +58,74 @@ def shipped_targets() -> frozenset[str]:
 def allowed_targets() -> frozenset[str]:
     """``shipped_targets`` and those named by the opener's own config folder (read at each call: the
     folder is the current directory's)."""
+    return shipped_targets() | frozenset(user_target_keys())
+
+
+def user_target_keys() -> dict[str, list[dict[str, Any]]]:
+    """``{target: the nodes of the opener's YAML that name it}`` for code the opener's own config
+    folder names (read at each call: the folder is the current directory's)."""
     folder = user_conf_dir()
-    if folder is None:
-        return shipped_targets()
-    return shipped_targets() | {str(t) for c in _configs_in(folder) for _, t in _targets(c, "")}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for config in _configs_in(folder) if folder is not None else []:
+        for node in _target_nodes(config):
+            found.setdefault(str(node["_target_"]), []).append(node)
+    return found
+
+
+def _target_nodes(node: Any) -> list[dict[str, Any]]:
+    """Every mapping that holds a ``_target_``, nested ones included."""
+    found = []
+    if isinstance(node, dict):
+        if "_target_" in node:
+            found.append(node)
+        for value in node.values():
+            found += _target_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _target_nodes(value)
+    return found
+
+
+def _plain(value: Any) -> bool:
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(v, scalar) for v in value)
+    )
+
+
+def _given_by(saved: dict[str, Any], declared: dict[str, Any]) -> str | None:
+    """The first key of ``saved`` whose value the opener's node ``declared`` does not give, or None."""
+    for name, value in saved.items():
+        if name == "_target_":
+            continue
+        if name == "_args_" or name not in declared or not _plain(value):
+            return name
+        wanted = declared[name]
+        interpolated = isinstance(wanted, str) and "${" in wanted
+        if not interpolated and wanted != value:
+            return name
+    return None
+
+
+def _check_user_code_arguments(container: Any, source: str, never_built: Sequence[str]) -> None:
+    """A saved node naming code only the opener's config names passes it no arguments of its own."""
+    declared = user_target_keys()
+    shipped = shipped_targets()
+    for key, value in (container or {}).items():
+        if key in never_built:
+            continue
+        for node in _target_nodes(value):
+            target = node.get("_target_")
+            if target in shipped or target not in declared:
+                continue
+            differing = [_given_by(node, mine) for mine in declared[target]]
+            if None not in differing:
+                name = str(differing[0])
+                raise ConfigError(
+                    f"{source}: {key} passes {name}={str(node.get(name))[:40]!r} to "
+                    f"{target}, code only your conf/ names; a run may not choose its arguments "
+                    "(your conf/ must give these values itself)"
+                )
 
 
 @functools.cache
@@ -84,6 +153,8 @@ def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> Non
     """
     container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
     allowed = allowed_targets()
+    if isinstance(container, dict):
+        _check_user_code_arguments(container, source, never_built)
     for key, target in _targets(container, ""):
         if key.split(".", 1)[0] in never_built:
             continue

@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import janitr_frame, run_entry, stored_runs, tracking_overrides
 from toxmod.runs import MlflowTracker
+from toxmod.runs.claim import TOKEN_TAG, claim
 from toxmod.runs.gc import PROCESS_DIED, collect, process_identity
 from toxmod.runs.record import RunDir, stage_marker
 
@@ -176,8 +177,9 @@ def test_runs_a_dead_process_left_running_are_settled(tmp_path: Path, store: dic
     experiment = tracker._experiment_id()
 
     def running(tags: dict[str, str], run_dir: Path) -> str:
-        run_dir.mkdir()
-        return client.create_run(experiment, tags={**tags, "run_dir": str(run_dir)}).info.run_id
+        token = claim(RunDir(run_dir), resuming=False)  # a folder toxmod made for the run
+        tags = {**tags, "run_dir": str(run_dir), TOKEN_TAG: token}
+        return client.create_run(experiment, tags=tags).info.run_id
 
     gone = running(
         {**process_identity(), "process.pid": dead.stdout.strip(), "process.start": ""}, tmp_path / "a"

@@ -223,7 +223,7 @@ DAMAGE = {
     "scorer_unknown_kind": "scorer.json: unknown model kind 'svm'",
     "scorer_unknown_parameter": "scorer.json: parameters do not fit",
     "thresholds_bad_json": "thresholds.json: not valid JSON",
-    "thresholds_not_numbers": "thresholds.json: non-numeric thresholds {'scam': 'high'}",
+    "thresholds_not_numbers": "thresholds.json: threshold 'scam' is 'high', not a finite number",
     "thresholds_missing_label": "thresholds.json: thresholds name ['scam'], but the decisions are",
     "thresholds_extra_label": "(missing [], unknown ['spam'])",
     "holdout_eval_bad_json": "holdout_eval.json: not valid JSON",

@@ -120,7 +120,8 @@ def _require_columns(frame: pd.DataFrame, columns: list[tuple[str, str]], where:
     missing = [f"{column!r} (data.{key})" for key, column in columns if column not in frame.columns]
     if missing:
         what = "column" if len(missing) == 1 else "columns"
-        raise DataError(f"{where}: {what} {', '.join(missing)} not found; columns are {list(frame.columns)}")
+        present = [str(c)[:40] for c in frame.columns[:20]] + (["..."] if len(frame.columns) > 20 else [])
+        raise DataError(f"{where}: {what} {', '.join(missing)} not found; columns are {present}")
 
 
 class Problems:

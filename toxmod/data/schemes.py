@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from toxmod.errors import DataError
+
 
 @dataclass(frozen=True)
 class TrainingTask:
@@ -130,6 +132,21 @@ class LabelScheme(ABC):
         """A JSON-able description, stored with models and manifests."""
 
 
+MAX_LABEL_LENGTH = 100
+
+
+def check_label_name(name: Any) -> str:
+    """A label or level name: it names metrics (``holdout/<label>/recall``), files and columns, so it
+    is 1 to 100 printable characters without ``/`` or ``\\``; else one line naming it."""
+    text = str(name)
+    if not text.strip() or len(text) > MAX_LABEL_LENGTH:
+        raise DataError(f"label name {text[:60]!r}: expected 1 to {MAX_LABEL_LENGTH} characters")
+    bad = next((c for c in text if not c.isprintable() or c in "/\\"), None)
+    if bad is not None:
+        raise DataError(f"label name {text[:60]!r}: holds {bad!r}; a label names metrics, files and columns")
+    return text
+
+
 @dataclass
 class MultiLabelScheme(LabelScheme):
     """Independent binary labels; ``none_label`` names the derived "no label" class (optional)."""
@@ -142,7 +159,9 @@ class MultiLabelScheme(LabelScheme):
     decisions_independent: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
-        self.labels = list(self.labels)
+        self.labels = [check_label_name(label) for label in self.labels]
+        if self.none_label is not None:
+            check_label_name(self.none_label)
         if not self.labels:
             raise ValueError("a multi-label scheme needs at least one label")
         if not self.primary_label:
@@ -223,7 +242,7 @@ class LevelsScheme(LabelScheme):
     decisions_independent: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        self.levels = list(self.levels)
+        self.levels = [check_label_name(level) for level in self.levels]
         if len(self.levels) < 2:
             raise ValueError("a levels scheme needs at least two levels")
         if not self.primary_label:

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from rich.text import Text
 
 from toxmod.data.auxiliary import AuxiliaryTargets
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.files import read_json
 from toxmod.hardware import CPU, HardwareSettings
+from toxmod.progress import styled
 
 SCORER_FILE = "scorer.json"
 
@@ -260,9 +263,9 @@ class Scorer(ABC):
                 )
         return dict(params)
 
-    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
+    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> Text:
         """The line the train stage prints before ``fit``."""
-        return f"[bold]training[/] {name} on the {train_rows} train rows of {dataset} ..."
+        return styled("training", f" {name} on the {train_rows} train rows of {dataset} ...")
 
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:  # noqa: B027 - optional hook
         """Refuse bad settings before any data is read (one-line ConfigError); ``context`` has no data yet."""
@@ -309,7 +312,7 @@ class Scorer(ABC):
         ``Opening`` (``load_scorer``), never from the directory.
         """
         directory = Path(directory)
-        description = description or json.loads((directory / SCORER_FILE).read_text())
+        description = description or read_json(directory / SCORER_FILE)
         where = directory / SCORER_FILE
         params = cls.opened_params(description.get("params", {}), current_opening(), where)
         try:

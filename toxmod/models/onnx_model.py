@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.text import Text
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.environment import cpu
@@ -34,7 +35,7 @@ from toxmod.models.capabilities import BuiltFromRuns, OnDevice
 from toxmod.models.onnx_export import export_encoder, quantization_format, quantize_int8
 from toxmod.models.temperature import Temperatures, link_for
 from toxmod.models.token_batches import load_fast_tokenizer, scoring_batches
-from toxmod.progress import scoring_progress, warn
+from toxmod.progress import scoring_progress, styled, warn
 
 FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"
@@ -134,9 +135,9 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"export.{key}={getattr(self, key)}: expected a number >= 0")
 
-    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
+    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> Text:
         formats = "fp32 + int8" if self.quantize else "fp32"
-        return f"[bold]exporting[/] {self.source} to ONNX ({formats}, opset {self.opset}) as {name} ..."
+        return styled("exporting", f" {self.source} to ONNX ({formats}, opset {self.opset}) as {name} ...")
 
     def member_runs(self) -> list[str]:
         return [str(self.source)] if self.source else []

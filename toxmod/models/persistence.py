@@ -9,7 +9,7 @@ a damaged or unexpected file is a one-line error naming it.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +79,55 @@ def vectorizer_state(vectorizer: Any, prefix: str) -> tuple[dict[str, np.ndarray
     return {f"{prefix}idf": vectorizer.idf_}, {"params": params, "terms": terms}
 
 
+class UntrustedSetting(ValueError):
+    """A saved model's parameter that toxmod never writes (a vectorizer reading files, a custom regex)."""
+
+
+# A saved vectorizer's parameters: the ones toxmod fixes, and those it lets a config choose (checked).
+VECTORIZER_FIXED = {
+    "binary": False,
+    "decode_error": "strict",
+    "encoding": "utf-8",
+    "input": "content",  # "filename" would open the files the texts name
+    "lowercase": True,
+    "max_df": 1.0,
+    "norm": "l2",
+    "preprocessor": None,
+    "smooth_idf": True,
+    "stop_words": None,
+    "strip_accents": None,
+    "token_pattern": r"(?u)\b\w\w+\b",  # scikit-learn's own; another regex could backtrack for ever
+    "tokenizer": None,
+    "use_idf": True,
+    "vocabulary": None,
+}
+
+
+def _vectorizer_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` when every one is a value toxmod writes, else ``UntrustedSetting`` naming it."""
+    for key, expected in VECTORIZER_FIXED.items():
+        if params.get(key, expected) != expected:
+            raise UntrustedSetting(f"vectorizer parameter {key}={params[key]!r} is not one toxmod writes")
+    chosen: dict[str, Callable[[Any], bool]] = {
+        "analyzer": lambda v: v in ("word", "char_wb"),
+        "dtype": lambda v: v in ("float32", "float64"),
+        "max_features": lambda v: v is None or (type(v) is int and v > 0),
+        "min_df": lambda v: type(v) in (int, float) and v >= 0,
+        "sublinear_tf": lambda v: type(v) is bool,
+        "ngram_range": lambda v: (
+            isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) and 1 <= v[0] <= v[1] <= 10
+        ),
+    }
+    for key, value in params.items():
+        if key not in VECTORIZER_FIXED and (key not in chosen or not chosen[key](value)):
+            raise UntrustedSetting(f"vectorizer parameter {key}={str(value)[:60]!r} is not one toxmod writes")
+    return dict(params)
+
+
 def vectorizer_from_state(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], prefix: str) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    params = dict(meta["params"])
+    params = _vectorizer_params(meta["params"])
     params["dtype"] = np.dtype(params["dtype"]).type
     params["ngram_range"] = tuple(params["ngram_range"])
     vectorizer = TfidfVectorizer(**params)

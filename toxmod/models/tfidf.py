@@ -22,6 +22,7 @@ from toxmod.data.schemes import LabelScheme, TrainingTask
 from toxmod.errors import DamagedFileError
 from toxmod.models.base import FitContext, Scorer
 from toxmod.models.persistence import (
+    UntrustedSetting,
     logistic_from_state,
     logistic_state,
     read_arrays,
@@ -145,6 +146,8 @@ class TfidfScorer(Scorer):
                 self._estimator_from_state(arrays, meta, index, directory)
                 for index, meta in enumerate(state["estimators"])
             ]
+        except UntrustedSetting as error:
+            raise DamagedFileError(f"{directory / STATE_FILE}: {error}") from None
         except (KeyError, TypeError, ValueError) as error:
             raise DamagedFileError(
                 f"{directory / STATE_FILE}: does not match {ARRAYS_FILE} ({error!r})"

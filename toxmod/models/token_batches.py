@@ -6,7 +6,6 @@ serves an ONNX model never imports torch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,15 @@ from typing import Any
 import numpy as np
 
 from toxmod.errors import DamagedFileError
+from toxmod.files import read_json
+from toxmod.limits import check_model_folder
 
 
 def load_tokenizer(directory: str | Path) -> Any:
     """A tokenizer saved with ``save_pretrained`` (student or pretrained); no remote code is run."""
     from transformers import AutoTokenizer
 
+    check_model_folder(Path(directory))
     try:
         return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
     except (OSError, ValueError) as error:
@@ -39,7 +41,7 @@ class FastTokenizer:
         self.tokenizer.no_padding()
         self._truncation: int | None = None
         config = directory / "tokenizer_config.json"
-        settings = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+        settings = read_json(config) if config.is_file() else {}
         pad = settings.get("pad_token")
         pad = pad.get("content") if isinstance(pad, dict) else pad
         self.pad_token_id = self.tokenizer.token_to_id(pad) if pad else None
@@ -63,6 +65,7 @@ def load_fast_tokenizer(directory: str | Path) -> Any:
     directory = Path(directory)
     if not (directory / "tokenizer.json").is_file():
         return load_tokenizer(directory)
+    check_model_folder(directory)
     try:
         return FastTokenizer(directory)
     except Exception as error:  # noqa: BLE001 - tokenizers raises a plain Exception for a bad file

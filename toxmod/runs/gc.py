@@ -18,6 +18,7 @@ from pathlib import Path
 
 from toxmod.errors import DamagedFileError
 from toxmod.files import refuse_links_out
+from toxmod.runs.claim import in_use, owned
 from toxmod.runs.record import RunDir, mark_finished
 from toxmod.runs.store import RunStore
 
@@ -84,39 +85,54 @@ def collect(
         elif not alive:
             store.mark_failed(run.run_id, PROCESS_DIED)
             directory = run.tags.get("run_dir")
-            if directory and Path(directory).is_dir() and _writable(Path(directory), result):
+            if directory and _ours(Path(directory), run.tags, result):
                 marker = RunDir(Path(directory)).failed
                 if not marker.exists() and not marker.is_symlink():
                     marker.write_text(f"{PROCESS_DIED} (the run was RUNNING and its process is gone)\n")
             result.failed.append(run.run_id)
     for run in store.search(status="FINISHED", max_results=max_runs):
         directory = run.tags.get("run_dir")
-        if directory and (Path(directory) / RunDir.PENDING).is_dir() and _writable(Path(directory), result):
+        if (
+            directory
+            and (Path(directory) / RunDir.PENDING).is_dir()
+            and _ours(Path(directory), run.tags, result)
+        ):
             mark_finished(RunDir(Path(directory)))
             result.completed.append(run.run_id)
     if remove_failed:
-        stopped = [
-            Path(r.tags["run_dir"])
+        stopped: dict[Path, dict[str, str]] = {
+            Path(r.tags["run_dir"]).absolute(): r.tags
             for s in ("FAILED", "KILLED")
             for r in store.search(status=s, max_results=max_runs)
             if r.tags.get("run_dir")
-        ]
+        }
         marked = [
-            p.parent for folder in folders if folder.is_dir() for p in folder.glob(f"**/{RunDir.FAILED}")
+            p.parent.absolute()
+            for folder in folders
+            if folder.is_dir()
+            for p in folder.glob(f"**/{RunDir.FAILED}")
         ]
-        for folder_path in {path.resolve() for path in [*stopped, *marked]}:
-            _remove_failed(RunDir(folder_path), result)
+        for folder_path in dict.fromkeys([*stopped, *marked]):
+            _remove_failed(RunDir(folder_path), stopped.get(folder_path), result)
     return result
 
 
-def _remove_failed(run: RunDir, result: Collected) -> None:
-    """A failed run's folder, gone: only one that holds a ``FAILED`` file and no finished marker,
-    and none of whose links leaves it."""
+def _remove_failed(run: RunDir, tags: dict[str, str] | None, result: Collected) -> None:
+    """A failed run's folder, gone: only a folder toxmod created for that run (``claim.owned``) that
+    holds a ``FAILED`` file and no finished marker, no process holds (a resume under way), and none
+    of whose links leaves it."""
     if not run.path.is_dir() or run.finished or not run.failed.is_file():
         return
-    if _writable(run.path, result):
-        shutil.rmtree(run.path)
-        result.removed.append(str(run.path))
+    if not _ours(run.path, tags, result) or in_use(run):
+        return
+    shutil.rmtree(run.path)
+    result.removed.append(str(run.path))
+
+
+def _ours(directory: Path, tags: dict[str, str] | None, result: Collected) -> bool:
+    """A folder gc may write into or delete: a toxmod run folder whose token is the run's
+    (``claim.owned``), with no link that leaves it. Any other folder is left as it is."""
+    return _writable(directory, result) and owned(directory, tags)
 
 
 def _writable(directory: Path, result: Collected) -> bool:

@@ -64,6 +64,10 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
             )
         verify_run(run)
         return run
+    text = str(ref)
+    if not text.startswith("models:/") and ("/" in text or text.startswith((".", "~"))):
+        what = "a file, not a run directory" if candidate.exists() else "no such run directory"
+        raise ConfigError(f"run={ref}: {what}")
     if isinstance(store, NoStore):
         raise ConfigError(f"run={ref}: not a run directory (and tracking=none cannot look up run ids)")
     if str(ref).startswith("models:/"):  # a registered model version, e.g. models:/janitr@champion

@@ -67,10 +67,11 @@ class RunDir:
     PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
     MANIFEST = "manifest.json"  # every file a finished run is opened with, by SHA-256 (``run_manifest``)
     ENVIRONMENT = "environment.json"  # Python, OS, library versions, CPU and ISA, threads, GPU
+    MARKER = "toxmod_run.json"  # toxmod made this folder: its token, also the tracking run's ``run_token``
     # Not in the manifest: what changes after the run finished, what no opener reads (checkpoints are
     # read on resume, as weights only), the member runs an ensemble trained (each has its own), and
     # what Hydra or a sweep writes beside the run.
-    UNLISTED = (MANIFEST, TRACKING, CHECKPOINTS, FAILED, PENDING, "members", ".hydra", "job_status.json")
+    UNLISTED = (MANIFEST, CHECKPOINTS, FAILED, PENDING, "members", ".hydra", "job_status.json")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -242,8 +243,9 @@ def finish_run_record(
     tracker.log_metrics(metrics, step=step)
     tracker.log_artifacts(run.model, RunDir.MODEL)
     tracker.log_artifacts(run.split, RunDir.SPLIT)
-    for path in (run.thresholds, run.metrics, run.config, run.leakage):
-        tracker.log_artifact(path)
+    for path in (run.thresholds, run.metrics, run.config, run.leakage, run.tracking, run / RunDir.MARKER):
+        if path.is_file():
+            tracker.log_artifact(path)
     if (run / RunDir.ENVIRONMENT).is_file():
         tracker.log_artifact(run / RunDir.ENVIRONMENT)
     if (run / RunDir.CALIBRATION).is_file():
@@ -274,7 +276,10 @@ def verify_run(run: RunDir) -> None:
         )
     record = read_json(manifest)
     require_keys(manifest, record, ("files",))
-    verify_listed(run.path, record["files"], manifest, skip=(*RunDir.UNLISTED, RunDir.CHECKPOINTS))
+    skip = [*RunDir.UNLISTED, RunDir.CHECKPOINTS]
+    if isinstance(record["files"], dict) and RunDir.TRACKING not in record["files"]:
+        skip.append(RunDir.TRACKING)  # a run recorded before its manifest listed tracking.json
+    verify_listed(run.path, record["files"], manifest, skip=skip)
 
 
 def write_predictions(

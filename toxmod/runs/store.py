@@ -293,8 +293,23 @@ class RunStore:
         """Point ``alias`` of registered model ``name`` at a version of ``model_uri`` (``run_id``'s
         pyfunc model). A version of that run already registered is reused, so re-running creates
         none; returns ``(version, created)``."""
-        with global_tracking_uri(self.uri):  # the registry looks the logged model up through it
+        with global_tracking_uri(self.uri), self._registry_lock():
             return self._register(name, model_uri, run_id, alias)
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        """Registrations into one SQLite store, one at a time (a server serialises its own writes;
+        ``_register`` also settles a race there)."""
+        if not self.uri.startswith("sqlite:///"):
+            yield
+            return
+        database = Path(self.uri.removeprefix("sqlite:///"))
+        with file_lock(database.with_name(database.name + ".lock")):
+            yield
+
+    def _versions_of(self, name: str, run_id: str) -> list[Any]:
+        found = self._client.search_model_versions(f"name = '{_quoted(name)}'")
+        return sorted((v for v in found if v.run_id == run_id), key=lambda v: int(v.version))
 
     def _register(self, name: str, model_uri: str, run_id: str, alias: str) -> tuple[str, bool]:
         from mlflow.exceptions import MlflowException
@@ -303,18 +318,22 @@ class RunStore:
         try:
             client.get_registered_model(name)
         except MlflowException:
-            client.create_registered_model(name)
-        existing = [
-            v for v in client.search_model_versions(f"name = '{_quoted(name)}'") if v.run_id == run_id
-        ]
-        if existing:
-            version, created = str(existing[0].version), False
-        else:
+            try:
+                client.create_registered_model(name)
+            except MlflowException as error:  # another process created it first
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+        existing = self._versions_of(name, run_id)
+        created = not existing
+        if created:
             # a logged model (models:/m-<id>) is named by id too: a tracking server checks the source
             model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-            created_version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
-            version = str(created_version.version)
-            created = True
+            mine = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
+            existing = self._versions_of(name, run_id)
+            if str(existing[0].version) != str(mine.version):  # another process registered it too
+                client.delete_model_version(name, mine.version)
+                created = False
+        version = str(existing[0].version)
         client.set_registered_model_alias(name, alias, version)
         return version, created
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toxmod.errors import DiskFullError, ToxmodError, disk_full, is_interrupt
+from toxmod.errors import ConfigError, DiskFullError, ToxmodError, disk_full, is_interrupt
 from toxmod.files import file_lock
 from toxmod.runs.store import (
     NoStore,
@@ -24,6 +24,58 @@ from toxmod.runs.store import (
 
 PARAM_VALUE_LIMIT = 6000
 BATCH_LIMIT = 100
+
+# Tags toxmod writes itself: what readers act on (``run_dir`` is where gc and compare write) or
+# trust (hashes, kinds, provenance). A config's ``tags`` may add others, never set these.
+OWN_TAGS = frozenset(
+    {
+        "split_sha256",
+        "data_sha256",
+        "corpus_sha256",
+        "git_sha",
+        "dataset",
+        "model",
+        "model_kind",
+        "scheme",
+        "primary_label",
+        "split_source",
+        "run_dir",
+        "run_token",
+        "job_key",
+        "allow_leakage",
+        "leakage_found",
+        "warnings",
+        "calib_too_small",
+        "chance_warnings",
+        "sweep_id",
+        "failure_reason",
+        "pyfunc_model_uri",
+        "source_run_id",
+        "source_run_dir",
+    }
+)
+OWN_TAG_PREFIXES = (
+    "toxmod.",
+    "mlflow.",
+    "process.",
+    "env.",
+    "hardware.",
+    "export.",
+    "checkpoint.",
+    "teacher.",
+    "distill.",
+)
+
+
+def check_user_tags(tags: Any, source: str = "tags") -> dict[str, str]:
+    """A config's extra tags as strings; one naming a tag toxmod writes itself (``OWN_TAGS``, or
+    starting with one of ``OWN_TAG_PREFIXES``) is a one-line error: a run may not point ``run_dir``
+    elsewhere or pass for another kind of run."""
+    given = {str(k): str(v) for k, v in (tags or {}).items()}
+    for key in given:
+        if key in OWN_TAGS or key.startswith(OWN_TAG_PREFIXES):
+            raise ConfigError(f"{source}.{key}: a tag toxmod writes itself; a config may not set it")
+    return given
 
 
 def flatten(

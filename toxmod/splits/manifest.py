@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from toxmod.data.datasets import SPLIT_NAMES, LabeledDataset
-from toxmod.errors import SplitError
+from toxmod.errors import DamagedFileError, SplitError
+from toxmod.files import read_json
 
 MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_FORMAT = "toxmod-split/1"
@@ -102,9 +103,9 @@ def read_split_folder(
             f"frozen split {directory}: {MANIFEST_NAME} not found (is split.dir a split folder?)"
         )
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json(manifest_path)
         parts = manifest["splits"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (DamagedFileError, KeyError, TypeError) as error:
         raise SplitError(f"{manifest_path}: not a toxmod split manifest ({error})") from error
     if not allow_data_change and manifest.get("data_sha256") not in (None, dataset.sha256):
         raise SplitError(

@@ -3,8 +3,8 @@
 The new run is an ordinary run of the train stage whose model is ``OnnxScorer`` (``fit`` exports,
 quantizes and checks parity on valid; see ``models/onnx_model.py``). It reuses the source run's data,
 frozen split folder (so the split hash is the same), threshold method, seed and bootstrap, and is
-tagged ``source_run_id`` / ``source_run_dir``; it gets its own thresholds fitted on calib, its own
-holdout metrics and its own MLflow run.
+tagged ``source_run_id`` / ``source_run_dir`` (the stage's own tags, which no config can set); it gets
+its own thresholds fitted on calib, its own holdout metrics and its own MLflow run.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from toxmod.config import as_dict, instantiate_component
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
-from toxmod.runs.opening import locate_run
+from toxmod.runs.opening import locate_run, opening_from_config, refuse_outside_paths
 from toxmod.runs.record import RunDir
+from toxmod.runs.tracking import check_user_tags
 from toxmod.splits import frozen_split_config
 from toxmod.stages.steps.members import NO_TEACHER
 from toxmod.stages.train import TrainResult, train
@@ -35,8 +36,19 @@ def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     source_cfg = source.saved_config()  # checked before anything else is read from the run
     if source_cfg is None:
         raise DamagedFileError(f"{source.config}: missing (the source run's config)")
+    check_user_tags(source_cfg.get("tags"), f"{source.config}: tags")
+    if cfg.data_path:  # the opener names the data file; else the run's own must lie in their folders
+        OmegaConf.update(source_cfg, "data.path", str(Path(str(cfg.data_path)).expanduser()), merge=False)
+    remedy = "pass data_path=<the data file> to read it"  # the export reads no other file the run names
+    refuse_outside_paths(source_cfg, source, opening_from_config(cfg), keys=("data.path",), remedy=remedy)
     _check_exportable(source)
-    return train(export_config(cfg, source, source_cfg), run_dir)
+    source_id = source.tracking_record().get("run_id")
+    stage_tags = {
+        "source_run_id": str(source_id or ""),
+        "source_run_dir": str(source.path.resolve()),
+        "export.format": str(cfg.export.score_with),
+    }
+    return train(export_config(cfg, source, source_cfg), run_dir, stage_tags=stage_tags)
 
 
 def _check_exportable(source: RunDir) -> None:
@@ -57,7 +69,6 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
     command's tracking, paths and hardware."""
     settings: dict[str, Any] = OmegaConf.to_container(cfg.export, resolve=True)  # type: ignore[assignment]
     thresholds = Thresholds.load(source.thresholds).as_dict()
-    source_id = source.tracking_record().get("run_id")
     source_model = str(source_cfg.model.get("name", "model"))
     new = source_cfg.copy()
     with open_dict(new):
@@ -74,12 +85,7 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
             new[key] = cfg[key]
         new.task_name = str(cfg.task_name)
         new.run_name = cfg.get("run_name") or f"{source_model}-onnx-{settings['score_with']}"
-        new.tags = {
-            **as_dict(source_cfg.get("tags")),
-            "source_run_id": str(source_id or ""),
-            "source_run_dir": str(source.path.resolve()),
-            "export.format": settings["score_with"],
-        }
+        new.tags = as_dict(source_cfg.get("tags"))  # the source's own tags, beside the export's
         new.resume = None
         new.calibration = {"method": "none"}  # a calibrated source's temperatures travel with the export
         new.distill = {"method": "none"}

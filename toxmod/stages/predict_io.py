@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import gzip
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from toxmod.data.readers import table_format
+from toxmod.data.readers import check_header, table_format
 from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError, DataError
+from toxmod.limits import LimitedReader
 from toxmod.progress import console
 
 STDIN = "-"
@@ -69,7 +69,7 @@ def open_input(name: str) -> BinaryIO:
 def read_source(name: str, columns: Columns, chunk_size: int) -> Source:
     """The rows of ``name`` (``-``: stdin, one text per line), chunk by chunk."""
     if name == STDIN:
-        return Source(_numbered(utf8_lines(sys.stdin.buffer, "stdin")), None)
+        return Source(_numbered(utf8_lines(LimitedReader(sys.stdin.buffer, "stdin"), "stdin")), None)
     if name.endswith(PARQUET):
         return _parquet_rows(name, columns, chunk_size)
     lines = check_utf8(name)  # before any record is written (and pandas' errors do not say where)
@@ -78,9 +78,9 @@ def read_source(name: str, columns: Columns, chunk_size: int) -> Source:
     return Source(_table_rows(name, columns, chunk_size), lines if "jsonl" in name else None)
 
 
-def _opened(name: str) -> BinaryIO:
-    handle = open_input(name)
-    return gzip.GzipFile(fileobj=handle) if name.endswith(".gz") else handle  # type: ignore[return-value]
+def _opened(name: str) -> LimitedReader:
+    """The input's bytes (decompressed for ``.gz``), read within ``limits``."""
+    return LimitedReader(open_input(name), name, gzipped=name.endswith(".gz"))
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[Row]:
@@ -94,6 +94,9 @@ def _parquet_rows(name: str, columns: Columns, chunk_size: int) -> Source:
     table = pq.ParquetFile(open_input(name))
     present = set(table.schema_arrow.names)
     _check_columns(name, columns, present)
+    text_type = table.schema_arrow.field(columns.text).type
+    if not _is_text(text_type):
+        raise DataError(f"{name}: column {columns.text!r} holds {text_type}, not text (predict.text_column)")
     wanted = [columns.text, *([columns.id] if columns.id in present else []), *columns.keep]
 
     def rows() -> Iterator[Row]:
@@ -113,22 +116,23 @@ def _table_rows(name: str, columns: Columns, chunk_size: int) -> Iterator[Row]:
     import pandas as pd
 
     fmt = table_format(Path(name))
-    compression = "gzip" if name.endswith(".gz") else None
-    with open_input(name) as handle:
+    separator = "\t" if fmt == "tsv" else ","
+    if fmt != "jsonl":  # a header of a million columns is refused before pandas parses a row
+        check_header(name, separator, _opened(name))
+    wanted = {columns.text, columns.id, *columns.keep}
+    with _opened(name) as handle:
         try:
             if fmt == "jsonl":
-                chunks = pd.read_json(
-                    handle, lines=True, dtype=False, chunksize=chunk_size, compression=compression
-                )
+                text = codecs.getreader("utf-8")(handle)  # type: ignore[arg-type]  # pandas reads text
+                chunks = pd.read_json(text, lines=True, dtype=False, chunksize=chunk_size)
             else:
-                separator = "\t" if fmt == "tsv" else ","
                 chunks = pd.read_csv(
                     handle,
                     sep=separator,
                     dtype=str,
                     keep_default_na=False,
                     chunksize=chunk_size,
-                    compression=compression,
+                    usecols=lambda column: column in wanted,  # only these are parsed
                 )
             number = 0
             for frame in chunks:
@@ -146,6 +150,14 @@ def _table_rows(name: str, columns: Columns, chunk_size: int) -> Iterator[Row]:
         except (ValueError, pd.errors.ParserError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DataError(f"{name}: cannot be read as {fmt}: {first}") from None
+
+
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
 
 def _check_columns(name: str, columns: Columns, present: set[str]) -> None:

@@ -19,7 +19,8 @@ from toxmod.data import build_dataset
 from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.models.transformer import TransformerScorer
-from toxmod.progress import console
+from toxmod.progress import console, styled
+from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claim, holding
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resume, resumed_config
 from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
@@ -61,64 +62,71 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
         cfg = resumed_config(plan.run_dir, cfg, overrides)
         tracker = instantiate_component(cfg.tracking, "tracking")
     run = RunDir(plan.run_dir if plan else run_dir)
-    hardware = resolve_hardware(cfg.hardware)
-    apply_threads(hardware)
-    scorer = instantiate_component(cfg.model, "model")
-    if not isinstance(scorer, TransformerScorer):
-        raise ConfigError(
-            f"model={cfg.model.name} is not a transformer; DAPT needs model=minilm, student, ..."
+    if plan is not None:  # before anything is written: the tracking run must be this folder's
+        check_resume_target(run, plan.run_id, tracker.store())
+    token = claim(run, resuming=plan is not None)
+    with holding(run):  # `runs gc` leaves the folder alone while this process works in it
+        hardware = resolve_hardware(cfg.hardware)
+        apply_threads(hardware)
+        scorer = instantiate_component(cfg.model, "model")
+        if not isinstance(scorer, TransformerScorer):
+            raise ConfigError(
+                f"model={cfg.model.name} is not a transformer; DAPT needs model=minilm, student, ..."
+            )
+        texts, corpus = corpus_texts(cfg)
+        corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+        corpus["corpus_sha256"] = corpus_sha256
+        if plan is not None:
+            check_resumable(plan.run_dir, corpus_sha256, key="corpus_sha256", what="corpus")
+            console.print(styled("resuming", f" {plan.run_dir} from {plan.checkpoint.name}"))
+            reopen(run)
+        run.path.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run.config, resolve=True)
+        out_dir = run / RunDir.DAPT_MODEL
+        tags = {
+            "task": "dapt",
+            "model": str(cfg.model.name),
+            "dataset": str(cfg.data.name),
+            "run_dir": str(run.path.resolve()),
+            "job_key": job_key(cfg),
+            TOKEN_TAG: token,
+            **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
+        }
+        run_name = f"dapt-{cfg.model.name}-{cfg.data.name}"
+        try:
+            with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
+                write_tracking(run, tracker.run_id, corpus_sha256=corpus_sha256, job_key=tags["job_key"])
+                if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
+                    tracker.log_params(flatten(as_dict(cfg)))
+                console.print(
+                    styled("DAPT", f" {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ...")
+                )
+                settings = {
+                    **as_dict(cfg.pretrain),
+                    "every_n_steps": cfg.checkpoint.get("every_n_steps"),
+                }
+                metrics = pretrain(
+                    scorer.encoder,
+                    scorer.recipe,
+                    texts,
+                    out_dir,
+                    hardware,
+                    settings,
+                    TrackerLogger(tracker) if tracker.enabled else False,
+                    last_checkpoint=run.last_checkpoint,
+                    resume_from=plan.checkpoint if plan else None,
+                )
+                metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
+                record = stage_marker(
+                    run, RunDir.DAPT_RECORD, {**corpus, **metrics, "init_from": str(out_dir)}
+                )
+                tracker.log_metrics(metrics)
+                tracker.log_artifact(record)
+        except BaseException as error:
+            record_failure(run, error)
+            raise
+        mark_finished(run)
+        console.print(
+            f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
         )
-    texts, corpus = corpus_texts(cfg)
-    corpus_sha256 = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
-    corpus["corpus_sha256"] = corpus_sha256
-    if plan is not None:
-        check_resumable(plan.run_dir, corpus_sha256, key="corpus_sha256", what="corpus")
-        console.print(f"[bold]resuming[/] {plan.run_dir} from {plan.checkpoint.name}")
-        reopen(run)
-    run.path.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run.config, resolve=True)
-    out_dir = run / RunDir.DAPT_MODEL
-    tags = {
-        "task": "dapt",
-        "model": str(cfg.model.name),
-        "dataset": str(cfg.data.name),
-        "run_dir": str(run.path.resolve()),
-        "job_key": job_key(cfg),
-        **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
-    }
-    run_name = f"dapt-{cfg.model.name}-{cfg.data.name}"
-    try:
-        with tracker.run(run_name=run_name, tags=tags, resume_run_id=plan.run_id if plan else None):
-            write_tracking(run, tracker.run_id, corpus_sha256=corpus_sha256, job_key=tags["job_key"])
-            if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
-                tracker.log_params(flatten(as_dict(cfg)))
-            console.print(
-                f"[bold]DAPT[/] {cfg.model.name} on {corpus['texts']} texts of {corpus['corpus']} ..."
-            )
-            settings = {
-                **as_dict(cfg.pretrain),
-                "every_n_steps": cfg.checkpoint.get("every_n_steps"),
-            }
-            metrics = pretrain(
-                scorer.encoder,
-                scorer.recipe,
-                texts,
-                out_dir,
-                hardware,
-                settings,
-                TrackerLogger(tracker) if tracker.enabled else False,
-                last_checkpoint=run.last_checkpoint,
-                resume_from=plan.checkpoint if plan else None,
-            )
-            metrics["dapt/removed_evaluation_texts"] = float(corpus["removed"])
-            record = stage_marker(run, RunDir.DAPT_RECORD, {**corpus, **metrics, "init_from": str(out_dir)})
-            tracker.log_metrics(metrics)
-            tracker.log_artifact(record)
-    except BaseException as error:
-        record_failure(run, error)
-        raise
-    mark_finished(run)
-    console.print(
-        f"fine-tune from it: python -m toxmod.train model={cfg.model.name} model.init_from={out_dir}"
-    )
-    return out_dir
+        return out_dir

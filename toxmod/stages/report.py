@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component
 from toxmod.data.schemes import LabelScheme, scheme_from_description
+from toxmod.display import markdown_cell, markdown_code
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.evaluation.paired import PairedDifference, paired_bootstrap
 from toxmod.evaluation.plots import operating_point, pareto_front, write_pareto, write_pr_overlay
@@ -334,11 +336,12 @@ def _markdown(
                 _fmt(m("train_seconds"), 1),
             ]
         )
+    sort_by = cfg.get("sort_by") or f"holdout/{primary}/recall"
     lines = [
-        f"# Report: {len(runs)} runs on split `{split[:16]}…`",
+        f"# Report: {len(runs)} runs on split {markdown_code(split[:16] + '…')}",
         "",
-        f"Every number is on the holdout of split `{split}`, at each run's own thresholds (chosen on "
-        f"calib). Sorted by `{cfg.get('sort_by') or f'holdout/{primary}/recall'}`. FPR budget: `ok` when "
+        f"Every number is on the holdout of split {markdown_code(split)}, at each run's own thresholds "
+        f"(chosen on calib). Sorted by {markdown_code(sort_by)}. FPR budget: `ok` when "
         "every thresholded decision's FPR is within its own target on valid and holdout, else `OVER` and "
         "which. Latency: "
         "`latency/batch1_ms_per_text` and `latency/batch64_texts_per_second`, measured by each run.",
@@ -380,13 +383,14 @@ def _markdown(
     without = [r.label for r in runs if r.scores is None]
     if without:
         lines += [
-            f"Runs without saved holdout predictions (no curves, no paired tests): {', '.join(without)}",
+            "Runs without saved holdout predictions (no curves, no paired tests): "
+            + ", ".join(markdown_cell(label) for label in without),
             "",
         ]
     for image in images:
-        lines += [f"![{image.stem}]({image.name})", ""]
+        lines += [f"![{markdown_cell(image.stem)}]({quote(image.name)})", ""]
     for other, count in left_out.items():
-        lines += [f"Left out: {count} run(s) on another split (`{other[:12]}`).", ""]
+        lines += [f"Left out: {count} run(s) on another split ({markdown_code(other[:12])}).", ""]
     usable: dict[str, tuple[float, float]] = {}
     for r in runs:
         speed, recall = r.metric("latency/batch1_ms_per_text"), r.metric(f"holdout/{primary}/recall")
@@ -395,5 +399,6 @@ def _markdown(
     if usable:
         names = list(usable)
         front = [names[i] for i in pareto_front([usable[n] for n in names])]
-        lines += [f"Pareto front (faster or better, not both beaten): {', '.join(front)}", ""]
+        shown = ", ".join(markdown_cell(name) for name in front)
+        lines += [f"Pareto front (faster or better, not both beaten): {shown}", ""]
     return "\n".join(lines)

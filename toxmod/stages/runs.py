@@ -12,7 +12,7 @@ from toxmod.config import instantiate_component
 from toxmod.environment import numeric_fingerprint
 from toxmod.errors import ConfigError
 from toxmod.files import read_json
-from toxmod.progress import console, warn
+from toxmod.progress import console, styled, warn
 from toxmod.runs.gc import PROCESS_DIED, Collected, collect
 from toxmod.runs.opening import locate_run
 from toxmod.runs.record import RunDir
@@ -52,7 +52,7 @@ def show_run(cfg: DictConfig) -> None:
     run = locate_run(str(cfg.run), store, Path(str(cfg.paths.downloads)))
     record = read_json(run.holdout_eval)
     console.print(
-        f"[bold]{run.path}[/] · {record.get('model')} · split {str(record.get('split_sha256'))[:16]}"
+        styled(str(run.path), f" · {record.get('model')} · split {str(record.get('split_sha256'))[:16]}")
     )
     for name, value in (record.get("thresholds") or {}).items():
         recall, fpr = (record["metrics"].get(f"{name}/{m}") for m in ("recall", "fpr"))

@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from toxmod.display import printable
 from toxmod.errors import ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.redact import redact
@@ -72,7 +73,7 @@ def run_sweep_job(job: Callable[[], T]) -> T | None:
     except Exception as error:  # noqa: BLE001 - any failure of one point must not stop the sweep
         reason = str(error) if isinstance(error, ToxmodError) else f"{type(error).__name__}: {error}"
         reason = redact((reason.strip().splitlines() or [type(error).__name__])[0])
-        print(f"error: job {hydra.job.num} ({overrides}): {reason}", file=sys.stderr)
+        print(printable(f"error: job {hydra.job.num} ({overrides}): {reason}"), file=sys.stderr)
         _write(folder, hydra.job.num, overrides, "failed", reason)
         return None
     _write(folder, hydra.job.num, overrides, "skipped" if getattr(result, "skipped", False) else "done", "")

@@ -16,11 +16,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from toxmod.config import as_dict, check_values, instantiate_component
-from toxmod.progress import StageClock, console
+from toxmod.progress import StageClock, console, styled
+from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claim, holding, release
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, mark_finished, record_failure, reopen, write_tracking
-from toxmod.runs.tracking import Tracker, flatten
+from toxmod.runs.tracking import Tracker, check_user_tags, flatten
 from toxmod.stages.steps.calibrate import calibrate
 from toxmod.stages.steps.components import Components, build_components
 from toxmod.stages.steps.data import PreparedData, default_run_name, prepare_data, run_tags, write_inputs
@@ -49,14 +50,19 @@ class TrainResult:
 
 
 def train(
-    cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str] | None = None, sweep: Sweep | None = None
+    cfg: DictConfig,
+    run_dir: str | Path,
+    overrides: Sequence[str] | None = None,
+    sweep: Sweep | None = None,
+    stage_tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Run one experiment and record it. Raises ToxmodError on bad input.
 
     With ``resume=...`` the run continues in its original directory and tracking run, with its own
     config; ``overrides`` (the command line's) may change only what a later chunk may change.
     ``resume=auto`` returns a finished job's recorded result without computing anything. A job of a
-    ``sweep`` is tagged ``sweep_id`` and nested under the sweep's MLflow parent run.
+    ``sweep`` is tagged ``sweep_id`` and nested under the sweep's MLflow parent run. ``stage_tags``:
+    tags of the stage that calls (an export's source), which a config's ``tags`` may not set.
     """
     check_values(cfg, cfg, [])  # ranges and names (a sweep's jobs skip the entry point's check)
     tracker = instantiate_component(cfg.tracking, "tracking")
@@ -66,7 +72,32 @@ def train(
     if plan is not None:  # the run's own config, its tracking store included
         cfg = resumed_config(plan.run_dir, cfg, overrides)
         tracker = instantiate_component(cfg.tracking, "tracking")
+    check_user_tags(cfg.tags)
     run = RunDir(plan.run_dir if plan else Path(run_dir))
+    if plan is not None:  # before anything is written: the tracking run must be this folder's
+        check_resume_target(run, plan.run_id, tracker.store())
+    new = not run.path.exists()
+    token = claim(run, resuming=plan is not None)
+    try:
+        with holding(run):  # `runs gc` leaves the folder alone while this process works in it
+            return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags)
+    except BaseException:
+        if new:  # refused before it wrote anything: no folder left behind
+            release(run)
+        raise
+
+
+def _claimed(
+    cfg: DictConfig,
+    run: RunDir,
+    token: str,
+    tracker: Tracker,
+    plan: ResumePoint | None,
+    overrides: Sequence[str] | None,
+    sweep: Sweep | None,
+    stage_tags: dict[str, str] | None,
+) -> TrainResult:
+    """The run in its claimed folder: members, components, data, then the steps under tracking."""
     cfg = with_trained_members(cfg, run, train)
     components = build_components(cfg, run)
     np.random.seed(int(cfg.seed))
@@ -74,10 +105,11 @@ def train(
     prepared = prepare_data(cfg, components, clock)
     if plan is not None:
         check_resumable(plan.run_dir, prepared.split_sha256)
-        console.print(f"[bold]resuming[/] {plan.run_dir} from {plan.checkpoint.name}")
+        console.print(styled("resuming", f" {plan.run_dir} from {plan.checkpoint.name}"))
         reopen(run)
     env = write_inputs(run, cfg, prepared, components.hardware.threads)
-    tags = run_tags(cfg, run, prepared, components, env, sweep.id if sweep else None)
+    own = {**(stage_tags or {}), TOKEN_TAG: token}
+    tags = run_tags(cfg, run, prepared, components, env, sweep.id if sweep else None, own)
     run_name = cfg.run_name or default_run_name(str(cfg.model.name), prepared.dataset.name, overrides)
     try:
         parent = None

@@ -69,9 +69,11 @@ class Thresholds:
         values = data["thresholds"]
         if not isinstance(values, dict):
             raise DamagedFileError(f"{path}: thresholds must map decision names to numbers")
-        bad = {name: value for name, value in values.items() if not _is_number(value)}
+        bad = [name for name, value in values.items() if not _is_number(value)]
         if bad:
-            raise DamagedFileError(f"{path}: non-numeric thresholds {bad}")
+            shown = repr(values[bad[0]])
+            shown = shown if len(shown) <= 40 else f"{shown[:40]}... ({len(shown)} characters)"
+            raise DamagedFileError(f"{path}: threshold {bad[0]!r} is {shown}, not a finite number")
         names = list(values)
         if scheme is not None:
             missing = [n for n in scheme.decision_names if n not in values]
@@ -92,7 +94,12 @@ class Thresholds:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond any float (10**400)
+        return False
 
 
 def threshold_at_fpr(

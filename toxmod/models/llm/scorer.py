@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.text import Text
 
 from toxmod.config import settings_from
 from toxmod.data.schemes import LabelScheme
@@ -32,7 +33,7 @@ from toxmod.models.llm.prompts import (
     draw_exemplars,
     question_set,
 )
-from toxmod.progress import scoring_progress
+from toxmod.progress import scoring_progress, styled
 
 EXEMPLARS_FILE = "exemplars.json"
 
@@ -80,12 +81,10 @@ class LLMScorer(Scorer, OnDevice, ScoringReports):
             **self.settings,
         }
 
-    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> str:
+    def fit_announcement(self, name: str, train_rows: int, dataset: str) -> Text:
         shots = self.prompt.shots
         what = f"{shots} exemplars from the {train_rows} train rows" if shots else "nothing (zero-shot)"
-        return (
-            f"[bold]{name}[/] ({self.backend_name}, prompt={self.prompt.name}) on {dataset}: fitting {what}"
-        )
+        return styled(name, f" ({self.backend_name}, prompt={self.prompt.name}) on {dataset}: fitting {what}")
 
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:
         """The label wording fits the data, and the weights (or the API key) are there."""

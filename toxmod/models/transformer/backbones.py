@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from toxmod.errors import ConfigError, DamagedFileError, require_positive_int
+from toxmod.limits import check_model_folder
 from toxmod.paths import looks_like_path
 
 HUB_CACHE_HINT = (
@@ -204,6 +205,7 @@ def load_saved_classifier(directory: str | Path) -> Any:
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
 
+    check_model_folder(Path(directory))
     try:
         if (Path(directory) / POOLED_HEAD_FILE).is_file():
             return MeanPoolClassifier.from_pretrained(directory)

@@ -19,7 +19,7 @@ from toxmod.runs.budget import SMALL_CALIB_TAG
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import job_key
 from toxmod.runs.record import RunDir, git_sha, write_json
-from toxmod.runs.tracking import KIND_TAG
+from toxmod.runs.tracking import KIND_TAG, check_user_tags
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split, coarse_decisions
 from toxmod.stages.steps.components import Components
@@ -76,10 +76,12 @@ def run_tags(
     components: Components,
     env: dict[str, Any],
     sweep_id: str | None,
+    stage_tags: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """What the tracking run is tagged with: data, split, code, machine and process identity."""
+    """What the tracking run is tagged with: data, split, code, machine and process identity, the
+    ``stage_tags`` a stage adds (an export's source), and the config's own ``tags`` beside them."""
     dataset, warnings, coarse = prepared.dataset, prepared.warnings, prepared.coarse
-    return {
+    own = {
         "split_sha256": prepared.split_sha256,
         "data_sha256": dataset.sha256,
         "git_sha": git_sha(project_root()),
@@ -100,8 +102,9 @@ def run_tags(
         **({"warnings": " | ".join(warnings)[:5000]} if warnings else {}),
         **({SMALL_CALIB_TAG: "; ".join(f"{d}: {n}" for d, n in coarse.items())} if coarse else {}),
         **({"sweep_id": sweep_id} if sweep_id else {}),
-        **{str(k): str(v) for k, v in (cfg.tags or {}).items()},
+        **(stage_tags or {}),
     }
+    return {**check_user_tags(cfg.tags), **own}  # the config's own tags never replace toxmod's
 
 
 # What a run name leaves out: the model and data are named already; where a run ran, is recorded,

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, open_dict
 
 from toxmod.config import with_group_option
 from toxmod.errors import ConfigError
-from toxmod.progress import console
+from toxmod.progress import console, styled
 from toxmod.runs.record import RunDir
 
 # train(cfg, run_dir) -> a result with run_id and run_dir: the train stage itself, passed in.
@@ -52,7 +52,7 @@ def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> 
             member_cfg.teacher = {**NO_TEACHER, "member_choices": None}
             member_cfg.resume = "auto"
             member_cfg.run_name = f"{cfg.run_name or 'teacher'}-{member}-seed{seed}"
-        console.print(f"[bold]teacher member[/] {member} seed {seed}")
+        console.print(styled("teacher member", f" {member} seed {seed}"))
         result = train(member_cfg, run.path / "members" / f"{member}-seed{seed}")
         refs.append(str(result.run_id or result.run_dir))
     cfg = cfg.copy()
