@@ -169,24 +169,22 @@ class Workspace:
     def toxmod(self, module: str, *overrides: str) -> subprocess.CompletedProcess[str]:
         return self.run(["-m", f"toxmod.{module}", *overrides])
 
-    def statuses_of_kind(self) -> list[str]:
-        """The ``toxmod.kind`` tags of the store's runs (``model``, ``export``)."""
+    def _column(self, query: str) -> list[str]:
+        """One column of the store's rows (none while the store or its tables do not exist)."""
         if not self.db.exists():
             return []
         with sqlite3.connect(self.db) as db:
             try:
-                return [row[0] for row in db.execute("select value from tags where key = 'toxmod.kind'")]
+                return [row[0] for row in db.execute(query)]
             except sqlite3.OperationalError:
                 return []
 
+    def kinds(self) -> list[str]:
+        """The ``toxmod.kind`` tags of the store's runs (``model``, ``export``)."""
+        return self._column("select value from tags where key = 'toxmod.kind'")
+
     def statuses(self) -> list[str]:
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db) as db:
-            try:
-                return [row[0] for row in db.execute("select status from runs")]
-            except sqlite3.OperationalError:
-                return []
+        return self._column("select status from runs")
 
 
 def last_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -1112,7 +1110,7 @@ def sigterm_export(ws: Workspace) -> dict:
         text=True,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and "export" not in ws.statuses_of_kind():
+    while time.time() < deadline and "export" not in ws.kinds():
         time.sleep(0.2)
     time.sleep(1.0)
     process.send_signal(signal.SIGTERM)
@@ -1169,7 +1167,8 @@ def markdown_table(rows: list[dict]) -> str:
         outcome = re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:<port>", outcome)
         outcome = re.sub(r"/tmp/\S*", "<case>...", outcome)  # a path the one-line summary cut short
         holds = "yes" if row["ok"] else "**no**"
-        lines.append(f"| {row['group']} | {row['case']} | {holds} | {outcome.replace('|', '/')[:160]} |")
+        case = row["case"].replace("|", "/")
+        lines.append(f"| {row['group']} | {case} | {holds} | {outcome.replace('|', '/')[:160]} |")
     held = sum(row["ok"] for row in rows)
     return "\n".join(lines) + f"\n\n{held} of {len(rows)} cases hold."
 

@@ -52,8 +52,7 @@ def markdown_cell(value: Any) -> str:
         ("](", "]\\("),  # a link's [text](url) or [text][ref] no longer forms
         ("][", "]\\["),
         ("&", "&amp;"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
+        ("<", "&lt;"),  # no tag opens without it (">" alone renders as text inside a cell)
     ):
         text = text.replace(raw, safe)
     return text

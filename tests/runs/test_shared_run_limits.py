@@ -409,4 +409,4 @@ def test_compare_shows_hostile_run_names_without_crashing(store: dict[str, str],
     report = run_entry("report", f"tracking.uri={store['uri']}", f"hydra.run.dir={tmp_path / 'report'}")
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "<b>" not in text and "\\|&lt;b&gt;" in text
+    assert "<b>" not in text and "\\|&lt;b>" in text
