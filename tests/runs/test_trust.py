@@ -149,6 +149,9 @@ def resume_copy(shared, tmp_path: Path) -> tuple[Path, DictConfig]:  # noqa: ANN
     from tests.helpers import JANITR_SLICE, TINY_STUDENT, tracking_overrides
 
     run_dir = Path(shutil.copytree(shared.result.run_dir, tmp_path / "copy"))
+    record = json.loads((run_dir / "tracking.json").read_text())
+    # a copy continues no tracking run of its own (a resume may continue only its folder's run)
+    (run_dir / "tracking.json").write_text(json.dumps({**record, "run_id": None}))
     overrides = [*JANITR_SLICE, *TINY_STUDENT, *tracking_overrides(shared.store), "trainer.max_epochs=3"]
     return run_dir, compose_train([*overrides, f"resume={run_dir}"])
 
