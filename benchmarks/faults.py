@@ -169,6 +169,12 @@ class Workspace:
     def toxmod(self, module: str, *overrides: str) -> subprocess.CompletedProcess[str]:
         return self.run(["-m", f"toxmod.{module}", *overrides])
 
+    def evaluate(self, run_dir: Path) -> subprocess.CompletedProcess[str]:
+        """``evaluate run=<run_dir>`` with no store, its output in this case's folder."""
+        return self.toxmod(
+            "evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={self.root / 'out'}"
+        )
+
     def _column(self, query: str) -> list[str]:
         """One column of the store's rows (none while the store or its tables do not exist)."""
         if not self.db.exists():
@@ -334,7 +340,7 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
 def damaged_case(ws: Workspace, source: Path, case: str) -> dict:
     run_dir = Path(shutil.copytree(source, ws.root / "copy"))
     DAMAGE[case](run_dir)
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     outcome = one_line_error(result)
     return {"outcome": outcome, "ok": result.returncode == 2 and outcome.startswith("exit 2, one line")}
 
@@ -376,7 +382,7 @@ def malicious_pickle(ws: Workspace, source: Path) -> dict:
         (run_dir / "model" / name).unlink(missing_ok=True)
     (run_dir / "model" / "model.joblib").write_bytes(pickle.dumps(Planted(marker)))
     reseal(run_dir)
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     return malicious_outcome(result, marker)
 
 
@@ -397,7 +403,7 @@ def malicious_target(ws: Workspace, source: Path) -> dict:
     config["model"]["optimizer"] = {"_target_": "os.makedirs", "_args_": [str(marker)]}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     reseal(run_dir)
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     return malicious_outcome(result, marker)
 
 
@@ -633,7 +639,7 @@ def cache_unlisted_file(ws: Workspace) -> dict:
 def run_unlisted_file(ws: Workspace, source: Path) -> dict:
     run_dir = Path(shutil.copytree(source, ws.root / "copy"))
     (run_dir / "model" / "extra.json").write_text("{}")
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     outcome = one_line_error(result)
     return {"outcome": outcome, "ok": result.returncode == 2 and "not listed" in outcome}
 
@@ -913,7 +919,7 @@ def _vectorizer_case(ws: Workspace, source: Path, key: str, value: object) -> di
     edit_json(run_dir / "model" / "model.json", change)
     reseal(run_dir)
     start = time.perf_counter()
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     quick = time.perf_counter() - start < 60
     return _refused(result, extra=quick)
 
@@ -1016,28 +1022,23 @@ def ansi_in_error(ws: Workspace, source: Path) -> dict:
     """An ANSI escape in a shared run's ``data.path`` reaches the error line escaped."""
     run_dir = _copy(ws, source)
     _edit_config(run_dir, lambda c: c["data"].update(path="/nowhere/\x1b[2J\x1b[32mALL CHECKS PASSED.csv"))
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
+    result = ws.evaluate(run_dir)
     raw = "\x1b" in result.stderr + result.stdout
     return _refused(result, extra=not raw) | ({"outcome": "RAW ESCAPE in output"} if raw else {})
 
 
-def _thresholds_case(ws: Workspace, source: Path, text: str) -> dict:
+def _thresholds_case(ws: Workspace, source: Path, scam: str | None = None, whole: str | None = None) -> dict:
+    """``thresholds.json`` with ``scam``'s value written as the JSON text ``scam``, or replaced by
+    ``whole``; resealed, then evaluated: one line, exit 2."""
     run_dir = _copy(ws, source)
     path = run_dir / "thresholds.json"
-    data = json.loads(path.read_text())
-    data["thresholds"]["scam"] = "@@"
-    path.write_text(json.dumps(data).replace('"@@"', text))
+    if whole is None:
+        data = json.loads(path.read_text())
+        data["thresholds"]["scam"] = "@@"
+        whole = json.dumps(data).replace('"@@"', str(scam))
+    path.write_text(whole)
     reseal(run_dir)
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
-    return _refused(result)
-
-
-def deep_json(ws: Workspace, source: Path) -> dict:
-    run_dir = _copy(ws, source)
-    (run_dir / "thresholds.json").write_text("[" * 100_000 + "]" * 100_000)
-    reseal(run_dir)
-    result = ws.toxmod("evaluate", f"run={run_dir}", "tracking=none", f"paths.output_dir={ws.root / 'out'}")
-    return _refused(result)
+    return _refused(ws.evaluate(run_dir))
 
 
 def missing_run_path(ws: Workspace) -> dict:
@@ -1280,9 +1281,21 @@ def main() -> None:
                 ("input", "predict: Parquet text column of ints", lambda ws: parquet_not_text(ws, logreg)),
                 ("display", "run names [/x] and =HYPERLINK(..)|<b>", markup_run_name),
                 ("display", "ANSI escapes in a shared run's data.path", lambda ws: ansi_in_error(ws, logreg)),
-                ("numbers", "threshold 10**400", lambda ws: _thresholds_case(ws, logreg, "1" + "0" * 400)),
-                ("numbers", "threshold of 5,001 digits", lambda ws: _thresholds_case(ws, logreg, "1" * 5001)),
-                ("numbers", "100k-deep JSON nesting", lambda ws: deep_json(ws, logreg)),
+                (
+                    "numbers",
+                    "threshold 10**400",
+                    lambda ws: _thresholds_case(ws, logreg, scam="1" + "0" * 400),
+                ),
+                (
+                    "numbers",
+                    "threshold of 5,001 digits",
+                    lambda ws: _thresholds_case(ws, logreg, scam="1" * 5001),
+                ),
+                (
+                    "numbers",
+                    "100k-deep JSON nesting",
+                    lambda ws: _thresholds_case(ws, logreg, whole="[" * 100_000 + "]" * 100_000),
+                ),
                 ("numbers", "run=<missing path>", missing_run_path),
                 ("numbers", "a label name with a control character", control_character_label),
                 ("signals", "SIGTERM during predict", signalled(signal.SIGTERM, "o.jsonl")),

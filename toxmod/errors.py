@@ -174,8 +174,7 @@ def _discard_unused_output_dir() -> None:
         output = Path(HydraConfig.get().runtime.output_dir)
     except ValueError:  # not inside a Hydra run
         return
-    # Hydra's own folder, and the marker a training stage writes first (``RunDir.MARKER``)
-    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra", "toxmod_run.json"}:
+    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
         shutil.rmtree(output)
         if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/, when now empty
             with contextlib.suppress(OSError):

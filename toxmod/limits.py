@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from toxmod.errors import ConfigError, ToxmodError
+from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
+from toxmod.files import read_json
 from toxmod.paths import CONFIG_DIR
 
 TRUST = "raise it if you trust the file"
@@ -163,8 +164,6 @@ def check_model_folder(directory: Path) -> None:
     (``tokenizer_bytes``), weights (``weights_bytes``), and a ``config.json`` whose ``vocab_size``
     is within ``limits.vocab_size`` and no larger than its weights could hold (a vocabulary the
     weights do not have would be allocated in full before loading fails)."""
-    import json
-
     for name in TOKENIZER_FILES:
         if (directory / name).is_file():
             check_size(directory / name, "tokenizer_bytes")
@@ -176,8 +175,8 @@ def check_model_folder(directory: Path) -> None:
         return
     check_size(config, "tokenizer_bytes")
     try:
-        settings = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError):
+        settings = read_json(config)
+    except DamagedFileError:
         return  # the loader says what is wrong with it
     if not isinstance(settings, dict):
         return

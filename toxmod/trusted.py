@@ -58,31 +58,32 @@ def shipped_targets() -> frozenset[str]:
 def allowed_targets() -> frozenset[str]:
     """``shipped_targets`` and those named by the opener's own config folder (read at each call: the
     folder is the current directory's)."""
-    return shipped_targets() | frozenset(user_target_keys())
+    return shipped_targets() | frozenset(user_target_nodes())
 
 
-def user_target_keys() -> dict[str, list[dict[str, Any]]]:
+def user_target_nodes() -> dict[str, list[dict[str, Any]]]:
     """``{target: the nodes of the opener's YAML that name it}`` for code the opener's own config
     folder names (read at each call: the folder is the current directory's)."""
     folder = user_conf_dir()
     found: dict[str, list[dict[str, Any]]] = {}
     for config in _configs_in(folder) if folder is not None else []:
-        for node in _target_nodes(config):
+        for _, node in _target_nodes(config):
             found.setdefault(str(node["_target_"]), []).append(node)
     return found
 
 
-def _target_nodes(node: Any) -> list[dict[str, Any]]:
-    """Every mapping that holds a ``_target_``, nested ones included."""
-    found = []
+def _target_nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """``(dotted key, mapping)`` of every mapping that holds a ``_target_``, nested ones included."""
+    found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):
         if "_target_" in node:
-            found.append(node)
-        for value in node.values():
-            found += _target_nodes(value)
+            found.append((path, node))
+        for key, value in node.items():
+            if key != "_target_":
+                found += _target_nodes(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
-        for value in node:
-            found += _target_nodes(value)
+        for i, value in enumerate(node):
+            found += _target_nodes(value, f"{path}[{i}]")
     return found
 
 
@@ -107,14 +108,19 @@ def _given_by(saved: dict[str, Any], declared: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_user_code_arguments(container: Any, source: str, never_built: Sequence[str]) -> None:
-    """A saved node naming code only the opener's config names passes it no arguments of its own."""
-    declared = user_target_keys()
+def _check_user_code_arguments(
+    container: dict[Any, Any],
+    source: str,
+    never_built: Sequence[str],
+    declared: dict[str, list[dict[str, Any]]],
+) -> None:
+    """A saved node naming code only the opener's config names (``declared``: the opener's nodes by
+    target) passes it no arguments of its own."""
     shipped = shipped_targets()
     for key, value in (container or {}).items():
         if key in never_built:
             continue
-        for node in _target_nodes(value):
+        for _, node in _target_nodes(value):
             target = node.get("_target_")
             if target in shipped or target not in declared:
                 continue
@@ -152,9 +158,10 @@ def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> Non
     ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
     """
     container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    allowed = allowed_targets()
+    declared = user_target_nodes()  # the opener's conf/, read once for both checks
+    allowed = shipped_targets() | frozenset(declared)
     if isinstance(container, dict):
-        _check_user_code_arguments(container, source, never_built)
+        _check_user_code_arguments(container, source, never_built, declared)
     for key, target in _targets(container, ""):
         if key.split(".", 1)[0] in never_built:
             continue
@@ -189,15 +196,8 @@ def _leaves(node: Any, path: str) -> list[tuple[str, Any]]:
 
 
 def _targets(node: Any, path: str) -> list[tuple[str, Any]]:
-    found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                found.append((where, value))
-            else:
-                found += _targets(value, where)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _targets(value, f"{path}[{i}]")
-    return found
+    """``(dotted key of the _target_, its value)`` of every ``_target_`` under ``node``."""
+    return [
+        (f"{where}._target_" if where else "_target_", n["_target_"])
+        for where, n in _target_nodes(node, path)
+    ]

@@ -398,12 +398,13 @@ def test_invalid_utf8_is_one_line_naming_the_byte_and_a_closed_pipe_is_quiet(
 
 
 def test_gc_and_resume_never_write_through_a_link_out_of_the_run(tmp_path: Path, store: dict) -> None:
+    from toxmod.runs.claim import claim
     from toxmod.runs.gc import collect
     from toxmod.runs.record import RunDir, reopen
     from toxmod.runs.store import RunStore, open_client
 
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    claim(RunDir(run_dir), resuming=False)  # a folder toxmod made for the run
     outside = tmp_path / "outside" / "written"
     (run_dir / "FAILED").symlink_to(outside)  # dangling: a write would create the outside file
     client = open_client(store["uri"])

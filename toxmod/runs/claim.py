@@ -74,10 +74,24 @@ def claim(run: RunDir, resuming: bool) -> str:
     return token
 
 
-def release(run: RunDir) -> None:
-    """A new run that stopped before writing anything but its marker leaves no folder behind."""
-    if run.path.is_dir() and {p.name for p in run.path.iterdir()} <= {MARKER, *FOREIGN_OK}:
-        shutil.rmtree(run.path)
+@contextlib.contextmanager
+def claimed(run: RunDir, resuming: bool) -> Iterator[str]:
+    """``claim`` the folder and hold its lock while the block runs (``runs gc`` leaves a locked
+    folder alone); yields the token. A run stopped before it wrote anything but the marker it
+    added takes the marker back (and the folder, if the claim made it)."""
+    existed, marked = run.path.exists(), run_token(run) is not None
+    token = claim(run, resuming)
+    try:
+        with holding(run):
+            yield token
+    except BaseException:
+        if not marked and run.path.is_dir() and {p.name for p in run.path.iterdir()} <= {MARKER, *FOREIGN_OK}:
+            # nothing but the marker written: the folder is as it was (Hydra's own is the entry
+            # point's to discard), or gone if this claim made it
+            marker_path(run).unlink()
+            if not existed:
+                shutil.rmtree(run.path)
+        raise
 
 
 @contextlib.contextmanager

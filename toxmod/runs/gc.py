@@ -132,7 +132,7 @@ def _remove_failed(run: RunDir, tags: dict[str, str] | None, result: Collected) 
 def _ours(directory: Path, tags: dict[str, str] | None, result: Collected) -> bool:
     """A folder gc may write into or delete: a toxmod run folder whose token is the run's
     (``claim.owned``), with no link that leaves it. Any other folder is left as it is."""
-    return _writable(directory, result) and owned(directory, tags)
+    return owned(directory, tags) and _writable(directory, result)
 
 
 def _writable(directory: Path, result: Collected) -> bool:

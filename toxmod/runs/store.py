@@ -43,7 +43,7 @@ def open_client(uri: str) -> Any:
         return MlflowClient(tracking_uri=uri)
     database = Path(uri.removeprefix("sqlite:///"))
     database.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(database.with_name(database.name + ".lock")):
+    with file_lock(_lock_file(database)):
         if not database.exists() or _half_created(database):
             _create_store(database)
         client = MlflowClient(tracking_uri=uri)
@@ -52,6 +52,11 @@ def open_client(uri: str) -> Any:
         except Exception as error:  # noqa: BLE001 - MLflow and SQLAlchemy raise several kinds here
             raise ToxmodError(f"{database}: not a usable MLflow store ({_first_line(error)})") from error
     return client
+
+
+def _lock_file(database: Path) -> Path:
+    """The lock beside a SQLite store that its creation and its registrations hold."""
+    return database.with_name(database.name + ".lock")
 
 
 # A tracking server that stops answering fails a call after a few quick retries, not MLflow's
@@ -303,8 +308,7 @@ class RunStore:
         if not self.uri.startswith("sqlite:///"):
             yield
             return
-        database = Path(self.uri.removeprefix("sqlite:///"))
-        with file_lock(database.with_name(database.name + ".lock")):
+        with file_lock(_lock_file(Path(self.uri.removeprefix("sqlite:///")))):
             yield
 
     def _versions_of(self, name: str, run_id: str) -> list[Any]:

@@ -20,7 +20,7 @@ from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads, resolve_hardware
 from toxmod.models.transformer import TransformerScorer
 from toxmod.progress import console, styled
-from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claim, holding
+from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claimed
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resume, resumed_config
 from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
@@ -64,8 +64,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     run = RunDir(plan.run_dir if plan else run_dir)
     if plan is not None:  # before anything is written: the tracking run must be this folder's
         check_resume_target(run, plan.run_id, tracker.store())
-    token = claim(run, resuming=plan is not None)
-    with holding(run):  # `runs gc` leaves the folder alone while this process works in it
+    with claimed(run, resuming=plan is not None) as token:  # gc leaves it alone while this runs
         hardware = resolve_hardware(cfg.hardware)
         apply_threads(hardware)
         scorer = instantiate_component(cfg.model, "model")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from toxmod.config import as_dict, check_values, instantiate_component
 from toxmod.progress import StageClock, console, styled
-from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claim, holding, release
+from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claimed
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, mark_finished, record_failure, reopen, write_tracking
@@ -76,15 +76,8 @@ def train(
     run = RunDir(plan.run_dir if plan else Path(run_dir))
     if plan is not None:  # before anything is written: the tracking run must be this folder's
         check_resume_target(run, plan.run_id, tracker.store())
-    new = not run.path.exists()
-    token = claim(run, resuming=plan is not None)
-    try:
-        with holding(run):  # `runs gc` leaves the folder alone while this process works in it
-            return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags)
-    except BaseException:
-        if new:  # refused before it wrote anything: no folder left behind
-            release(run)
-        raise
+    with claimed(run, resuming=plan is not None) as token:  # gc leaves it alone while this runs
+        return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags)
 
 
 def _claimed(
