@@ -63,11 +63,13 @@ def tracking_overrides(store: dict[str, str]) -> list[str]:
 
 
 def stored_runs(store: dict[str, str], sweep_parents: bool = False) -> list:  # list[mlflow.entities.Run]
-    """Every run in a test's MLflow store, across experiments (a sweep's parent run only if asked)."""
+    """Every model run in a test's MLflow store, across experiments (a sweep's parent run only if
+    asked; never the evaluation runs ``toxmod.evaluate`` records)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(store["uri"])
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    runs = [run for run in runs if run.data.tags.get("toxmod.kind") != "evaluation"]
     return [run for run in runs if sweep_parents or run.data.tags.get("sweep") != "parent"]
 
 

@@ -91,7 +91,9 @@ def case_unknown_group_option(tmp_path: Path) -> tuple[list[str], str]:
 
 
 def case_unknown_key(tmp_path: Path) -> tuple[list[str], str]:
-    return ["data.txt_column=body"], "Could not override 'data.txt_column'"
+    return [
+        "data.txt_column=body"
+    ], "data.txt_column is not a key of this command; did you mean data.text_column=body?"
 
 
 def case_leakage(tmp_path: Path) -> tuple[list[str], str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.test_config import USED_BY, options
+from tests.test_config import USED_BY, compose_with, options
 from toxmod.config import compose_config
 from toxmod.paths import CONFIG_DIR, PACKAGE_DIR
 
@@ -38,7 +38,7 @@ def config_paths() -> frozenset[str]:
             overrides = [*USED_BY.get(group, []), f"{group}={option}"]
             if group == "data" and option == "csv":
                 overrides.append("data.path=/tmp/some.csv")
-            composed.append(compose_config("train", overrides))
+            composed.append(compose_with(group, overrides))
     for cfg in composed:
         container = OmegaConf.to_container(cfg, resolve=False)
         found |= set(_paths(container, ""))

@@ -9,7 +9,7 @@ from hydra._internal.utils import _locate
 from omegaconf import OmegaConf
 
 from tests.helpers import compose_train
-from toxmod.config import compose_config, instantiate_component, one_line_hydra_error
+from toxmod.config import check_overrides_or_exit, compose_config, instantiate_component, one_line_hydra_error
 from toxmod.hardware import resolve_hardware
 from toxmod.models import SCORER_REGISTRY, Scorer, scorer_class
 from toxmod.models.transformer.backbones import StudentArchitecture
@@ -20,6 +20,14 @@ pytestmark = pytest.mark.data_free
 GROUPS = ["data", "split", "model", "threshold", "tracking", "hardware", "trainer", "student", "experiment"]
 GROUPS += ["prompt"]
 USED_BY = {"student": ["model=student"], "prompt": ["model=llm/smollm2_135m"]}  # the models that read them
+ROOT_OF = {"suite_format": "evaluate"}  # groups no training job composes: the entry point that does
+
+
+def compose_with(group: str, overrides: list[str]):  # noqa: ANN201 - DictConfig
+    """The config of the entry point that composes ``group`` (training for most), with ``overrides``."""
+    if group in ROOT_OF:
+        return compose_config(ROOT_OF[group], ["run=some_run", *overrides])
+    return compose_train(overrides)
 
 
 def options(group: str) -> list[str]:
@@ -35,7 +43,9 @@ def test_every_group_option_composes_and_resolves(group: str, option: str) -> No
     overrides = [*USED_BY.get(group, []), f"{group}={option}"]
     if group == "data" and option == "csv":
         overrides.append("data.path=/tmp/some.csv")
-    resolved = OmegaConf.to_container(compose_train(overrides), resolve=True)  # every interpolation resolves
+    resolved = OmegaConf.to_container(
+        compose_with(group, overrides), resolve=True
+    )  # every interpolation resolves
     chosen = resolved if group == "experiment" else resolved[group]
     assert chosen, f"{group}={option} composed to nothing"
     if group == "data" and option == "csv":  # a user's own file is named after the file
@@ -158,3 +168,31 @@ def test_a_conf_folder_in_the_working_directory_joins_the_search_path(
     monkeypatch.chdir(tmp_path / "conf")  # no conf/ here: the shipped groups only
     with pytest.raises(Exception, match="my_model"):
         compose_train(["model=my_model"])
+
+
+NOT_A_KEY = "is not a key of this command; did you mean"
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "message"),
+    [
+        ("train", ["modle=tfidf_logreg"], f"modle {NOT_A_KEY} model=tfidf_logreg?"),
+        ("train", ["+modle=tfidf_logreg"], "modle is read by nothing; did you mean model=tfidf_logreg?"),
+        ("train", ["model=tfidf_logreg", "model.Cc=4"], f"model.Cc {NOT_A_KEY} model.C=4?"),
+        ("train", ["max_rows=30"], f"max_rows {NOT_A_KEY} data.max_rows=30?"),
+        ("evaluate", ["run=x", "subsets=valid"], f"subsets {NOT_A_KEY} subset=valid?"),
+    ],
+)
+def test_an_unknown_key_names_the_closest_one_never_the_plus_hint(
+    command: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        check_overrides_or_exit(command, argv)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and message in error
+    assert error.count("\n") == 1 and "To append" not in error
+
+
+def test_known_keys_and_plus_into_a_mapping_pass() -> None:
+    callback = "+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor"
+    check_overrides_or_exit("train", ["model=tfidf_logreg", "model.C=4", callback, "tags={a: b}"])

@@ -25,6 +25,21 @@ if _UNSET and _BLAS != "native" and (_BLAS != "Haswell" or "avx2" in cpu_flags()
     os.environ["OPENBLAS_CORETYPE"] = _BLAS
 
 
+def default_tracking_uri() -> str | None:
+    """The store a user of MLflow expects: ``MLFLOW_TRACKING_URI``, the URI set with
+    ``mlflow.set_tracking_uri``, else toxmod's own store in the checkout (``TOXMOD_ROOT``)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if "mlflow" in sys.modules:  # only a program that imported mlflow can have set one
+        from mlflow.tracking._tracking_service import utils
+
+        if utils.is_tracking_uri_set():
+            return str(utils.get_tracking_uri())
+    from toxmod.paths import project_root
+
+    return f"sqlite:///{project_root() / 'mlruns.db'}"
+
+
 def load(
     run: str | Path,
     tracking_uri: str | None = None,
@@ -34,8 +49,9 @@ def load(
 ) -> Any:
     """A finished run, ready to score new texts: ``toxmod.load("outputs/train/...").predict("text")``.
 
-    ``run``: a run directory, or an MLflow run id / ``models:/name@alias`` with ``tracking_uri`` (e.g.
-    ``sqlite:///mlruns.db``). Downloads go under ``cache_dir`` (default ``TOXMOD_CACHE`` or
+    ``run``: a run directory, or an MLflow run id / ``models:/name@alias`` looked up in ``tracking_uri``
+    (default: ``MLFLOW_TRACKING_URI``, else the URI given to ``mlflow.set_tracking_uri``, else the
+    checkout's ``mlruns.db``). Downloads go under ``cache_dir`` (default ``TOXMOD_CACHE`` or
     ``~/.cache/toxmod``). ``model_settings`` are what a saved run never chooses for you: an LLM run's
     ``base_url`` and ``api_key_env``, or ``pretrained`` (its weights folder).
     Returns a ``Predictor``; ``predict(text)`` gives a dict, ``predict([texts])`` a list of dicts.
@@ -44,7 +60,8 @@ def load(
     from toxmod.runs.store import NoStore, RunStore
     from toxmod.stages.predict import Predictor
 
-    store = RunStore(tracking_uri) if tracking_uri else NoStore()
+    uri = tracking_uri or default_tracking_uri()
+    store = RunStore(uri) if uri else NoStore()
     base = default_opening(Path(cache_dir).expanduser() if cache_dir else None)
     opening = dataclasses.replace(base, settings=dict(model_settings))
     return Predictor.open(run, store, allow_pickle=allow_pickle, opening=opening)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 import secrets
@@ -116,6 +117,7 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
+        check_known_keys(config_name, argv)
         cfg = compose_config(config_name, argv)
         choices = [arg for arg in argv if override_key(arg) in _groups()]
         base = compose_config(config_name, choices) if len(choices) < len(argv) else cfg
@@ -126,6 +128,54 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
     except ConfigError as error:
         print(f"error: {printable(str(error))}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def check_known_keys(config_name: str, argv: Sequence[str]) -> None:
+    """An override naming a key the config does not have is one line with the closest group or key
+    (``modle=x``: did you mean ``model=x``?), never Hydra's hint to append it with ``+``; a top-level
+    ``+key=...`` that no config group or key has (nothing would read it) is refused the same way."""
+    groups = {g for g in _groups() if "/" not in g} | _user_groups()
+    choices = [arg for arg in argv if not arg.startswith(("+", "~")) and override_key(arg) in groups]
+    base = compose_config(config_name, choices)
+    for arg in argv:
+        key = override_key(arg)
+        parent_key, _, leaf = key.rpartition(".")
+        if arg.startswith("~") or key.startswith("hydra.") or key in groups:
+            continue
+        parent = OmegaConf.select(base, parent_key) if parent_key else base
+        if not isinstance(parent, DictConfig) or (parent_key and arg.startswith("+")):
+            continue  # below a plain value (Hydra says so), or added to a mapping on purpose
+        known = sorted({str(k) for k in parent} | (set() if parent_key else groups) - {"hydra"})
+        if leaf in known:
+            continue
+        value = arg.split("=", 1)[1] if "=" in arg else ""
+        close = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
+        prefix = f"{parent_key}." if parent_key else ""
+        deeper = [p for p in _dotted(base) if p.endswith(f".{leaf}")] if not parent_key else []
+        if close:
+            hint = f"; did you mean {prefix}{close[0]}={value}?"
+        elif deeper:
+            hint = f"; did you mean {deeper[0]}={value}?"
+        elif parent_key and not len(parent):  # an empty mapping the user fills (callbacks)
+            hint = f"; add it with +{key}={value}"
+        else:
+            hint = f"; the keys are {', '.join(sorted(known)[:40])}"
+        what = "is read by nothing" if arg.startswith("+") else "is not a key of this command"
+        raise ConfigError(f"{arg}: {key} {what}{hint}")
+
+
+def _dotted(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key below ``node`` (a composed config), shallowest first."""
+    if not isinstance(node, DictConfig):
+        return []
+    names = [str(k) for k in node if str(k) != "hydra"]
+    deeper = [p for name in names for p in _dotted(node._get_node(name), f"{prefix}{name}.")]
+    return [f"{prefix}{name}" for name in names] + deeper
+
+
+def _user_groups() -> set[str]:
+    folder = user_conf_dir()
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder and folder.is_dir() else set()
 
 
 # Settings with a range, wherever an entry point has them: (lowest, highest, what -1/null mean).
@@ -146,6 +196,7 @@ RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
     "hardware.threads": (1, None),
     "latency.batch1_texts": (0, None),
     "latency.batch64_texts": (0, None),
+    "resamples": (1, None),
 }
 
 

@@ -99,3 +99,28 @@ class StageClock:
 
     def as_metrics(self) -> dict[str, float]:
         return {f"stage_seconds/{name}": value for name, value in self.seconds.items()}
+
+
+class Ticker:
+    """Progress of a long step that has no bar (a classical fit's labels, folds and boosting rounds):
+    ``label: done/total, elapsed, ~left`` at most every ``every`` seconds, on a terminal and off it."""
+
+    def __init__(self, label: str, total: int, every: float = 10.0) -> None:
+        import time
+
+        self.label, self.total, self.every = label, max(int(total), 1), every
+        self.start = self.last = time.perf_counter()
+
+    def tick(self, done: int, force: bool = False) -> None:
+        import time
+
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed / done * (self.total - done) if done else float("nan")
+        eta = f", ~{left:.0f} s left" if done < self.total and left == left else ""
+        console.print(
+            styled(f"{self.label}: {done}/{self.total}, {elapsed:.0f} s{eta}", style="dim"), soft_wrap=True
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +42,7 @@ class LabeledDataset:
     given_splits: np.ndarray | None = None  # (n,) train/valid/calib/holdout from the data's split column
     groups: np.ndarray | None = None  # (n,) group keys that must not straddle splits
     auxiliary: AuxiliaryTargets | None = None  # training-only extra targets (``data.auxiliary``)
+    columns: dict[str, np.ndarray] | None = None  # other columns kept for evaluation (slices, identities)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,11 +62,18 @@ class LabeledDataset:
             given_splits=None if self.given_splits is None else self.given_splits[index],
             groups=None if self.groups is None else self.groups[index],
             auxiliary=None if self.auxiliary is None else self.auxiliary.subset(index),
+            columns=None if self.columns is None else {k: v[index] for k, v in self.columns.items()},
         )
 
 
-def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
-    """Read ``cfg.path`` and return a validated ``LabeledDataset`` (one-line DataError on bad input)."""
+def build_dataset(
+    cfg: DictConfig | dict[str, Any], keep_columns: Sequence[tuple[str, str]] = ()
+) -> LabeledDataset:
+    """Read ``cfg.path`` and return a validated ``LabeledDataset`` (one-line DataError on bad input).
+
+    ``keep_columns``: (setting, column) pairs of other columns to keep as they are (evaluation slices
+    and identities); a missing one is named with its setting.
+    """
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     if cfg.get("path") in (None, "", "???"):
         raise ConfigError("data.path is not set: point it at a CSV, TSV or JSONL file")
@@ -72,7 +82,8 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
     where = f"data file {path}"
     auxiliary = auxiliary_settings(cfg.get("auxiliary"))
 
-    _require_columns(frame, _referenced_columns(cfg) + auxiliary_columns(auxiliary), where)
+    keep_columns = expand_patterns(keep_columns, list(frame.columns), where)
+    _require_columns(frame, _referenced_columns(cfg) + auxiliary_columns(auxiliary) + keep_columns, where)
     split_column = cfg.get("split_column")
     if split_column and cfg.get("exclude_splits"):
         frame = frame[~frame[split_column].astype(str).isin([str(v) for v in cfg.exclude_splits])]
@@ -99,12 +110,30 @@ def build_dataset(cfg: DictConfig | dict[str, Any]) -> LabeledDataset:
         given_splits=given_splits,
         groups=groups,
         auxiliary=read_auxiliary(frame, auxiliary, _binary_column, where) if auxiliary else None,
+        columns={column: frame[column].to_numpy(dtype=object) for _, column in keep_columns} or None,
     )
     max_rows = cfg.get("max_rows")
     if max_rows and max_rows < len(dataset):
         chosen = np.random.default_rng(int(cfg.seed)).choice(len(dataset), int(max_rows), replace=False)
         dataset = dataset.subset(np.sort(chosen))
     return dataset
+
+
+def expand_patterns(
+    columns: Sequence[tuple[str, str]], present: list[str], where: str
+) -> list[tuple[str, str]]:
+    """(setting, column) pairs with each glob pattern (``identity_*``) replaced by the columns it
+    matches in file order; a pattern matching none is one line naming its setting."""
+    expanded: list[tuple[str, str]] = []
+    for key, column in columns:
+        if not any(c in column for c in "*?["):
+            expanded.append((key, column))
+            continue
+        matched = [c for c in present if fnmatch.fnmatchcase(str(c), column)]
+        if not matched:
+            raise DataError(f"{where}: no column matches {column!r} ({key}); columns are {present[:20]}")
+        expanded += [(key, c) for c in matched]
+    return list(dict.fromkeys(expanded))
 
 
 def _referenced_columns(cfg: DictConfig) -> list[tuple[str, str]]:
@@ -117,7 +146,11 @@ def _referenced_columns(cfg: DictConfig) -> list[tuple[str, str]]:
 
 def _require_columns(frame: pd.DataFrame, columns: list[tuple[str, str]], where: str) -> None:
     """Every configured column the file lacks, in one line."""
-    missing = [f"{column!r} (data.{key})" for key, column in columns if column not in frame.columns]
+    missing = [
+        f"{column!r} ({key if key.startswith('evaluation.') else f'data.{key}'})"
+        for key, column in columns
+        if column not in frame.columns
+    ]
     if missing:
         what = "column" if len(missing) == 1 else "columns"
         present = [str(c)[:40] for c in frame.columns[:20]] + (["..."] if len(frame.columns) > 20 else [])

@@ -21,7 +21,7 @@ from toxmod.evaluation.metrics import calibration_bins, expected_calibration_err
 RELIABILITY_BINS = 15
 
 
-def _pyplot() -> Any:  # matplotlib.pyplot, imported with the non-interactive backend
+def pyplot() -> Any:  # matplotlib.pyplot, imported with the non-interactive backend
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -30,7 +30,7 @@ def _pyplot() -> Any:  # matplotlib.pyplot, imported with the non-interactive ba
     return plt
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
@@ -58,7 +58,7 @@ def write_run_plots(
     """Every plot of a run into ``directory``; returns the files written."""
     from sklearn.metrics import precision_recall_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     decision_scores = scheme.decision_scores(scores)
@@ -87,7 +87,7 @@ def write_run_plots(
             ax.text(0.5, 0.5, f"no {'positives' if not positives else 'negatives'} in {split}", ha="center")
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=f"{name} ({split})")
         ax.legend(loc="lower left", fontsize=7)
-        written.append(_save(fig, directory / f"pr_{_safe_name(name)}.png"))
+        written.append(save_figure(fig, directory / f"pr_{safe_name(name)}.png"))
 
         fig, ax = plt.subplots(figsize=(5, 4))
         bins = np.linspace(0, 1, 41)
@@ -96,7 +96,7 @@ def write_run_plots(
         ax.axvline(cut, color="C3", label=f"threshold {cut:.3f}")
         ax.set(xlabel="score", ylabel="density", title=f"{name} scores ({split})")
         ax.legend(fontsize=7)
-        written.append(_save(fig, directory / f"scores_{_safe_name(name)}.png"))
+        written.append(save_figure(fig, directory / f"scores_{safe_name(name)}.png"))
 
     confidence, outcome = scheme.calibration_pairs(scores, targets)
     written.append(_reliability(plt, directory, confidence, outcome, split))
@@ -108,7 +108,7 @@ def write_run_plots(
     return written
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     fig.clf()
@@ -134,7 +134,7 @@ def _reliability(plt: Any, directory: Path, confidence: np.ndarray, outcome: np.
         title=f"reliability ({split}), ECE {ece:.3f}",
     )
     ax.legend(loc="upper left", fontsize=7)
-    return _save(fig, directory / "reliability.png")
+    return save_figure(fig, directory / "reliability.png")
 
 
 def _confusion(
@@ -152,7 +152,7 @@ def _confusion(
     ax.set_xticks(range(k), names, rotation=30)
     ax.set_yticks(range(k), names)
     ax.set(xlabel="predicted", ylabel="true", title=f"confusion ({split}, calib thresholds)")
-    return _save(fig, directory / "confusion.png")
+    return save_figure(fig, directory / "confusion.png")
 
 
 def _curves(plt: Any, directory: Path, curves: Mapping[str, Sequence[tuple[int, float]]]) -> Path:
@@ -161,7 +161,7 @@ def _curves(plt: Any, directory: Path, curves: Mapping[str, Sequence[tuple[int, 
         steps, values = zip(*points) if points else ((), ())
         ax.plot(steps, values, "o-" if len(points) < 30 else "-")
         ax.set(xlabel="step", title=name)
-    return _save(fig, directory / "training_curves.png")
+    return save_figure(fig, directory / "training_curves.png")
 
 
 def write_pr_overlay(
@@ -171,7 +171,7 @@ def write_pr_overlay(
     point (recall, precision))``."""
     from sklearn.metrics import precision_recall_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for i, (name, (truth, scores, (op_recall, op_precision))) in enumerate(curves.items()):
         precision, recall, _ = precision_recall_curve(truth, scores)
@@ -179,7 +179,7 @@ def write_pr_overlay(
         ax.plot([op_recall], [op_precision], "o", color=f"C{i % 10}")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.legend(loc="lower left", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -198,7 +198,7 @@ def write_pareto(
     path: Path, title: str, x_label: str, y_label: str, points: Mapping[str, tuple[float, float, float]]
 ) -> Path:
     """Quality (y) against latency (x, log scale), marker area by size; the Pareto front joined."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(points)
     xy = [(points[n][0], points[n][1]) for n in names]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -219,4 +219,4 @@ def write_pareto(
         ax.set_xscale("log")
     ax.set(xlabel=x_label, ylabel=y_label, title=title)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

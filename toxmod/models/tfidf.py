@@ -13,9 +13,10 @@ import joblib
 import numpy as np
 from scipy import sparse
 from scipy.special import expit
+from sklearn.base import clone
 from sklearn.feature_selection import SelectKBest, chi2
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.extmath import softmax
 
 from toxmod.data.schemes import LabelScheme, TrainingTask
@@ -32,6 +33,7 @@ from toxmod.models.persistence import (
 )
 from toxmod.models.text_features import TfidfFeaturizer, row_offsets
 from toxmod.models.trees import SparseRows, TreeEnsemble
+from toxmod.progress import Ticker
 
 ARRAYS_FILE = "model.npz"  # the featurizer's idf and the linear models' coefficients
 STATE_FILE = "model.json"  # vocabularies, parameters, and what each estimator is
@@ -114,7 +116,11 @@ class TfidfScorer(Scorer):
         self.scheme = scheme
         features = self.featurizer.fit_transform(list(texts))
         tasks = scheme.training_tasks(targets)
-        self.estimators = [self._fit_task(features, task) for task in tasks]
+        ticker = Ticker(f"fit {self.kind}, tasks done", len(tasks))
+        self.estimators = []
+        for done, task in enumerate(tasks, start=1):
+            self.estimators.append(self._fit_task(features, task))
+            ticker.tick(done, force=len(tasks) > 1)
         self.task_columns = [task.score_columns for task in tasks]
         return self
 
@@ -200,6 +206,40 @@ class TfidfLogRegScorer(TfidfScorer):
             task.n_classes, p["C"], p["class_weight"], p["solver"], p["max_iter"], p["seed"]
         )
         return model.fit(features, task.targets)
+
+
+def out_of_fold_scores(
+    estimator: Any, features: sparse.csr_matrix, targets: np.ndarray, folds: StratifiedKFold, name: str
+) -> np.ndarray:
+    """``cross_val_predict(..., method="decision_function")``, fold by fold so that a long fit says how
+    far it is: each held-out fold scored by a clone fitted on the other folds."""
+    ticker = Ticker(f"{name}: out-of-fold linear scores, folds", folds.get_n_splits())
+    scores: np.ndarray | None = None
+    for done, (train, held_out) in enumerate(folds.split(features, targets), start=1):
+        fitted = clone(estimator).fit(features[train], targets[train])
+        part = fitted.decision_function(features[held_out])
+        if scores is None:
+            scores = np.zeros((features.shape[0], *part.shape[1:]), dtype=np.float64)
+        scores[held_out] = part
+        ticker.tick(done)
+    assert scores is not None
+    return scores
+
+
+def rounds_ticker(label: str, total: int) -> Any:
+    """An XGBoost training callback printing the boosting round now and then (``progress.Ticker``)."""
+    from xgboost.callback import TrainingCallback
+
+    class RoundsTicker(TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ticker = Ticker(label, total)
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            self.ticker.tick(epoch + 1)
+            return False  # never stops training
+
+    return RoundsTicker()
 
 
 class _StackedXGB:
@@ -328,9 +368,7 @@ class TfidfXGBoostScorer(TfidfScorer):
         if p["stack_linear"]:
             linear = logistic_regression(task.n_classes, p["linear_C"], "balanced", p["linear_solver"])
             folds = StratifiedKFold(p["linear_folds"], shuffle=True, random_state=p["seed"])
-            linear_scores = cross_val_predict(
-                linear, features, task.targets, cv=folds, method="decision_function"
-            )
+            linear_scores = out_of_fold_scores(linear, features, task.targets, folds, task.name)
             linear.fit(features, task.targets)
         booster = XGBClassifier(
             n_estimators=p["n_estimators"],
@@ -342,6 +380,7 @@ class TfidfXGBoostScorer(TfidfScorer):
             tree_method="hist",
             n_jobs=_threads(p["n_jobs"]),
             random_state=p["seed"],
+            callbacks=[rounds_ticker(f"{task.name}: boosting rounds", p["n_estimators"])],
         )
         model = _StackedXGB(n_text, columns, linear, booster)
         booster.fit(model.tree_features(features, linear_scores), task.targets)

@@ -13,6 +13,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from toxmod.config import as_dict
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
+from toxmod.data.datasets import scheme_from_config
+from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.files import file_lock, read_json, require_keys
 from toxmod.models import Opening, Scorer, load_scorer
@@ -70,6 +72,8 @@ def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> R
         raise ConfigError(f"run={ref}: {what}")
     if isinstance(store, NoStore):
         raise ConfigError(f"run={ref}: not a run directory (and tracking=none cannot look up run ids)")
+    if isinstance(store, RunStore):
+        store.require(f"run={ref}")
     if str(ref).startswith("models:/"):  # a registered model version, e.g. models:/janitr@champion
         ref = store.resolve_model(str(ref))
     try:
@@ -129,6 +133,41 @@ def opening_from_config(cfg: DictConfig, files: tuple[Path, ...] = ()) -> Openin
     )
 
 
+@dataclass(frozen=True)
+class OpenedModel:
+    """A finished run's model side only: config, label scheme, model and thresholds (no data read)."""
+
+    run: RunDir
+    config: DictConfig
+    scheme: LabelScheme
+    scorer: Scorer
+    thresholds: Thresholds
+
+    @property
+    def directory(self) -> Path:
+        return self.run.path
+
+
+def open_model(
+    ref: str | Path,
+    store: RunStore | NoStore | None = None,
+    cache_dir: Path | None = None,
+    allow_pickle: bool = False,
+    opening: Opening | None = None,
+) -> OpenedModel:
+    """Open a finished run's model and thresholds without reading its data (scoring other data)."""
+    if store is None and not Path(ref).expanduser().is_dir():
+        raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
+    opening = opening or default_opening()
+    run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
+    cfg = run.saved_config()
+    if cfg is None:
+        raise DamagedFileError(f"{run.config}: missing")
+    scheme = scheme_from_config(cfg.data)
+    scorer = load_scorer(run.model, allow_pickle, opening)
+    return OpenedModel(run, cfg, scheme, scorer, Thresholds.load(run.thresholds, scheme))
+
+
 def load_run(
     ref: str | Path,
     store: RunStore | NoStore | None = None,
@@ -136,6 +175,7 @@ def load_run(
     allow_pickle: bool = False,
     opening: Opening | None = None,
     data_path: str | Path | None = None,
+    keep_columns: Sequence[tuple[str, str]] = (),
 ) -> LoadedRun:
     """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified.
 
@@ -144,19 +184,24 @@ def load_run(
     and its thresholds are matched to the scheme's decisions by name. Nor does the run choose what is
     read or sent elsewhere: its data file must lie in the opener's folders (``opening``) unless the
     opener names it (``data_path``), and a server, key variable or weights folder comes from ``opening``.
+    ``keep_columns``: other data columns to keep for evaluation (``build_dataset``).
     """
-    if store is None and not Path(ref).expanduser().is_dir():
-        raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
-    opening = opening or default_opening()
-    run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
-    cfg = run.saved_config()
-    if cfg is None:
-        raise DamagedFileError(f"{run.config}: missing")
-    cfg = _with_opened_data(cfg, run, opening, data_path)
-    dataset = build_dataset(cfg.data)
-    split, _ = read_split_folder(run.split, dataset)
-    scorer = load_scorer(run.model, allow_pickle, opening)
-    return LoadedRun(run.path, cfg, dataset, split, scorer, Thresholds.load(run.thresholds, dataset.scheme))
+    opened = open_model(ref, store, cache_dir, allow_pickle, opening)
+    return load_data(opened, opening or default_opening(), data_path, keep_columns)
+
+
+def load_data(
+    opened: OpenedModel,
+    opening: Opening,
+    data_path: str | Path | None = None,
+    keep_columns: Sequence[tuple[str, str]] = (),
+) -> LoadedRun:
+    """An opened run's own data and frozen split (hashes verified) beside its model."""
+    cfg = _with_opened_data(opened.config, opened.run, opening, data_path)
+    dataset = build_dataset(cfg.data, keep_columns)
+    split, _ = read_split_folder(opened.run.split, dataset)
+    thresholds = Thresholds.load(opened.run.thresholds, dataset.scheme)
+    return LoadedRun(opened.directory, cfg, dataset, split, opened.scorer, thresholds)
 
 
 # Keys of a saved config that name files or folders (a run id or hub name is not a path).

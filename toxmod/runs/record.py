@@ -65,6 +65,7 @@ class RunDir:
     DAPT_MODEL = "dapt_model"
     PLOTS = "plots"  # PNGs: PR curves, score histograms, reliability, confusion, training curves
     PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
+    BREAKDOWN = "breakdown"  # slices.csv, bias.csv: the holdout by slice and identity (evaluation.*)
     MANIFEST = "manifest.json"  # every file a finished run is opened with, by SHA-256 (``run_manifest``)
     ENVIRONMENT = "environment.json"  # Python, OS, library versions, CPU and ISA, threads, GPU
     MARKER = "toxmod_run.json"  # toxmod made this folder: its token, also the tracking run's ``run_token``
@@ -250,7 +251,7 @@ def finish_run_record(
         tracker.log_artifact(run / RunDir.ENVIRONMENT)
     if (run / RunDir.CALIBRATION).is_file():
         tracker.log_artifact(run / RunDir.CALIBRATION)
-    for folder in (RunDir.PLOTS, RunDir.PREDICTIONS):
+    for folder in (RunDir.PLOTS, RunDir.PREDICTIONS, RunDir.BREAKDOWN):
         if (run / folder).is_dir():
             tracker.log_artifacts(run / folder, folder)
     marker = stage_marker(run, RunDir.HOLDOUT_EVAL, record)

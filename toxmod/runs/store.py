@@ -145,13 +145,19 @@ def global_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's global tracking URI set to ``uri`` for the block (its fluent APIs, model logging and
     the registry's model lookups read it rather than the client they were called through)."""
     import mlflow
+    from mlflow.tracking._tracking_service import utils
 
-    previous = mlflow.get_tracking_uri()
+    # Restored exactly as found: MLflow writes the URI it is given into MLFLOW_TRACKING_URI, and
+    # get_tracking_uri() returns its default when none was set -- restoring that would leave the
+    # default in the environment, where toxmod (and MLflow users) read a URI the user chose.
+    variable, chosen = os.environ.get("MLFLOW_TRACKING_URI"), getattr(utils, "_tracking_uri", None)
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        utils.set_tracking_uri(chosen)  # type: ignore[arg-type]  # None unsets it
+        if variable is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 def end_run(client: Any, run_id: str, status: str, reason: str | None = None) -> None:
@@ -216,6 +222,19 @@ class RunStore:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._opened: Any = None
+
+    def exists(self) -> bool:
+        """Whether there is a store to read (a SQLite file that exists; a server or other URI is
+        asked when first used): a command that only reads never creates an empty store."""
+        return not self.uri.startswith("sqlite:///") or Path(self.uri.removeprefix("sqlite:///")).is_file()
+
+    def require(self, what: str) -> None:
+        """One line when there is no store to read ``what`` from (set tracking.uri or MLFLOW_TRACKING_URI)."""
+        if not self.exists():
+            raise ConfigError(
+                f"{what}: there is no MLflow store at {self.uri} (set tracking.uri=..., or "
+                "MLFLOW_TRACKING_URI, to the store your runs are in)"
+            )
 
     @property
     def _client(self) -> Any:

@@ -133,6 +133,8 @@ class NullTracker:
 
     def link_model_evidence(self, *args: Any, **kwargs: Any) -> None: ...
 
+    def link_metrics(self, *args: Any, **kwargs: Any) -> None: ...
+
     def describe(self, card: str) -> None: ...
 
 
@@ -204,6 +206,7 @@ class MlflowTracker:
         self.experiment_name = experiment
         self._client: Any = None
         self.run_id: str | None = None
+        self._linked_models: set[str | None] = set()  # a model is this run's input once
 
     @property
     def client(self) -> Any:
@@ -361,25 +364,41 @@ class MlflowTracker:
         measured on (``<data>.valid`` / ``<data>.holdout``, digest = the split hash, logged as the run's
         inputs with context valid / holdout): MLflow 3's Models view and ``search_logged_models``
         compare models by holdout metrics on the same dataset."""
+        for split in EVIDENCE_SPLITS:
+            source = {"uri": data_path, "split_sha256": split_sha256, "split": split}
+            measured = {k: v for k, v in metrics.items() if k.startswith(f"{split}/")}
+            self.link_metrics(model_uri, f"{data_name}.{split}", split_sha256, source, split, measured)
+
+    def link_metrics(
+        self,
+        model_uri: str | None,
+        dataset: str,
+        digest: str,
+        source: Mapping[str, Any],
+        context: str,
+        metrics: Mapping[str, float],
+    ) -> None:
+        """``metrics`` measured on ``dataset`` (name + digest, logged as this run's input), linked to
+        the logged model ``model_uri`` (``models:/<model id>``) when there is one: the Models view then
+        shows one model's metrics on several datasets side by side (an evaluation run links another
+        run's model)."""
         import time
 
         from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput, Metric
 
-        model_id = model_uri.rstrip("/").rsplit("/", 1)[-1]
-        digest = split_sha256[:DATASET_DIGEST_LENGTH]
+        model_id = model_uri.rstrip("/").rsplit("/", 1)[-1] if model_uri else None
+        digest = digest[:DATASET_DIGEST_LENGTH]
         now = int(time.time() * 1000)
-        inputs, linked = [], []
-        for split in EVIDENCE_SPLITS:
-            name = f"{data_name}.{split}"
-            source = json.dumps({"uri": data_path, "split_sha256": split_sha256, "split": split})
-            dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
-            inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", split)]))
-            linked += [
-                Metric(key, float(value), now, 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
-                for key, value in metrics.items()
-                if key.startswith(f"{split}/") and value is not None and math.isfinite(float(value))
-            ]
-        self.client.log_inputs(self.run_id, datasets=inputs, models=[LoggedModelInput(model_id)])
+        data = Dataset(name=dataset, digest=digest, source_type="local", source=json.dumps(dict(source)))
+        inputs = [DatasetInput(data, tags=[InputTag("mlflow.data.context", context)])]
+        models = [LoggedModelInput(model_id)] if model_id and model_id not in self._linked_models else None
+        self.client.log_inputs(self.run_id, datasets=inputs, models=models)
+        self._linked_models.add(model_id)
+        linked = [
+            Metric(key, float(value), now, 0, model_id=model_id, dataset_name=dataset, dataset_digest=digest)
+            for key, value in metrics.items()
+            if value is not None and math.isfinite(float(value))
+        ]
         for start in range(0, len(linked), BATCH_LIMIT):
             self.client.log_batch(self.run_id, metrics=linked[start : start + BATCH_LIMIT])
 

@@ -82,7 +82,7 @@ def select_runs(
         raise ToxmodError("no FINISHED runs in the tracking store (train one with `python -m toxmod.train`)")
     if allow_mixed_splits:
         return Comparison(candidates, None, {})
-    target = split_sha256 or candidates[0].split_sha256
+    target = full_hash(split_sha256, candidates) if split_sha256 else candidates[0].split_sha256
     shown = [r for r in candidates if r.split_sha256 == target]
     left_out: dict[str, int] = {}
     for r in candidates:
@@ -92,6 +92,18 @@ def select_runs(
     if not shown:
         raise ToxmodError(f"no FINISHED runs have split_sha256={target}")
     return Comparison(shown, target, left_out)
+
+
+def full_hash(prefix: str, runs: Sequence[StoredRun]) -> str:
+    """The one split hash of ``runs`` that starts with ``prefix`` (tables show 12 hex digits)."""
+    found = sorted(
+        {r.split_sha256 for r in runs if r.split_sha256 and r.split_sha256.startswith(str(prefix))}
+    )
+    if len(found) > 1:
+        raise ConfigError(
+            f"split_sha256={prefix} starts {len(found)} split hashes ({', '.join(h[:16] for h in found)})"
+        )
+    return found[0] if found else str(prefix)
 
 
 def sorted_by(comparison: Comparison, metric: str, descending: bool = True) -> Comparison:
@@ -106,10 +118,19 @@ def sorted_by(comparison: Comparison, metric: str, descending: bool = True) -> C
     return dataclasses.replace(comparison, runs=sorted(comparison.runs, key=key))
 
 
+def breakdown_columns(runs: Sequence[StoredRun]) -> list[str]:
+    """The holdout's worst slice FPR and recall per slice family and decision, and the bias final
+    score, of runs trained with ``evaluation.slices`` / ``evaluation.identities``."""
+    names = {k for r in runs for k in r.metrics if k.startswith("holdout/slices/")}
+    names |= {k for r in runs for k in r.metrics if k == "holdout/bias/final_score"}
+    return sorted(names)
+
+
 def comparison_rows(comparison: Comparison, metrics: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
     """Column names and rows: run, model, data, primary label recall/FPR on the holdout, whether the
     run is within its FPR budget (``budget``: valid and holdout), the requested metrics, costs."""
     present = [m for m in metrics if any(m in r.metrics for r in comparison.runs)]
+    present += breakdown_columns(comparison.runs)
     mixed = comparison.split_sha256 is None
     columns = ["run", "name", "status", "model", "kind", "data", *(["split"] if mixed else []), "primary"]
     columns += ["recall", "fpr", "budget", "environment"]
@@ -142,6 +163,7 @@ def compare(cfg: DictConfig) -> Comparison:
     store = instantiate_component(cfg.tracking, "tracking").store()
     if isinstance(store, NoStore):
         raise ToxmodError("compare reads the MLflow store; it cannot run with tracking=none")
+    store.require("compare")
     fmt = str(cfg.get("format") or "table")
     if fmt not in TABLE_FORMATS:
         raise ConfigError(f"format={fmt}: expected one of {list(TABLE_FORMATS)}")

@@ -35,6 +35,7 @@ from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG
 from toxmod.stages.compare import select_runs
+from toxmod.stages.report_evaluations import collect, sections
 from toxmod.tables import rows_text
 from toxmod.thresholds import Thresholds
 
@@ -83,6 +84,7 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
     store = tracker.store()
     if isinstance(store, NoStore):
         raise ToxmodError("report reads the MLflow store; it cannot run with tracking=none")
+    store.require("report")
     comparison = select_runs(
         store,
         cfg.get("split_sha256"),
@@ -122,10 +124,11 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
         pairs.append((a.label, b.label, differences))
 
     images = _plots(directory, scheme, runs, with_rows)
+    more, more_images = sections(collect(store, [(r.label, r.run) for r in runs], cache), directory)
     markdown = directory / "report.md"
-    markdown.write_text(
-        _markdown(scheme, comparison.split_sha256, runs, pairs, images, comparison.left_out, cfg)
-    )
+    page = _markdown(scheme, comparison.split_sha256, runs, pairs, images, comparison.left_out, cfg)
+    markdown.write_text("\n".join([page, "", *more]).rstrip() + "\n")
+    images += more_images
     (directory / "report.json").write_text(
         json.dumps(
             {

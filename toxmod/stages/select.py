@@ -17,17 +17,21 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
-from toxmod.runs.budget import budget_note, within_budget
+from toxmod.runs.opening import opening_from_config
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
-from toxmod.runs.tracking import KIND_TAG
+from toxmod.runs.tracking import KIND_TAG, Tracker
+from toxmod.stages.compare import full_hash
+from toxmod.stages.selection_rules import budget_reasons, f1_floor_reasons, holdout_note, same_model_reasons
+from toxmod.stages.suite import SuiteGate, suite_format, suite_gate
 from toxmod.tables import rows_table
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -85,17 +89,20 @@ def value_of(run: StoredRun, name: str) -> float:
 
 
 def select(cfg: DictConfig) -> Selection:
-    store = instantiate_component(cfg.tracking, "tracking").store()
+    tracker = instantiate_component(cfg.tracking, "tracking")
+    store = tracker.store()
     if isinstance(store, NoStore):
         raise ToxmodError("select reads and writes the MLflow store; it cannot run with tracking=none")
+    store.require("select")
     conditions = parse_where(cfg.get("where"))
     experiments = [cfg.experiments] if isinstance(cfg.experiments, str) else list(cfg.experiments or [])
     experiment = experiments[0] if len(experiments) == 1 else None  # also the default model name
     tags = {"sweep_id": str(cfg.sweep_id)} if cfg.get("sweep_id") else {}
-    if cfg.get("split_sha256"):
-        tags["split_sha256"] = str(cfg.split_sha256)
     found = store.search([str(e) for e in experiments] or None, FINISHED, tags, int(cfg.max_runs))
     candidates = [r for r in found if r.split_sha256 and r.tags.get(KIND_TAG, "model") in MODEL_KINDS]
+    if cfg.get("split_sha256"):  # the full hash or a prefix of it, as tables show it
+        wanted = full_hash(str(cfg.split_sha256), candidates)
+        candidates = [r for r in candidates if r.split_sha256 == wanted]
     if not candidates:
         raise ToxmodError(
             "no FINISHED runs to select from" + (f" in experiments {experiments}" if experiments else "")
@@ -128,12 +135,15 @@ def select(cfg: DictConfig) -> Selection:
     sign = 1.0 if cfg.ascending else -1.0
     ranked = sorted(kept, key=lambda r: (sign * value_of(r, metric), -_or_low(value_of(r, tiebreak))))
     slack = float(cfg.fpr_slack)
-    eligible = ranked if cfg.allow_over_budget else [r for r in ranked if within_budget(r, slack=slack)]
-    _print_ranking(ranked, eligible, metric, tiebreak, primary, split, others, slack)
+    gate = _suite_gate(cfg, ranked, store, tracker) if cfg.get("suite") else None
+    reasons = _reasons(cfg, ranked, primary_decision(candidates[0]), slack, gate)
+    eligible = [r for r in ranked if r.run_id not in reasons]
+    _print_ranking(ranked, eligible, reasons, metric, tiebreak, primary, split, others, slack, gate)
     if not eligible:
         raise ToxmodError(
-            f"all {len(ranked)} candidates are over their FPR budget on valid (marked OVER above); "
-            "retrain with more calib data or a lower threshold.target_fpr, or pass allow_over_budget=true"
+            f"none of the {len(ranked)} candidates can be crowned (the reason beside each above); "
+            "nothing was registered. Over budget: retrain with more calib data or a lower "
+            "threshold.target_fpr, or pass allow_over_budget=true; F1 floor: f1_floor=0 turns it off"
         )
     ranked = eligible + [r for r in ranked if r not in eligible]
     winner = ranked[0]
@@ -154,6 +164,39 @@ def select(cfg: DictConfig) -> Selection:
     return Selection(ranked, metric, name, str(cfg.alias), version, created)
 
 
+def _reasons(
+    cfg: DictConfig, ranked: list[StoredRun], primary: str, slack: float, gate: SuiteGate | None
+) -> dict[str, str]:
+    """Why each run that is not crowned is not (``selection_rules``); the first reason of each."""
+    found: dict[str, str] = {}
+    if gate is not None:
+        found |= {
+            r.run_id: f"below the suite gate ({gate.note(r.run_id)})"
+            for r in ranked
+            if not gate.passes(r.run_id)
+        }
+    found = f1_floor_reasons(ranked, primary, float(cfg.f1_floor)) | found
+    if not cfg.allow_over_budget:
+        found = budget_reasons(ranked, slack) | found
+    return same_model_reasons(ranked, set(found)) | found
+
+
+def _suite_gate(cfg: DictConfig, runs: list[StoredRun], store: RunStore, tracker: Tracker) -> SuiteGate:
+    """Each candidate's pass rate on ``suite`` (reused from its evaluation run, else scored now)."""
+    return suite_gate(
+        str(cfg.suite),
+        suite_format(cfg.suite_format),
+        cfg.suite_format.get("decision"),
+        str(cfg.suite_metric),
+        float(cfg.min_pass_rate),
+        runs,
+        store,
+        tracker,
+        opening_from_config(cfg),
+        Path(str(cfg.paths.downloads)),
+    )
+
+
 def _experiment_name(store: RunStore, run: StoredRun) -> str:
     return store.experiment_name(run.experiment_id)
 
@@ -171,15 +214,28 @@ def _or_low(value: float) -> float:
 def _print_ranking(
     ranked: list[StoredRun],
     eligible: list[StoredRun],
+    reasons: dict[str, str],
     metric: str,
     tiebreak: str,
     primary: str,
     split: str,
     others: int,
     slack: float,
+    gate: SuiteGate | None = None,
 ) -> None:
-    columns = ["rank", "run", "name", "model", metric, tiebreak, "size_mb", "budget", "environment"]
-    columns += [f"holdout/{primary}/recall", f"holdout/{primary}/fpr", "holdout/macro_f1"]
+    columns = [
+        "rank",
+        "run",
+        "name",
+        "model",
+        metric,
+        tiebreak,
+        "size_mb",
+        "not ranked because",
+        "environment",
+    ]
+    columns += [f"suite {gate.suite} {gate.metric}"] if gate else []
+    columns += [f"holdout/{primary}/recall", f"holdout/{primary}/fpr", "holdout/macro_f1", "holdout budget"]
     order = eligible + [r for r in ranked if r not in eligible]
     environments = environment_notes(order)
     rows = [
@@ -191,15 +247,27 @@ def _print_ranking(
             value_of(r, metric),
             value_of(r, tiebreak),
             value_of(r, "size_mb"),
-            budget_note(r, slack=slack),
+            reasons.get(r.run_id, ""),
             environments[r.run_id],
+            *([gate.note(r.run_id)] if gate else []),
             value_of(r, f"holdout/{primary}/recall"),
             value_of(r, f"holdout/{primary}/fpr"),
             value_of(r, "holdout/macro_f1"),
+            holdout_note(r, slack),
         ]
         for i, r in enumerate(order)
     ]
-    title = f"ranked by {metric} (ties: {tiebreak}) on split {split[:12]}; over budget: not ranked"
-    print_whole(rows_table(f"{title} (holdout columns: for the record)", columns, rows))
+    title = (
+        f"ranked by {metric} (ties: {tiebreak}) on split {split[:12]}; a run is ranked when every "
+        "thresholded decision is within its FPR budget on valid and none falls under the F1 floor"
+    )
+    print_whole(rows_table(f"{title} (holdout columns: for the record, never used to choose)", columns, rows))
+    if eligible and holdout_note(eligible[0], slack) != "ok":
+        console.print(
+            f"note: {eligible[0].name} ranks first on valid although its holdout is "
+            f"{holdout_note(eligible[0], slack)}:"
+            " select chooses on valid only; the holdout column is for the record",
+            soft_wrap=True,
+        )
     if others:
         console.print(f"left out {others} run(s) on other splits (split_sha256=... chooses one)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from toxmod.runs.tracking import Tracker, check_user_tags, flatten
 from toxmod.stages.steps.calibrate import calibrate
 from toxmod.stages.steps.components import Components, build_components
 from toxmod.stages.steps.data import PreparedData, default_run_name, prepare_data, run_tags, write_inputs
-from toxmod.stages.steps.evaluate import evaluate_run
+from toxmod.stages.steps.evaluate import evaluate_run, holdout_breakdown
 from toxmod.stages.steps.fit import fit_context, fit_model, record_monitor
 from toxmod.stages.steps.members import with_trained_members
 from toxmod.stages.steps.record import record_run
@@ -66,7 +67,13 @@ def train(
     """
     check_values(cfg, cfg, [])  # ranges and names (a sweep's jobs skip the entry point's check)
     tracker = instantiate_component(cfg.tracking, "tracking")
-    plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.resume else None
+    try:
+        plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.resume else None
+    except BaseException:
+        _drop_unused_folder(Path(run_dir), None)
+        raise
+    if plan is not None:
+        _drop_unused_folder(Path(run_dir), Path(plan.run_dir))
     if isinstance(plan, FinishedJob):
         return _finished_result(RunDir(plan.run_dir))
     if plan is not None:  # the run's own config, its tracking store included
@@ -78,6 +85,15 @@ def train(
         check_resume_target(run, plan.run_id, tracker.store())
     with claimed(run, resuming=plan is not None) as token:  # gc leaves it alone while this runs
         return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags)
+
+
+def _drop_unused_folder(folder: Path, used: Path | None) -> None:
+    """A resume works in its run's own folder (``used``; None: it was refused): the folder Hydra made
+    for this command (holding only its ``.hydra``) is removed, so no empty run folder is left behind."""
+    if not folder.is_dir() or (used is not None and folder.resolve() == used.resolve()):
+        return
+    if all(entry.name == ".hydra" for entry in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _claimed(
@@ -159,6 +175,7 @@ def _run_steps(
     metrics = evaluate_run(
         cfg, run, fitted, scored, holdout_texts, len(parts["train"]), components, tracker, clock, extra
     )
+    metrics.update(holdout_breakdown(cfg, run, parts[EVALUATION_SPLIT], scored, components))
     record_run(cfg, run, prepared, fitted, scored, components, tracker, metrics, command)
     return metrics
 

@@ -3,6 +3,7 @@ writer of ``last.ckpt`` (periodic, chunk end, Ctrl-C, epoch end) and one console
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -116,15 +117,35 @@ class LastCheckpoint(Checkpoint):
 
 
 class EpochLines(pl.Callback):
-    """Progress off a terminal (a log, CI, a pipe): one line per epoch with the step, the training
+    """Progress off a terminal (a log, CI, a pipe): a step line within seconds of the start and then
+    every ``every`` seconds (steps/s and the time left), one line per epoch with the step, the training
     loss, the monitored validation metric and the elapsed time -- never a bar redrawn in a file."""
 
-    def __init__(self, monitor: str | None = None) -> None:
-        self.monitor = monitor
-        self.started = 0.0
+    FIRST_LINE_S = 5.0
+
+    def __init__(self, monitor: str | None = None, every: float = 60.0) -> None:
+        self.monitor, self.every = monitor, every
+        self.started = self.last_line = 0.0
+        self.first_step = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
+        self.last_line = self.started - self.every + self.FIRST_LINE_S  # the first line after ~5 s
+        self.first_step = trainer.global_step  # a resumed run starts further on
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        now = time.perf_counter()
+        if trainer.global_rank != 0 or now - self.last_line < self.every:
+            return
+        self.last_line = now
+        planned = float(trainer.estimated_stepping_batches)
+        step, total = trainer.global_step, int(planned) if math.isfinite(planned) else 0
+        rate = (step - self.first_step) / max(now - self.started, 1e-9)
+        left = f" · ~{(total - step) / rate / 60:.1f} min left" if rate > 0 and total > step else ""
+        loss = trainer.callback_metrics.get("train/loss")
+        shown = f" · train/loss {float(loss):.4f}" if loss is not None else ""
+        of = f"/{total}" if total else ""
+        console.print(f"step {step}{of} · {rate:.2f} steps/s{shown}{left}", soft_wrap=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_rank != 0:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.environment import environment
 from toxmod.environment import tags as environment_tags
+from toxmod.evaluation.breakdown import check_columns, settings_from
 from toxmod.paths import CONFIG_DIR, project_root
 from toxmod.progress import StageClock, warn
 from toxmod.runs.budget import SMALL_CALIB_TAG
@@ -47,7 +48,9 @@ class PreparedData:
 def prepare_data(cfg: DictConfig, components: Components, clock: StageClock) -> PreparedData:
     """Read the data, build (or read) the split, and warn about what the checks found."""
     with clock.stage("data"):
-        dataset = build_dataset(cfg.data)
+        evaluation = settings_from(cfg.get("evaluation"), 0, 0)
+        dataset = build_dataset(cfg.data, evaluation.data_columns())
+        check_columns(evaluation, list(dataset.texts), dataset.columns or {}, f"data file {dataset.path}")
     with clock.stage("split"):
         split, leakage = prepare_split(cfg.split, dataset)
     targets = components.fpr_targets

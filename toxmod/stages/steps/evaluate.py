@@ -8,8 +8,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from toxmod.data import LabeledDataset
 from toxmod.data.schemes import LabelScheme
 from toxmod.evaluation import evaluate_predictions
+from toxmod.evaluation.breakdown import breakdown, settings_from
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.evaluation.plots import write_run_plots
 from toxmod.evaluation.sanity import chance_warnings
@@ -19,6 +21,7 @@ from toxmod.models.capabilities import latency_limit
 from toxmod.progress import StageClock, warn
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, prefixed
 from toxmod.runs.tracking import Tracker
+from toxmod.stages.breakdown_report import print_breakdown, write_breakdown_plots
 from toxmod.stages.steps.components import Components
 from toxmod.stages.steps.fit import FittedModel, training_curves
 from toxmod.stages.steps.score import ScoredRun
@@ -110,3 +113,25 @@ def latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, floa
         result = measure_throughput(scorer, texts[:many], 64, repeats=1, warmup=1)
         metrics["latency/batch64_texts_per_second"] = result.median_texts_per_second
     return metrics
+
+
+def holdout_breakdown(
+    cfg: DictConfig, run: RunDir, holdout: LabeledDataset, scored: ScoredRun, components: Components
+) -> dict[str, float]:
+    """The holdout by slice and identity (``evaluation.*``): ``breakdown/`` tables, plots, metrics."""
+    settings = settings_from(cfg.get("evaluation"), int(cfg.bootstrap), int(cfg.seed))
+    if not settings.wanted:
+        return {}
+    split = scored.holdout
+    found = breakdown(
+        settings, components.scheme, split.scores, split.targets, scored.thresholds.as_array(),
+        list(holdout.texts), holdout.columns or {}, components.fpr_targets, f"data file {holdout.path}",
+        require_all=False,
+    )  # fmt: skip
+    folder = run / RunDir.BREAKDOWN
+    folder.mkdir(exist_ok=True)
+    found.write(folder)
+    if cfg.plots:
+        write_breakdown_plots(found, run.path)
+    print_breakdown(found)
+    return prefixed(EVALUATION_SPLIT, found.metrics())
