@@ -13,8 +13,10 @@ DOM shows what it should (the run names, the run card, the logged models). Exits
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +50,10 @@ def start_ui(store: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--workers", "1"]
     command += ["-h", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group: `mlflow ui` starts uvicorn as a child, which must end with it (stop_ui)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -56,8 +61,19 @@ def start_ui(store: str, port: int) -> subprocess.Popen:
                 return process
         except OSError:
             time.sleep(0.5)
-    process.kill()
+    stop_ui(process)
     raise RuntimeError("mlflow ui did not start")
+
+
+def stop_ui(process: subprocess.Popen) -> None:
+    """End the UI's whole process group (the uvicorn child too), then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def render(browser: str, url: str, png: Path, profile: Path) -> str:
@@ -105,7 +121,7 @@ def main() -> None:
                 failed.append(name)
         shutil.rmtree(profile, ignore_errors=True)
     finally:
-        server.kill()
+        stop_ui(server)
     sys.exit(1 if failed else 0)
 
 

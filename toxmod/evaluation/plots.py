@@ -205,13 +205,16 @@ def write_pareto(
     sizes = np.asarray([points[n][2] for n in names], dtype=float)
     area = 30 + 270 * sizes / max(sizes.max(), 1e-9) if len(sizes) else sizes
     ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=area, alpha=0.6)
+    right = max((p[0] for p in xy), default=0.0)
     for name, (x, y) in zip(names, xy):
+        at_right = x >= right  # the rightmost labels go to the left of their point: never cut off
         ax.annotate(
             f"{name} ({points[name][2]:.1f} MB)",
             (x, y),
             fontsize=7,
-            xytext=(4, 4),
+            xytext=(-4 if at_right else 4, 4),
             textcoords="offset points",
+            ha="right" if at_right else "left",
         )
     front = pareto_front(xy)
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--", color="C3", label="Pareto front")

@@ -35,7 +35,7 @@ from toxmod.models.capabilities import BuiltFromRuns, OnDevice
 from toxmod.models.onnx_export import export_encoder, quantization_format, quantize_int8
 from toxmod.models.temperature import Temperatures, link_for
 from toxmod.models.token_batches import load_fast_tokenizer, scoring_batches
-from toxmod.progress import scoring_progress, styled, warn
+from toxmod.progress import console, scoring_progress, styled, warn
 
 FORMATS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 GRAPH_OPTIMIZATION = "ORT_ENABLE_ALL"
@@ -205,6 +205,11 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
             metrics[f"export/{name}_max_abs_diff"] = result.max_abs_diff
             metrics[f"export/{name}_flip_rate"] = result.flip_rate
             metrics[f"export/{name}_size_mb"] = (self.folder / FORMATS[name]).stat().st_size / 1e6
+        shown = "; ".join(
+            f"{name} max |score difference| {r.max_abs_diff:.3g}, {r.flip_rate:.2%} of decisions flipped"
+            for name, r in parity.items()
+        )
+        console.print(f"parity on {len(texts)} valid texts: {shown}", soft_wrap=True)
         failures = []
         if parity["fp32"].max_abs_diff > self.max_abs_diff_fp32:
             failures.append(

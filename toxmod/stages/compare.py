@@ -30,7 +30,7 @@ COST_COLUMNS = {
     "train_seconds": "train_s",
     "model_size_bytes": "size_mb",
     "model_parameters": "params_m",
-    "scoring_texts_per_second": "texts/s",
+    "scoring_texts_per_second": "holdout_texts/s",  # the whole holdout in one call (report: batches of 64)
     "latency/batch1_ms_per_text": "ms/text",  # one text per call (the serving case)
     "llm/prompt_tokens_max": "ctx_tokens",  # LLMs: the longest prompt, the context actually used
 }

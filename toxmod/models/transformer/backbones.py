@@ -204,8 +204,10 @@ def load_saved_classifier(directory: str | Path) -> Any:
     ``.bin``; a missing or damaged file is a one-line error naming the model directory."""
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
 
     check_model_folder(Path(directory))
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar when a saved run is opened
     try:
         if (Path(directory) / POOLED_HEAD_FILE).is_file():
             return MeanPoolClassifier.from_pretrained(directory)
