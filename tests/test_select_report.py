@@ -210,6 +210,7 @@ def test_select_ranks_on_valid_sets_the_alias_once_and_predict_resolves_it(
     args = [
         "metric=valid/constructed",
         "allow_over_budget=true",  # 600-row runs: the ranking mechanics, not the budget (tests/test_ship.py)
+        "f1_floor=0",  # nor the F1 floor (tests/test_selection_rules.py)
         "model_name=janitr",
         f"split_sha256={split}",
         *tracking_overrides(store),

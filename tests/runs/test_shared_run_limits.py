@@ -20,7 +20,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from rich.table import Table
 
-from tests.helpers import compose_train, run_entry
+from tests.helpers import compose_train, run_entry, tracking_overrides
 from toxmod.display import csv_cell, markdown_cell, printable
 from toxmod.errors import ConfigError, DamagedFileError, DataError
 from toxmod.files import read_json
@@ -406,7 +406,7 @@ def test_compare_shows_hostile_run_names_without_crashing(store: dict[str, str],
     csv_out = tmp_path / "runs.csv"
     assert run_entry("compare", f"tracking.uri={store['uri']}", f"output={csv_out}").returncode == 0
     assert "'[/x]" not in csv_out.read_text() and "[/x] =HYPERLINK" in csv_out.read_text()
-    report = run_entry("report", f"tracking.uri={store['uri']}", f"hydra.run.dir={tmp_path / 'report'}")
+    report = run_entry("report", *tracking_overrides(store), f"output={tmp_path / 'report'}")
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
     assert "<b>" not in text and "\\|&lt;b>" in text

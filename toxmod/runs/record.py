@@ -199,9 +199,9 @@ def record_failure(run: RunDir, error: BaseException) -> None:
     """Write ``FAILED`` (why the run stopped); a Ctrl-C also prints how to continue it."""
     if is_interrupt(error):
         message = "interrupted (Ctrl-C)"
-        if run.last_checkpoint.is_file():
+        if run.last_checkpoint.is_file():  # the entry point says "interrupted"; this adds how to go on
             message += f"; continue it with resume={run.path}"
-        console.print(message)
+            console.print(message)
     else:
         message = f"{type(error).__name__}: {error}"
     try:

@@ -167,18 +167,19 @@ def select(cfg: DictConfig) -> Selection:
 def _reasons(
     cfg: DictConfig, ranked: list[StoredRun], primary: str, slack: float, gate: SuiteGate | None
 ) -> dict[str, str]:
-    """Why each run that is not crowned is not (``selection_rules``); the first reason of each."""
-    found: dict[str, str] = {}
+    """Why each run that is not crowned is not (``selection_rules``), every reason, budget first."""
+    found: dict[str, list[str]] = {}
+    rules = [] if cfg.allow_over_budget else [budget_reasons(ranked, slack)]
+    rules.append(f1_floor_reasons(ranked, primary, float(cfg.f1_floor)))
     if gate is not None:
-        found |= {
-            r.run_id: f"below the suite gate ({gate.note(r.run_id)})"
-            for r in ranked
-            if not gate.passes(r.run_id)
-        }
-    found = f1_floor_reasons(ranked, primary, float(cfg.f1_floor)) | found
-    if not cfg.allow_over_budget:
-        found = budget_reasons(ranked, slack) | found
-    return same_model_reasons(ranked, set(found)) | found
+        below = [r for r in ranked if not gate.passes(r.run_id)]
+        rules.append({r.run_id: f"below the suite gate ({gate.note(r.run_id)})" for r in below})
+    for rule in rules:
+        for run_id, reason in rule.items():
+            found.setdefault(run_id, []).append(reason)
+    for run_id, reason in same_model_reasons(ranked, set(found)).items():
+        found.setdefault(run_id, []).append(reason)
+    return {run_id: "; ".join(reasons) for run_id, reasons in found.items()}
 
 
 def _suite_gate(cfg: DictConfig, runs: list[StoredRun], store: RunStore, tracker: Tracker) -> SuiteGate:
