@@ -176,6 +176,7 @@ def _discard_unused_output_dir() -> None:
         return
     if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
         shutil.rmtree(output)
-        if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/, when now empty
+        if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/ and outputs/, when now empty
             with contextlib.suppress(OSError):
                 output.parent.rmdir()
+                output.parent.parent.rmdir()
