@@ -117,10 +117,10 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        check_known_keys(config_name, argv)
-        cfg = compose_config(config_name, argv)
         choices = [arg for arg in argv if override_key(arg) in _groups()]
-        base = compose_config(config_name, choices) if len(choices) < len(argv) else cfg
+        base = compose_config(config_name, choices)  # the groups chosen, nothing else overridden
+        check_known_keys(base, argv)
+        cfg = compose_config(config_name, argv) if len(choices) < len(argv) else base
         check_values(cfg, base, [override_key(arg) for arg in argv if arg not in choices])
     except (HydraException, OmegaConfBaseException) as error:
         print(f"error: {printable(one_line_hydra_error(str(error)))}", file=sys.stderr)
@@ -130,13 +130,12 @@ def check_overrides_or_exit(config_name: str, argv: Sequence[str]) -> None:
         sys.exit(USER_ERROR_EXIT_CODE)
 
 
-def check_known_keys(config_name: str, argv: Sequence[str]) -> None:
+def check_known_keys(base: DictConfig, argv: Sequence[str]) -> None:
     """An override naming a key the config does not have is one line with the closest group or key
     (``modle=x``: did you mean ``model=x``?), never Hydra's hint to append it with ``+``; a top-level
-    ``+key=...`` that no config group or key has (nothing would read it) is refused the same way."""
+    ``+key=...`` that no config group or key has (nothing would read it) is refused the same way.
+    ``base``: the config composed with the command's group choices only."""
     groups = {g for g in _groups() if "/" not in g} | _user_groups()
-    choices = [arg for arg in argv if not arg.startswith(("+", "~")) and override_key(arg) in groups]
-    base = compose_config(config_name, choices)
     for arg in argv:
         key = override_key(arg)
         parent_key, _, leaf = key.rpartition(".")
