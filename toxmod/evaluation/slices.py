@@ -9,6 +9,7 @@ need ``min_positives`` positives; an FPR needs enough negatives to resolve the d
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -217,11 +218,7 @@ def _flag_worst(rows: list[SliceRow], worst: int) -> list[SliceRow]:
             known.sort(key=lambda pair: pair[1].values[key], reverse=reverse)
             for i, _ in known[:worst]:
                 flags.setdefault(i, []).append(label)
-    return [
-        SliceRow(r.family, r.slice, r.decision, r.n, r.positives, r.negatives, r.values, r.note,
-                 ", ".join(flags.get(i, [])))
-        for i, r in enumerate(rows)
-    ]  # fmt: skip
+    return [dataclasses.replace(r, flag=", ".join(flags.get(i, []))) for i, r in enumerate(rows)]
 
 
 def metric_key(*parts: str) -> str:

@@ -42,9 +42,8 @@ from toxmod.stages.suite import (
     load_suite,
     print_suite,
     run_suite,
-    suite_digest,
+    suite_evaluation,
     suite_format,
-    suite_source,
     write_suite,
 )
 from toxmod.stages.transfer import ScoredRows, map_from_config, score_other_data
@@ -97,6 +96,7 @@ def evaluate_run(
     """
     opening = opening or default_opening()
     opened = open_model(run_dir, store, cache_dir, allow_pickle, opening)
+    place(opened.scorer, hardware)
     return _own_split(opened, opening, subset, bootstrap, seed, hardware, data_path, BreakdownSettings())
 
 
@@ -110,7 +110,6 @@ def _own_split(
     data_path: str | Path | None,
     settings: BreakdownSettings,
 ) -> Evaluation:
-    place(opened.scorer, hardware)
     run = load_data(opened, opening, data_path, settings.data_columns())
     part = run.part(subset)
     check_columns(settings, list(part.texts), part.columns or {}, f"data file {run.dataset.path}")
@@ -202,15 +201,10 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
 
 
 def _breakdown(rows: ScoredRows, opened: OpenedModel, settings: BreakdownSettings) -> Breakdown:
-    budgets = {
-        name: float(details["target_fpr"])
-        for name, details in opened.thresholds.details.items()
-        if isinstance(details, dict) and details.get("target_fpr") is not None
-    }
     view = rows.view
     return breakdown(
         settings, view.scheme, view.scores, view.targets, view.thresholds, rows.texts, rows.columns,
-        rows.fpr_targets(budgets), f"data {rows.source.get('uri', rows.name)}",
+        rows.fpr_targets(opened.thresholds.fpr_targets()), f"data {rows.source.get('uri', rows.name)}",
     )  # fmt: skip
 
 
@@ -258,10 +252,9 @@ def _record(
         scored.append(ScoredData(rows.name, rows.digest, rows.source, context, metrics))
         tags |= {"dataset": rows.name, "dataset_digest": rows.digest}
     if evaluation.suite is not None and suite is not None:
-        digest = suite_digest(suite, form, cfg.suite_format.decision)
-        source = suite_source(suite, form)
-        scored.append(ScoredData(f"suite.{suite.name}", digest, source, "suite", evaluation.suite.metrics()))
-        tags |= {"suite": suite.name, "suite_digest": digest}
+        suite_scored, suite_tags = suite_evaluation(suite, form, cfg.suite_format.decision, evaluation.suite)
+        scored.append(suite_scored)
+        tags |= suite_tags
     params = {"run": str(cfg.run), "label_map": json.dumps(map_from_config(cfg.get("label_map")))}
     params |= {f"evaluation.{k}": json.dumps(v) for k, v in as_dict(cfg.evaluation).items()}
     what = " + ".join(s.name for s in scored)

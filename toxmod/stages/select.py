@@ -137,15 +137,15 @@ def select(cfg: DictConfig) -> Selection:
     slack = float(cfg.fpr_slack)
     gate = _suite_gate(cfg, ranked, store, tracker) if cfg.get("suite") else None
     reasons = _reasons(cfg, ranked, primary_decision(candidates[0]), slack, gate)
-    eligible = [r for r in ranked if r.run_id not in reasons]
-    _print_ranking(ranked, eligible, reasons, metric, tiebreak, primary, split, others, slack, gate)
-    if not eligible:
+    # the crowned candidates in their order, then the others with their reasons
+    ranked = sorted(ranked, key=lambda r: r.run_id in reasons)  # stable: the metric's order within each
+    _print_ranking(ranked, reasons, metric, tiebreak, primary, split, others, slack, gate)
+    if ranked[0].run_id in reasons:
         raise ToxmodError(
             f"none of the {len(ranked)} candidates can be crowned (the reason beside each above); "
             "nothing was registered. Over budget: retrain with more calib data or a lower "
             "threshold.target_fpr, or pass allow_over_budget=true; F1 floor: f1_floor=0 turns it off"
         )
-    ranked = eligible + [r for r in ranked if r not in eligible]
     winner = ranked[0]
     model_uri = winner.tags.get("pyfunc_model_uri")
     if not model_uri:
@@ -213,8 +213,7 @@ def _or_low(value: float) -> float:
 
 
 def _print_ranking(
-    ranked: list[StoredRun],
-    eligible: list[StoredRun],
+    order: list[StoredRun],
     reasons: dict[str, str],
     metric: str,
     tiebreak: str,
@@ -237,11 +236,10 @@ def _print_ranking(
     ]
     columns += [f"suite {gate.suite} {gate.metric}"] if gate else []
     columns += [f"holdout/{primary}/recall", f"holdout/{primary}/fpr", "holdout/macro_f1", "holdout budget"]
-    order = eligible + [r for r in ranked if r not in eligible]
     environments = environment_notes(order)
     rows = [
         [
-            i + 1 if r in eligible else "-",
+            i + 1 if r.run_id not in reasons else "-",
             r.run_id[:8],
             r.name,
             r.tags.get("model", "?"),
@@ -263,10 +261,11 @@ def _print_ranking(
         "thresholded decision is within its FPR budget on valid and none falls under the F1 floor"
     )
     print_whole(rows_table(f"{title} (holdout columns: for the record, never used to choose)", columns, rows))
-    if eligible and holdout_note(eligible[0], slack) != "ok":
+    first = order[0]
+    if first.run_id not in reasons and holdout_note(first, slack) != "ok":
         console.print(
-            f"note: {eligible[0].name} ranks first on valid although its holdout is "
-            f"{holdout_note(eligible[0], slack)}:"
+            f"note: {first.name} ranks first on valid although its holdout is "
+            f"{holdout_note(first, slack)}:"
             " select chooses on valid only; the holdout column is for the record",
             soft_wrap=True,
         )

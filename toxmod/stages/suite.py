@@ -163,12 +163,10 @@ def suite_gate(
         values[run.run_id] = float(result.metrics()[f"suite/{metric}"])
         with tempfile.TemporaryDirectory() as folder:
             write_suite(result, Path(folder))
-            scored = ScoredData(
-                f"suite.{suite.name}", digest, suite_source(suite, form), "suite", result.metrics()
-            )
+            scored, tags = suite_evaluation(suite, form, decision, result)
             record_evaluation(
                 tracker, evaluated_run(store, opened.run), f"eval {run.name} on suite {suite.name}"[:250],
-                [scored], {"run": run.run_id}, {"suite": suite.name, "suite_digest": digest}, Path(folder),
+                [scored], {"run": run.run_id}, tags, Path(folder),
             )  # fmt: skip
     return SuiteGate(suite.name, metric, bound, values)
 
@@ -181,5 +179,11 @@ def suite_digest(suite: Suite, form: SuiteFormat, decision: str | None) -> str:
     return f"{suite.sha256[:20]}-{format_digest(form, decision)}"
 
 
-def suite_source(suite: Suite, form: SuiteFormat) -> dict[str, Any]:
-    return {"uri": str(suite.path), "sha256": suite.sha256, "format": form.__dict__}
+def suite_evaluation(
+    suite: Suite, form: SuiteFormat, decision: str | None, result: SuiteResult
+) -> tuple[ScoredData, dict[str, str]]:
+    """What an evaluation run records of a suite result, and the tags the gate finds it by again."""
+    digest = suite_digest(suite, form, decision)
+    source = {"uri": str(suite.path), "sha256": suite.sha256, "format": form.__dict__}
+    scored = ScoredData(f"suite.{suite.name}", digest, source, "suite", result.metrics())
+    return scored, {"suite": suite.name, "suite_digest": digest}

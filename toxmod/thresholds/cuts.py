@@ -45,6 +45,14 @@ class Thresholds:
             )
         return metrics
 
+    def fpr_targets(self) -> dict[str, float]:
+        """``{decision: target FPR}`` of the decisions chosen under an FPR budget (none for max_f1)."""
+        return {
+            name: float(details["target_fpr"])
+            for name, details in self.details.items()
+            if isinstance(details, dict) and details.get("target_fpr") is not None
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
