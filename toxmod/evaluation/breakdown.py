@@ -7,7 +7,6 @@ decisions' scores, targets and thresholds, the texts and the data columns kept f
 from __future__ import annotations
 
 import csv
-import fnmatch
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from toxmod.data.datasets import expand_patterns
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 from toxmod.evaluation.bias import BIAS_AUCS, BiasReport, bias_report, membership
@@ -133,7 +133,7 @@ def check_columns(
         if values is None:
             values = np.array([len(t) for t in texts])
         slice_keys(column, list(values), settings.slices.edges.get(column), settings.slices.max_slices, where)
-    for name in _identity_columns(settings, columns):
+    for name in _identity_columns(settings, columns, where):
         membership(name, columns[name], where)
 
 
@@ -174,7 +174,7 @@ def breakdown(
         j = decisions.index(decision)
         members = {
             name.removeprefix("identity_"): membership(name, columns[name], where)
-            for name in _identity_columns(settings, columns)
+            for name in _identity_columns(settings, columns, where)
         }
         bias = bias_report(
             decision, members, truth[:, j], decision_scores[:, j], settings.min_identity_examples
@@ -182,6 +182,9 @@ def breakdown(
     return Breakdown(rows, bias)
 
 
-def _identity_columns(settings: BreakdownSettings, columns: Mapping[str, np.ndarray]) -> list[str]:
-    """The kept columns the ``identities`` patterns name (expanded by ``build_dataset``)."""
-    return [c for c in columns if any(fnmatch.fnmatchcase(c, p) for p in settings.identities)]
+def _identity_columns(
+    settings: BreakdownSettings, columns: Mapping[str, np.ndarray], where: str
+) -> list[str]:
+    """The kept columns the ``identities`` patterns name, expanded as ``build_dataset`` expanded them."""
+    wanted = [("evaluation.identities", pattern) for pattern in settings.identities]
+    return [column for _, column in expand_patterns(wanted, list(columns), where)]
