@@ -45,6 +45,7 @@ def load(
     tracking_uri: str | None = None,
     allow_pickle: bool = False,
     cache_dir: str | Path | None = None,
+    checkpoint: str | int | None = None,
     **model_settings: Any,
 ) -> Any:
     """A finished run, ready to score new texts: ``toxmod.load("outputs/train/...").predict("text")``.
@@ -53,7 +54,8 @@ def load(
     (default: ``MLFLOW_TRACKING_URI``, else the URI given to ``mlflow.set_tracking_uri``, else the
     checkout's ``mlruns.db``). Downloads go under ``cache_dir`` (default ``TOXMOD_CACHE`` or
     ``~/.cache/toxmod``). ``model_settings`` are what a saved run never chooses for you: an LLM run's
-    ``base_url`` and ``api_key_env``, or ``pretrained`` (its weights folder).
+    ``base_url`` and ``api_key_env``, or ``pretrained`` (its weights folder). ``checkpoint``: ``last``
+    or a step the run kept besides its best (``checkpoint.top_k``, ``checkpoint.keep_last``).
     Returns a ``Predictor``; ``predict(text)`` gives a dict, ``predict([texts])`` a list of dicts.
     """
     from toxmod.runs.opening import default_opening
@@ -64,4 +66,4 @@ def load(
     store = RunStore(uri) if uri else NoStore()
     base = default_opening(Path(cache_dir).expanduser() if cache_dir else None)
     opening = dataclasses.replace(base, settings=dict(model_settings))
-    return Predictor.open(run, store, allow_pickle=allow_pickle, opening=opening)
+    return Predictor.open(run, store, allow_pickle=allow_pickle, opening=opening, checkpoint=checkpoint)

@@ -68,6 +68,13 @@ def disk_full(error: BaseException) -> DiskFullError | None:
     return None
 
 
+class StoppedEarly(Exception):  # noqa: N818 - an outcome, not a fault
+    """A run stopped on purpose before it finished (a search's pruner stopped it): its tracking run
+    ends KILLED, not FAILED, with ``tags`` saying why."""
+
+    tags: dict[str, str] = {}
+
+
 class Terminated(BaseException):  # noqa: N818 - named for the signal, like KeyboardInterrupt
     """SIGTERM, raised where the process is, so every ``finally`` and clean-up runs (a partial
     output removed, the run marked FAILED) before the process exits."""

@@ -29,7 +29,9 @@ def _hydra_main(cfg: DictConfig) -> Any:
     store = instantiate_component(cfg.tracking, "tracking").store()
     cache = Path(str(cfg.paths.downloads))
     opening = opening_from_config(cfg)
-    predictor = Predictor.open(str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening)
+    predictor = Predictor.open(
+        str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening, cfg.get("checkpoint")
+    )
     settings = PredictSettings(input=str(cfg.input), output=str(cfg.output), **cfg.predict)
     try:
         if cfg.engine == "ray":

@@ -3,6 +3,7 @@
 python -m toxmod.train                                   # the default experiment
 python -m toxmod.train data=davidson split=stratified model=tfidf_logreg
 python -m toxmod.train -m model=tfidf_xgboost,tfidf_logreg resume=auto
+python -m toxmod.train -m search=janitr_classical         # an Optuna search (conf/search)
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from omegaconf import DictConfig
 
 from toxmod.config import run_entry_point
 from toxmod.errors import exit_on_user_error
+from toxmod.stages.search.trial import run_trial, trial_link
 from toxmod.stages.sweeps import current_sweep, run_sweep_job
-from toxmod.stages.train import train
+from toxmod.stages.train import TrainResult, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -25,7 +27,17 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     overrides = list(hydra_config.overrides.task)
     sweep = current_sweep()  # None outside a multirun
-    result = run_sweep_job(lambda: train(cfg, hydra_config.runtime.output_dir, overrides, sweep))
+    link = trial_link(cfg)  # a search trial's place in its study, else None
+
+    run_dir = hydra_config.runtime.output_dir
+
+    def job() -> TrainResult:
+        if link is None:
+            return train(cfg, run_dir, overrides, sweep)
+        trial_job = lambda: train(cfg, run_dir, overrides, sweep, link.tags, link.callbacks())  # noqa: E731
+        return run_trial(link, trial_job, run_dir)
+
+    result = run_sweep_job(job)
     optimized = cfg.get("optimized_metric")
     if result is None or not optimized:  # a failed sweep job (recorded), or nothing to optimize
         return None

@@ -67,6 +67,8 @@ class CheckpointSettings:
     every_n_steps: int | None = None  # also write the last checkpoint every N optimizer steps
     best_weights_only: bool = True
     log_best: bool = True  # the stage logs the best checkpoint to the tracker
+    top_k: int = 1  # the k best by the monitor are kept; each one besides the best is also a model
+    keep_last: bool = True  # the last step's weights are also a model (when they are not the best)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,18 @@ def opened_with(opening: Opening | None) -> Iterator[Opening]:
         _OPENING.reset(token)
 
 
+@dataclass(frozen=True)
+class CheckpointVariant:
+    """Weights a fit kept besides the best (a top-k checkpoint, the last step), as a scorer of its own:
+    ``name`` (``step-<n>``), the optimizer ``step``, its monitored valid value (None: not validated)."""
+
+    name: str
+    step: int
+    monitored: float | None
+    scorer: Scorer
+    last: bool = False
+
+
 @dataclass
 class FitReport:
     """What fitting produced besides the model: numbers for the run's metrics, files for its record."""
@@ -185,6 +199,7 @@ class FitReport:
     artifacts: dict[str, Path] = field(
         default_factory=dict
     )  # record folder -> file (e.g. the best checkpoint)
+    variants: list[CheckpointVariant] = field(default_factory=list)  # kept weights besides the best
 
 
 class Scorer(ABC):

@@ -50,6 +50,10 @@ class BuiltFromRuns(ABC):
     def attach_members(self, members: Sequence[Scorer]) -> None:
         """Receive the loaded models of ``member_runs``, in that order."""
 
+    def member_checkpoint(self) -> str | None:
+        """A checkpoint the member runs kept to load instead of their best (an export's ``step-<n>``)."""
+        return None
+
 
 class LayerSource(ABC):
     """A model whose layer representations a student can match (``distill=kd_hidden``)."""

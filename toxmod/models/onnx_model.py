@@ -69,6 +69,7 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
     def __init__(
         self,
         source: str | None = None,
+        source_checkpoint: str | None = None,
         score_with: str = "int8",
         opset: int = 17,
         quantize: bool = True,
@@ -86,6 +87,7 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
     ) -> None:
         super().__init__()
         self.source = source
+        self.source_checkpoint = source_checkpoint  # step-<n>: a checkpoint the source run kept
         self.score_with = score_with
         self.opset = int(opset)
         self.quantize = bool(quantize)
@@ -141,6 +143,9 @@ class OnnxScorer(Scorer, OnDevice, BuiltFromRuns):
 
     def member_runs(self) -> list[str]:
         return [str(self.source)] if self.source else []
+
+    def member_checkpoint(self) -> str | None:
+        return self.source_checkpoint
 
     def attach_members(self, members: Sequence[Scorer]) -> None:
         (source,) = members

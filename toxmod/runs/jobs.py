@@ -63,6 +63,8 @@ RESUME_FREE_KEYS = (
     "run_name",
     "tags",
     "optimized_metric",
+    "search.",  # a search's settings and a trial's place in it: the trial's job is its config's
+    "search_trial.",
 )
 # How far a job trains: a finished run answers a request for the same extent only.
 EXTENT_KEYS = (
@@ -103,6 +105,12 @@ def _free_to_change(key: str) -> bool:
     return any(
         key == free.rstrip(".") or (free.endswith(".") and key.startswith(free)) for free in RESUME_FREE_KEYS
     )
+
+
+def changes_the_model(key: str) -> bool:
+    """Whether an override of ``key`` can change what a run computes: not a free key, or how far it
+    trains (a search's study is the same for the same model-changing overrides)."""
+    return not _free_to_change(key) or key in EXTENT_KEYS
 
 
 def job_key(cfg: DictConfig) -> str:

@@ -55,8 +55,15 @@ class LoadedRun:
         return {k.removeprefix(prefix): v for k, v in everything.items() if k.startswith(prefix)}
 
 
-def locate_run(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> RunDir:
-    """A local, finished run directory for ``ref``: a run directory, or a run id's files downloaded."""
+def locate_run(
+    ref: str | Path, store: RunStore | NoStore, cache_dir: Path, checkpoint: str | int | None = None
+) -> RunDir:
+    """A local, finished run directory for ``ref``: a run directory, or a run id's files downloaded;
+    ``checkpoint`` (``best`` | ``last`` | a step) opens one of the checkpoints the run kept."""
+    return _located(ref, store, cache_dir).at_checkpoint(checkpoint)
+
+
+def _located(ref: str | Path, store: RunStore | NoStore, cache_dir: Path) -> RunDir:
     candidate = Path(ref).expanduser()
     if candidate.is_dir():
         run = RunDir(candidate)
@@ -154,12 +161,14 @@ def open_model(
     cache_dir: Path | None = None,
     allow_pickle: bool = False,
     opening: Opening | None = None,
+    checkpoint: str | int | None = None,
 ) -> OpenedModel:
-    """Open a finished run's model and thresholds without reading its data (scoring other data)."""
+    """Open a finished run's model and thresholds without reading its data (scoring other data);
+    ``checkpoint``: one the run kept besides its best (``last``, a step)."""
     if store is None and not Path(ref).expanduser().is_dir():
         raise ConfigError(f"run={ref}: not a run directory (pass a store to open a run id)")
     opening = opening or default_opening()
-    run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
+    run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir), checkpoint)
     cfg = run.saved_config()
     if cfg is None:
         raise DamagedFileError(f"{run.config}: missing")
@@ -176,6 +185,7 @@ def load_run(
     opening: Opening | None = None,
     data_path: str | Path | None = None,
     keep_columns: Sequence[tuple[str, str]] = (),
+    checkpoint: str | int | None = None,
 ) -> LoadedRun:
     """Open a finished run (a run directory, or a run id with ``store``); split hashes are verified.
 
@@ -186,7 +196,7 @@ def load_run(
     opener names it (``data_path``), and a server, key variable or weights folder comes from ``opening``.
     ``keep_columns``: other data columns to keep for evaluation (``build_dataset``).
     """
-    opened = open_model(ref, store, cache_dir, allow_pickle, opening)
+    opened = open_model(ref, store, cache_dir, allow_pickle, opening, checkpoint)
     return load_data(opened, opening or default_opening(), data_path, keep_columns)
 
 
@@ -263,10 +273,13 @@ def load_run_on_split(
     split_sha256: str,
     role: str,
     opening: Opening | None = None,
+    checkpoint: str | None = None,
 ) -> LoadedRun:
     """A finished run another run builds on (``role``: ``teacher.run``, ``model.members``), which
     must have been evaluated on the same split: its valid/calib/holdout must be unseen by both."""
-    loaded = load_run(ref, store, cache_dir, opening=opening)  # NoStore: a run dir only, or one line why
+    loaded = load_run(
+        ref, store, cache_dir, opening=opening, checkpoint=checkpoint
+    )  # NoStore: a run dir only
     recorded = read_json(loaded.directory / RunDir.HOLDOUT_EVAL).get("split_sha256")
     if recorded != split_sha256:
         raise ConfigError(

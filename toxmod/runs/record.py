@@ -23,7 +23,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from toxmod.errors import DamagedFileError, is_interrupt
+from toxmod.errors import ConfigError, DamagedFileError, is_interrupt
 from toxmod.files import (
     file_sha256,
     listed_files,
@@ -44,6 +44,7 @@ class RunDir:
     """The files of one run directory (a training run, a DAPT run, or a downloaded copy of one)."""
 
     path: Path
+    checkpoint: str | None = None  # step-<n>: model and thresholds are that kept checkpoint's
 
     MODEL = "model"
     THRESHOLDS = "thresholds.json"
@@ -66,6 +67,7 @@ class RunDir:
     PLOTS = "plots"  # PNGs: PR curves, score histograms, reliability, confusion, training curves
     PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
     BREAKDOWN = "breakdown"  # slices.csv, bias.csv: the holdout by slice and identity (evaluation.*)
+    CHECKPOINT_MODELS = "checkpoint_models"  # step-<n>/: model, thresholds.json, checkpoint.json; index.json
     MANIFEST = "manifest.json"  # every file a finished run is opened with, by SHA-256 (``run_manifest``)
     ENVIRONMENT = "environment.json"  # Python, OS, library versions, CPU and ISA, threads, GPU
     MARKER = "toxmod_run.json"  # toxmod made this folder: its token, also the tracking run's ``run_token``
@@ -82,11 +84,44 @@ class RunDir:
 
     @property
     def model(self) -> Path:
-        return self.path / self.MODEL
+        return self._checkpoint_folder / self.MODEL
 
     @property
     def thresholds(self) -> Path:
-        return self.path / self.THRESHOLDS
+        return self._checkpoint_folder / self.THRESHOLDS
+
+    @property
+    def _checkpoint_folder(self) -> Path:
+        return self.path / self.CHECKPOINT_MODELS / self.checkpoint if self.checkpoint else self.path
+
+    def checkpoint_folder(self, name: str) -> Path:
+        """Where a kept checkpoint's model, thresholds and numbers are (``step-<n>``)."""
+        return self.path / self.CHECKPOINT_MODELS / name
+
+    def at_checkpoint(self, choice: str | int | None) -> RunDir:
+        """This run opened at ``best`` (None: its own model), ``last`` or a step (``120``, ``step-120``);
+        a checkpoint the run did not keep is one line listing those it kept."""
+        if choice is None or str(choice) == "best":
+            return RunDir(self.path)
+        index_file = self.path / self.CHECKPOINT_MODELS / "index.json"
+        index = read_json(index_file) if index_file.is_file() else {}
+        best, last = index.get("best_step"), index.get("last_step")
+        kept = [int(step) for step in index.get("steps", [])]
+        wanted = str(choice)
+        step = last if wanted == "last" else wanted.removeprefix("step-")
+        if step is None or not str(step).isdigit():
+            if wanted == "last" and best is None:  # a run without kept checkpoints: its model is its last
+                return RunDir(self.path)
+            raise ConfigError(
+                f"checkpoint={choice}: expected best, last or a step number (kept: {_kept(best, kept)})"
+            )
+        if best is not None and int(step) == int(best):
+            return RunDir(self.path)
+        if int(step) not in kept:
+            raise ConfigError(
+                f"checkpoint={choice}: {self.path} kept no such checkpoint (kept: {_kept(best, kept)})"
+            )
+        return RunDir(self.path, f"step-{int(step)}")
 
     @property
     def metrics(self) -> Path:
@@ -151,6 +186,11 @@ class RunDir:
             raise DamagedFileError(f"{self.config}: not a config mapping")
         check_targets(cfg, str(self.config), never_built=self.COMMAND_ONLY)
         return cfg
+
+
+def _kept(best: Any, steps: list[int]) -> str:
+    shown = [f"best (step {best})"] if best is not None else ["best"]
+    return ", ".join([*shown, *(f"step {s}" for s in steps)])
 
 
 def git_sha(root: Path) -> str:

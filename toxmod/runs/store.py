@@ -280,7 +280,7 @@ class RunStore:
     ) -> list[StoredRun]:
         """Runs newest first, filtered by status and exact tag values (e.g. ``split_sha256``)."""
         conditions = [f"attributes.status = '{status}'"] if status else []
-        conditions += [f"tags.{key} = '{_quoted(value)}'" for key, value in (tags or {}).items()]
+        conditions += [f"tags.`{key}` = '{_quoted(value)}'" for key, value in (tags or {}).items()]
         ids = self.experiment_ids(experiments)
         if not ids:
             return []

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toxmod.errors import ConfigError, DiskFullError, ToxmodError, disk_full, is_interrupt
+from toxmod.errors import ConfigError, DiskFullError, StoppedEarly, ToxmodError, disk_full, is_interrupt
 from toxmod.files import file_lock
 from toxmod.runs.store import (
     NoStore,
@@ -52,6 +52,11 @@ OWN_TAGS = frozenset(
         "pyfunc_model_uri",
         "source_run_id",
         "source_run_dir",
+        "source_checkpoint",
+        "study_storage",
+        "best_trial",
+        "best_run_id",
+        "pareto_trials",
     }
 )
 OWN_TAG_PREFIXES = (
@@ -118,6 +123,9 @@ class NullTracker:
     def sweep_parent(self, sweep_id: str, folder: Path, tags: Mapping[str, str] | None = None) -> None:
         return None
 
+    def study_parent(self, study: str, folder: Path, tags: Mapping[str, str] | None = None) -> None:
+        return None
+
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
@@ -164,6 +172,7 @@ PARENT_RUN_PREFIX = "mlflow-parent-"  # + experiment name + .json, in a sweep's 
 # What a run is, for filtering in the MLflow UI (`tags."toxmod.kind" = 'model'`) and in the stages:
 # model (a trained model), export (an exported model), report, sweep (a sweep's parent run).
 KIND_TAG = "toxmod.kind"
+STUDY_TAG = "toxmod.study"  # a search's study: on its parent run (kind study) and on every trial's run
 EVIDENCE_SPLITS = ("valid", "holdout")  # the datasets a logged model's metrics are linked to
 DATASET_DIGEST_LENGTH = 36  # MLflow's limit on a dataset digest: the split hash's first 36 hex digits
 
@@ -257,6 +266,27 @@ class MlflowTracker:
             record.write_text(json.dumps({"run_id": run.info.run_id, "uri": self.uri}) + "\n")
             return run.info.run_id
 
+    def study_parent(self, study: str, folder: Path, tags: Mapping[str, str] | None = None) -> str:
+        """The MLflow run of a search's study (found by its ``toxmod.study`` tag, RUNNING again, or made),
+        recorded in this sweep's folder so the trials' jobs nest under it as under a sweep's parent."""
+        folder.mkdir(parents=True, exist_ok=True)
+        found = self.client.search_runs(
+            [self._experiment_id()],
+            filter_string=f"tags.`{STUDY_TAG}` = '{study}' and tags.`{KIND_TAG}` = 'study'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING", name=f"search {study}")
+        else:
+            tags = {**(tags or {}), STUDY_TAG: study, "sweep": "parent", KIND_TAG: "study"}
+            run_id = self.client.create_run(
+                self._experiment_id(), run_name=f"search {study}", tags=tags
+            ).info.run_id
+        record = folder / f"{PARENT_RUN_PREFIX}{self.experiment_name}.json"
+        record.write_text(json.dumps({"run_id": run_id, "uri": self.uri}) + "\n")
+        return str(run_id)
+
     @contextlib.contextmanager
     def run(
         self,
@@ -280,7 +310,9 @@ class MlflowTracker:
         try:
             yield self
         except BaseException as error:
-            status = "KILLED" if is_interrupt(error) else "FAILED"
+            status = "KILLED" if is_interrupt(error) or isinstance(error, StoppedEarly) else "FAILED"
+            if isinstance(error, StoppedEarly):
+                self.set_tags(error.tags)
             try:
                 end_run(self.client, self.run_id, status, f"{type(error).__name__}: {error}".splitlines()[0])
             except Exception as ending:  # noqa: BLE001 - the store itself failed (a full disk): keep the cause
@@ -333,7 +365,12 @@ class MlflowTracker:
         self.client.log_artifacts(self.run_id, str(directory), artifact_path)
 
     def log_pyfunc_model(
-        self, python_model: Any, artifacts: Mapping[str, str], name: str = "", **options: Any
+        self,
+        python_model: Any,
+        artifacts: Mapping[str, str],
+        name: str = "",
+        the_runs_model: bool = True,
+        **options: Any,
     ) -> str:
         """Log an MLflow pyfunc model from this run (a LoggedModel in MLflow 3, shown under "Logged
         models"); returns its ``models:/<model_id>`` URI, also kept as the run's ``pyfunc_model_uri`` tag.
@@ -354,7 +391,10 @@ class MlflowTracker:
             info = mlflow.pyfunc.log_model(
                 name=logged_model_name(name), python_model=python_model, artifacts=dict(artifacts), **options
             )
-        self.set_tags({"pyfunc_model_uri": info.model_uri})
+        if the_runs_model:  # not a kept checkpoint's: select registers the run's own model
+            self.set_tags({"pyfunc_model_uri": info.model_uri})
+        else:  # logged mid-run (a kept checkpoint): leaving the fluent run ended it; it goes on
+            self.client.update_run(self.run_id, status="RUNNING")
         return str(info.model_uri)
 
     def link_model_evidence(

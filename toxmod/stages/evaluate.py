@@ -164,7 +164,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
     form = suite_format(cfg.suite_format)
     suite = load_suite(cfg.suite, form) if cfg.get("suite") else None  # a bad suite before any scoring
     downloads = Path(str(cfg.paths.downloads))
-    opened = open_model(str(cfg.run), store, downloads, bool(cfg.allow_pickle), opening)
+    checkpoint = cfg.get("checkpoint")
+    opened = open_model(str(cfg.run), store, downloads, bool(cfg.allow_pickle), opening, checkpoint)
     place(opened.scorer, hardware)
     bootstrap = int(opened.config.get("bootstrap", 1000) if cfg.bootstrap is None else cfg.bootstrap)
     seed = int(opened.config.get("seed", 0) if cfg.seed is None else cfg.seed)

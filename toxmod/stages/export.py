@@ -32,7 +32,7 @@ EXPORTABLE = ("transformer",)  # kinds with a network to export (also inside tem
 def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     """``run=<run dir | MLflow run id>``: export it and record the exported model as a new run."""
     tracker = instantiate_component(cfg.tracking, "tracking")
-    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.downloads)))
+    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.downloads)), cfg.get("checkpoint"))
     source_cfg = source.saved_config()  # checked before anything else is read from the run
     if source_cfg is None:
         raise DamagedFileError(f"{source.config}: missing (the source run's config)")
@@ -47,6 +47,7 @@ def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
         "source_run_id": str(source_id or ""),
         "source_run_dir": str(source.path.resolve()),
         "export.format": str(cfg.export.score_with),
+        **({"source_checkpoint": source.checkpoint} if source.checkpoint else {}),
     }
     return train(export_config(cfg, source, source_cfg), run_dir, stage_tags=stage_tags)
 
@@ -76,6 +77,7 @@ def export_config(cfg: DictConfig, source: RunDir, source_cfg: DictConfig) -> Di
             "_target_": "toxmod.models.onnx_model.OnnxScorer",
             "name": f"{source_model}-onnx-{settings['score_with']}",
             "source": str(source.path.resolve()),
+            "source_checkpoint": source.checkpoint,
             "source_thresholds": thresholds,
             **settings,  # export.* are OnnxScorer's settings, one for one
         }

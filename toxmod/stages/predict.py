@@ -25,7 +25,6 @@ from toxmod.models import Opening, Scorer, load_scorer
 from toxmod.models.capabilities import place
 from toxmod.progress import notes_console
 from toxmod.runs.opening import default_opening, downloads_dir, locate_run
-from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source, scored_columns
 from toxmod.thresholds import Thresholds
@@ -38,6 +37,7 @@ class Predictor:
     scorer: Scorer
     thresholds: Thresholds
     run_dir: Path
+    checkpoint: str | None = None  # step-<n>: a checkpoint the run kept besides its best
 
     @classmethod
     def open(
@@ -48,17 +48,18 @@ class Predictor:
         allow_pickle: bool = False,
         hardware: HardwareSettings | None = None,
         opening: Opening | None = None,
+        checkpoint: str | int | None = None,
     ) -> Predictor:
         """A run directory or MLflow run id (with ``store``); an unfinished run is refused.
 
         ``opening``: what only the opener chooses (a server, key variable, weights folder, the
         cache); by default none of them, the user cache and this machine's toxmod folders."""
         opening = opening or default_opening()
-        run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir))
+        run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir), checkpoint)
         scorer = load_scorer(run.model, allow_pickle, opening)
         if hardware is not None:
             place(scorer, hardware)
-        return cls(scorer, Thresholds.load(RunDir(run.path).thresholds, scorer.label_scheme), run.path)
+        return cls(scorer, Thresholds.load(run.thresholds, scorer.label_scheme), run.path, run.checkpoint)
 
     @property
     def scheme(self) -> LabelScheme:

@@ -23,9 +23,15 @@ class ScoreBatches:
     """A Ray Data actor: the run opened once, then each Arrow batch of rows scored into records."""
 
     def __init__(
-        self, run_dir: str, opening: Opening | None, max_chars: int, columns: Columns, schema: Any
+        self,
+        run_dir: str,
+        opening: Opening | None,
+        max_chars: int,
+        columns: Columns,
+        schema: Any,
+        checkpoint: str | None = None,
     ) -> None:
-        self.predictor = Predictor.open(run_dir, opening=opening)
+        self.predictor = Predictor.open(run_dir, opening=opening, checkpoint=checkpoint)
         self.max_chars, self.columns, self.schema = max_chars, columns, schema
 
     def __call__(self, batch: Any) -> Any:
@@ -87,7 +93,14 @@ def score_with_ray(
     dataset = ray.data.read_parquet(settings.input, columns=list(dict.fromkeys([columns.text, *given])))
     scored = dataset.map_batches(
         ScoreBatches,
-        fn_constructor_args=(str(predictor.run_dir), opening, settings.max_chars, columns, schema),
+        fn_constructor_args=(
+            str(predictor.run_dir),
+            opening,
+            settings.max_chars,
+            columns,
+            schema,
+            predictor.checkpoint,
+        ),
         batch_size=settings.chunk_size,
         batch_format="pyarrow",
         concurrency=workers,

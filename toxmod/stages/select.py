@@ -2,9 +2,10 @@
 
 Only validation numbers choose (the holdout is printed beside them, for the record, never used to
 rank). Candidates are FINISHED model runs with ``holdout_eval.json`` on one split, optionally one
-sweep's, filtered by ``where`` ("valid/scam/fpr<=0.02 and size_mb<=5"). A candidate whose valid FPR
-at its calibrated threshold is over its own target for any thresholded decision (``runs/budget.py``)
-stays in the table, marked, and is never crowned unless ``allow_over_budget=true``. The rest are
+sweep's or one search study's, filtered by ``where`` ("valid/scam/fpr<=0.02 and size_mb<=5"). A
+candidate whose valid FPR at its calibrated threshold is over its own target for any thresholded
+decision (``runs/budget.py``) stays in the table, marked, and is never crowned unless
+``allow_over_budget=true``. The rest are
 ranked by ``metric`` (default: valid recall of the primary decision at its threshold), ties broken by
 ``tiebreak`` (valid macro F1). The winner's pyfunc model becomes a version of ``model_name`` in the
 MLflow Model Registry and the alias (``champion``) points at it; selecting the same run again reuses
@@ -13,6 +14,7 @@ its version.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from toxmod.runs.opening import opening_from_config
 from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
-from toxmod.runs.tracking import KIND_TAG, Tracker
+from toxmod.runs.tracking import KIND_TAG, STUDY_TAG, Tracker
 from toxmod.stages.compare import full_hash
 from toxmod.stages.selection_rules import budget_reasons, f1_floor_reasons, holdout_note, same_model_reasons
 from toxmod.stages.suite import SuiteGate, suite_format, suite_gate
@@ -98,6 +100,8 @@ def select(cfg: DictConfig) -> Selection:
     experiments = [cfg.experiments] if isinstance(cfg.experiments, str) else list(cfg.experiments or [])
     experiment = experiments[0] if len(experiments) == 1 else None  # also the default model name
     tags = {"sweep_id": str(cfg.sweep_id)} if cfg.get("sweep_id") else {}
+    if cfg.get("study"):
+        tags[STUDY_TAG] = str(cfg.study)
     found = store.search([str(e) for e in experiments] or None, FINISHED, tags, int(cfg.max_runs))
     candidates = [r for r in found if r.split_sha256 and r.tags.get(KIND_TAG, "model") in MODEL_KINDS]
     if cfg.get("split_sha256"):  # the full hash or a prefix of it, as tables show it
@@ -107,6 +111,10 @@ def select(cfg: DictConfig) -> Selection:
         raise ToxmodError(
             "no FINISHED runs to select from" + (f" in experiments {experiments}" if experiments else "")
         )
+    if str(cfg.get("checkpoint") or "best") != "best":
+        candidates = [r for r in (at_checkpoint(r, str(cfg.checkpoint)) for r in candidates) if r is not None]
+        if not candidates:
+            raise ToxmodError(f"checkpoint={cfg.checkpoint}: no candidate run kept that checkpoint")
     split = candidates[0].split_sha256  # the newest run's split, unless split_sha256 chose one
     others = len([r for r in candidates if r.split_sha256 != split])
     candidates = [r for r in candidates if r.split_sha256 == split]
@@ -162,6 +170,32 @@ def select(cfg: DictConfig) -> Selection:
         soft_wrap=True,
     )
     return Selection(ranked, metric, name, str(cfg.alias), version, created)
+
+
+def at_checkpoint(run: StoredRun, choice: str) -> StoredRun | None:
+    """``run`` as one of its kept checkpoints (``last`` or a step): that checkpoint's valid metrics
+    (``checkpoint/<step-n>/valid/...``, at its own thresholds) and logged model; the run itself where the
+    checkpoint is its best, None where it kept no such checkpoint."""
+    if choice == "last":
+        name = run.tags.get("checkpoint.last")
+        if name is None:  # nothing kept besides the best, or the last step was the best
+            return run
+    else:
+        step = choice.removeprefix("step-")
+        if not step.isdigit():
+            raise ConfigError(f"checkpoint={choice}: expected best, last or a step number")
+        if run.tags.get("checkpoint.best_step") == step:
+            return run
+        name = f"step-{step}"
+    prefix = f"checkpoint/{name}/"
+    measured = {key[len(prefix) :]: value for key, value in run.metrics.items() if key.startswith(prefix)}
+    if not measured:
+        return None
+    metrics = {k: v for k, v in run.metrics.items() if not k.startswith("valid/")} | measured
+    tags = {k: v for k, v in run.tags.items() if k != "pyfunc_model_uri"}
+    uri = run.tags.get(f"checkpoint.{name}.model_uri")
+    tags |= {"pyfunc_model_uri": uri} if uri else {}
+    return dataclasses.replace(run, name=f"{run.name}@{name}", metrics=metrics, tags=tags)
 
 
 def _reasons(

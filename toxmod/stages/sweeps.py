@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from toxmod.display import printable
-from toxmod.errors import ToxmodError
+from toxmod.errors import StoppedEarly, ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.redact import redact
 from toxmod.runs.store import end_run, open_client
@@ -64,9 +64,14 @@ def run_sweep_job(job: Callable[[], T]) -> T | None:
     if hydra is None:
         return job()
     folder = Path(hydra.runtime.output_dir)
-    overrides = " ".join(hydra.overrides.task)
+    # what the job was asked (a search trial's place in its study is the study's bookkeeping)
+    overrides = " ".join(o for o in hydra.overrides.task if not o.startswith("search_trial="))
     try:
         result = job()
+    except StoppedEarly as stopped:  # a search pruned this trial: an outcome, not a failure
+        console.print(printable(f"job {hydra.job.num} ({overrides}): {stopped}"))
+        _write(folder, hydra.job.num, overrides, "pruned", str(stopped))
+        return None
     except KeyboardInterrupt:
         _write(folder, hydra.job.num, overrides, "interrupted", "Ctrl-C")
         raise
@@ -95,16 +100,31 @@ class SweepSummary(Callback):
         records.sort(key=lambda r: r["job"])
         if not records:
             return
-        counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
-        rows = [[r["job"], r["status"], r["overrides"], r["reason"][:120]] for r in records]
-        title = ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({sweep_dir})"
+        counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "pruned", "failed")}
+        shared = (
+            set.intersection(*(set(r["overrides"].split(" ")) for r in records))
+            if len(records) > 1
+            else set()
+        )
+        rows = [
+            [r["job"], r["status"], _differing(r["overrides"], shared), r["reason"][:120]] for r in records
+        ]
+        title = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "pruned") + f" ({sweep_dir})"
         print_whole(rows_table(f"sweep: {title}", ["job", "status", "overrides", "reason"], rows))
         _end_parent_runs(sweep_dir, failed=bool(counts["failed"]))
         if counts["failed"]:
+            searched = "search" in str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
             console.print(
-                f"{counts['failed']} job(s) failed; run the sweep again with resume=auto to retry only them"
+                f"{counts['failed']} trial(s) failed; the study records them and a re-run continues it"
+                if searched
+                else f"{counts['failed']} job(s) failed; run the sweep again with resume=auto to retry them"
             )
             sys.exit(1)
+
+
+def _differing(overrides: str, shared: set[str]) -> str:
+    """A job's overrides without those every job has."""
+    return " ".join(o for o in overrides.split(" ") if o not in shared)
 
 
 def _end_parent_runs(sweep_dir: Path, failed: bool) -> None:

@@ -24,6 +24,7 @@ from toxmod.runs.jobs import FinishedJob, ResumePoint, check_resumable, resolve_
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, mark_finished, record_failure, reopen, write_tracking
 from toxmod.runs.tracking import Tracker, check_user_tags, flatten
 from toxmod.stages.steps.calibrate import calibrate
+from toxmod.stages.steps.checkpoints import save_checkpoints
 from toxmod.stages.steps.components import Components, build_components
 from toxmod.stages.steps.data import PreparedData, default_run_name, prepare_data, run_tags, write_inputs
 from toxmod.stages.steps.evaluate import evaluate_run, holdout_breakdown
@@ -48,6 +49,7 @@ class TrainResult:
     run_id: str | None
     run_dir: Path
     skipped: bool = False
+    primary_decision: str = ""  # the thresholded decision of the primary label (what select ranks on)
 
 
 def train(
@@ -56,6 +58,7 @@ def train(
     overrides: Sequence[str] | None = None,
     sweep: Sweep | None = None,
     stage_tags: dict[str, str] | None = None,
+    callbacks: Sequence[object] = (),
 ) -> TrainResult:
     """Run one experiment and record it. Raises ToxmodError on bad input.
 
@@ -63,7 +66,8 @@ def train(
     config; ``overrides`` (the command line's) may change only what a later chunk may change.
     ``resume=auto`` returns a finished job's recorded result without computing anything. A job of a
     ``sweep`` is tagged ``sweep_id`` and nested under the sweep's MLflow parent run. ``stage_tags``:
-    tags of the stage that calls (an export's source), which a config's ``tags`` may not set.
+    tags of the stage that calls (an export's source), which a config's ``tags`` may not set;
+    ``callbacks``: extra Lightning callbacks of the caller (a search trial's pruning).
     """
     check_values(cfg, cfg, [])  # ranges and names (a sweep's jobs skip the entry point's check)
     tracker = instantiate_component(cfg.tracking, "tracking")
@@ -84,7 +88,7 @@ def train(
     if plan is not None:  # before anything is written: the tracking run must be this folder's
         check_resume_target(run, plan.run_id, tracker.store())
     with claimed(run, resuming=plan is not None) as token:  # gc leaves it alone while this runs
-        return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags)
+        return _claimed(cfg, run, token, tracker, plan, overrides, sweep, stage_tags, callbacks)
 
 
 def _drop_unused_folder(folder: Path, used: Path | None) -> None:
@@ -105,10 +109,16 @@ def _claimed(
     overrides: Sequence[str] | None,
     sweep: Sweep | None,
     stage_tags: dict[str, str] | None,
+    callbacks: Sequence[object] = (),
 ) -> TrainResult:
     """The run in its claimed folder: members, components, data, then the steps under tracking."""
     cfg = with_trained_members(cfg, run, train)
     components = build_components(cfg, run)
+    if callbacks:
+        context = dataclasses.replace(
+            components.context, callbacks=[*components.context.callbacks, *callbacks]
+        )
+        components = dataclasses.replace(components, context=context)
     np.random.seed(int(cfg.seed))
     clock = StageClock()
     prepared = prepare_data(cfg, components, clock)
@@ -126,7 +136,13 @@ def _claimed(
             parent = tracker.sweep_parent(sweep.id, sweep.folder, process_identity())
         resumed = plan.run_id if plan else None
         with tracker.run(run_name=run_name, tags=tags, resume_run_id=resumed, parent_run_id=parent):
-            write_tracking(run, tracker.run_id, split_sha256=prepared.split_sha256, job_key=tags["job_key"])
+            write_tracking(
+                run,
+                tracker.run_id,
+                split_sha256=prepared.split_sha256,
+                job_key=tags["job_key"],
+                primary_decision=components.scheme.primary_decision,
+            )
             if plan is None:  # MLflow params are immutable; a resumed chunk records its config file
                 tracker.log_params(flatten(as_dict(cfg)))
                 tracker.log_params(
@@ -142,7 +158,7 @@ def _claimed(
         console.print(
             f"MLflow run {tracker.run_id} · re-evaluate: python -m toxmod.evaluate run={tracker.run_id}"
         )
-    return TrainResult(metrics, tracker.run_id, run.path)
+    return TrainResult(metrics, tracker.run_id, run.path, primary_decision=components.scheme.primary_decision)
 
 
 def _run_steps(
@@ -170,6 +186,7 @@ def _run_steps(
     scored = score_and_threshold(
         splits, scorer, parts, components.thresholder, components.fit_split, run, clock
     )
+    save_checkpoints(cfg, run, fitted, prepared, components, tracker, clock)
     holdout_texts = list(parts[EVALUATION_SPLIT].texts)
     extra = {**teacher_metrics, **calibration_metrics}
     metrics = evaluate_run(
@@ -183,4 +200,11 @@ def _run_steps(
 def _finished_result(run: RunDir) -> TrainResult:
     console.print(f"resume=auto: this job already finished in {run.path}; nothing to do")
     metrics = json.loads(run.metrics.read_text())
-    return TrainResult(metrics, run.tracking_record().get("run_id"), run.path, skipped=True)
+    record = run.tracking_record()
+    return TrainResult(
+        metrics,
+        record.get("run_id"),
+        run.path,
+        skipped=True,
+        primary_decision=str(record.get("primary_decision", "")),
+    )

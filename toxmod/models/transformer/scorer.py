@@ -8,6 +8,7 @@ placed on and returns per-label (sigmoid) or per-level (softmax) probabilities.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
-from toxmod.models.base import FitContext, Scorer
+from toxmod.models.base import CheckpointVariant, FitContext, FitReport, Scorer
 from toxmod.models.capabilities import LayerSource, OnDevice, Student
 from toxmod.models.token_batches import load_tokenizer, scoring_batches
 from toxmod.models.transformer.backbones import load_saved_classifier
@@ -69,10 +70,17 @@ class TransformerScorer(Scorer, OnDevice, LayerSource, Student):
         fitted = fine_tune(self.encoder, self.recipe, list(texts), np.asarray(targets), scheme, context)
         self.scheme = scheme
         self.model, self.tokenizer, self.fit_report = fitted.model, fitted.tokenizer, fitted.report
+        self.fit_report.variants = [self._variant(kept) for kept in fitted.variants]
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.fit_report.metrics["model_trainable_parameters"] = float(trainable)
         self.place_on(context.hardware)
         return self
+
+    def _variant(self, kept: Any) -> CheckpointVariant:
+        """This fitted scorer with a kept checkpoint's network instead of the best one's."""
+        other = copy.copy(self)
+        other.model, other.fit_report = kept.model, FitReport(dict(self.fit_report.metrics))
+        return CheckpointVariant(f"step-{kept.step}", kept.step, kept.monitored, other, kept.last)
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         assert self.scheme is not None and self.model is not None, "predict_scores() before fit()/load()"

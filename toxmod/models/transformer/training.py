@@ -8,6 +8,7 @@ continues from it with optimizer, scheduler, RNG and data position.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -21,7 +22,7 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
-from toxmod.models.base import FitContext, FitReport
+from toxmod.models.base import CheckpointSettings, FitContext, FitReport
 from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
@@ -42,6 +43,17 @@ class FineTuned:
     model: Any
     tokenizer: Any
     report: FitReport
+    variants: tuple[KeptWeights, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeptWeights:
+    """A checkpoint kept besides the best (top-k or last), as a model with its auxiliary heads cut."""
+
+    step: int
+    monitored: float | None
+    model: Any
+    last: bool = False
 
 
 def default_monitor(scheme: LabelScheme, context: FitContext | None = None) -> str:
@@ -237,6 +249,11 @@ def fine_tune(
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
     best_path = best.best_model_path if best is not None and best.best_model_path else None
+    kept = _kept_besides_best(module, best, best_path, last_checkpoint, context.checkpoint)
+    variants = tuple(
+        dataclasses.replace(v, model=_trimmed(v.model, n_outputs, n_outputs + len(auxiliary_names), scheme))
+        for v in kept
+    )
     if best_path:
         module.load_state_dict(read_checkpoint(best_path)["state_dict"])
         score = best.best_model_score  # None in the parent process of spawned DDP workers
@@ -259,7 +276,46 @@ def fine_tune(
     if best is not None and best.best_model_score is not None:
         summary["valid/best_monitored"] = float(best.best_model_score)
     artifacts = {"checkpoints": Path(best_path)} if best_path else {}
-    return FineTuned(model, tokenizer, FitReport(summary, artifacts))
+    return FineTuned(model, tokenizer, FitReport(summary, artifacts), variants)
+
+
+def _trimmed(model: Any, keep: int, total: int, scheme: LabelScheme) -> Any:
+    model = keep_first_outputs(model.cpu().eval(), keep, total)
+    _name_outputs(model, scheme.output_names)
+    return model
+
+
+def _kept_besides_best(
+    module: Any, best: Any, best_path: str | None, last_checkpoint: Path, settings: CheckpointSettings
+) -> list[KeptWeights]:
+    """The other top-k checkpoints (by the monitor) and the last step's weights, each loaded into a
+    copy of the network; the last step only when it is not a kept checkpoint's step already."""
+    import copy
+
+    from toxmod.models.transformer.lightning_parts import read_checkpoint
+
+    if best_path is None:
+        return []
+    found: list[KeptWeights] = []
+    steps = {int(read_checkpoint(best_path)["global_step"])}
+    ranked = sorted(
+        best.best_k_models.items(), key=lambda item: float(item[1]), reverse=settings.mode == "max"
+    )
+    sources: list[tuple[str, float | None, bool]] = [
+        (path, float(score), False) for path, score in ranked if path != best_path
+    ]
+    if settings.keep_last and last_checkpoint.is_file():
+        sources.append((str(last_checkpoint), None, True))
+    for path, score, last in sources:
+        state = read_checkpoint(path)
+        step = int(state["global_step"])
+        if step in steps:  # the last step is a top-k checkpoint already: that one is also "last"
+            found = [dataclasses.replace(k, last=k.last or (last and k.step == step)) for k in found]
+            continue
+        steps.add(step)
+        module.load_state_dict(state["state_dict"])
+        found.append(KeptWeights(step, score, copy.deepcopy(module.model).cpu().eval(), last))
+    return found
 
 
 def _name_outputs(model: Any, names: list[str]) -> None:
@@ -320,7 +376,7 @@ def _callbacks(
             auto_insert_metric_name=False,
             monitor=monitor,
             mode=settings.mode,
-            save_top_k=1,
+            save_top_k=max(int(settings.top_k), 1),
             save_weights_only=settings.best_weights_only,
         )
         callbacks.append(best)

@@ -112,9 +112,19 @@ def run_tags(
 
 # What a run name leaves out: the model and data are named already; where a run ran, is recorded,
 # or continues from are not what it is.
-_UNNAMED_CHOICES = ("model", "data", "resume", "run_name")
-_UNNAMED_GROUPS = ("tracking", "paths", "hydra", "hardware", "callbacks", "tags", "latency")
+_UNNAMED_CHOICES = ("model", "data", "resume", "run_name", "search_trial")
+_UNNAMED_GROUPS = ("tracking", "paths", "hydra", "hardware", "callbacks", "tags", "latency", "search")
 _UNNAMED_KEYS = ("bootstrap", "plots", "log_pyfunc", "evaluate_splits", "optimized_metric")  # not the model
+
+
+def _short(value: str) -> str:
+    """A searched float (``0.08747064810385989``) as 4 significant digits in a name; the run's config
+    keeps the full value."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if "." in value and len(value) > 8 else value
 
 
 def default_run_name(model: str, dataset: str, overrides: Sequence[str] | None) -> str:
@@ -129,7 +139,7 @@ def default_run_name(model: str, dataset: str, overrides: Sequence[str] | None) 
         if not value or key in (*_UNNAMED_CHOICES, *_UNNAMED_KEYS) or key.split(".", 1)[0] in _UNNAMED_GROUPS:
             continue
         is_group = "." not in key and (CONFIG_DIR / key).is_dir()  # threshold=optuna -> optuna
-        parts.append(value if is_group else f"{key.rsplit('.', 1)[-1]}={value}")
+        parts.append(value if is_group else f"{key.rsplit('.', 1)[-1]}={_short(value)}")
     name = "-".join(parts)
     if len(name) > 80:
         name = name[:79] + "~"

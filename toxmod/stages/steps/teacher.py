@@ -35,7 +35,15 @@ def attach_members(
         return
     downloads, opening = Path(str(cfg.paths.downloads)), run_opening(cfg)
     members = [
-        load_run_on_split(ref, tracker.store(), downloads, split_sha256, "model.members", opening).scorer
+        load_run_on_split(
+            ref,
+            tracker.store(),
+            downloads,
+            split_sha256,
+            "model.members",
+            opening,
+            scorer.member_checkpoint(),
+        ).scorer
         for ref in refs
     ]
     scorer.attach_members(members)

@@ -1,0 +1,204 @@
+"""A search against the grid it replaces: the distillation sweep temperature x alpha x student x
+learning rate on the janitr frozen split, once as the full Hydra grid and once as an Optuna search
+(``search=kd_student``, TPE + median pruning) over the same ranges with half the grid's trials.
+
+    python benchmarks/search_vs_grid.py --teacher-run <finished teacher run dir>
+    python benchmarks/search_vs_grid.py                     # trains a tfidf_xgboost teacher first
+
+Both arms run as a user would, each one command and one process, one job at a time (2 threads each
+on this machine), after one warm-up run that fills the teacher cache (neither arm pays for it).
+Reported: each arm's wall time, its best valid operating point (the primary decision's valid recall
+at its calibrated threshold), when the search first reached the grid's best, and each arm's best run
+with its valid and holdout numbers side by side (the holdout never chooses). Writes
+``benchmarks/results/search_vs_grid.json`` and prints a markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from provenance import machine, shown_command
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "search_vs_grid.json"
+GRID = {  # the grid's points; the search samples the ranges they span (conf/search/kd_student.yaml)
+    "distill.temperature": [1.0, 4.0],
+    "distill.alpha": [0.2, 0.7],
+    "student": ["h128_l4_a4_i512", "h192_l4_a4_i768"],
+    "model.optimizer.lr": [5.0e-4, 2.0e-3],
+}
+SPACE = [
+    "search.params.student.choices=[h128_l4_a4_i512,h192_l4_a4_i768]",
+    "search.params.distill.temperature.low=1.0",
+    "search.params.distill.temperature.high=4.0",
+    "search.params.distill.alpha.low=0.2",
+    "search.params.distill.alpha.high=0.7",
+    "search.params.model.optimizer.lr.low=5e-4",
+    "search.params.model.optimizer.lr.high=2e-3",
+]
+METRIC = "valid/scam/recall"
+SHOWN = (
+    "valid/scam/recall",
+    "valid/scam/fpr",
+    "valid/macro_f1",
+    "holdout/scam/recall",
+    "holdout/scam/fpr",
+    "holdout/macro_f1",
+)
+
+
+def toxmod(args: list[str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "toxmod.train", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    if done.returncode not in (0, 1):  # 1: a failed point (recorded) still leaves the others
+        raise SystemExit(f"python -m toxmod.train {' '.join(args)} failed ({done.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def run_metrics(folder: Path) -> dict[str, float] | None:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher-run", help="a finished janitr teacher run (default: train tfidf_xgboost)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--work", default=None, help="where runs go (default: a temporary folder)")
+    parser.add_argument("--rows", type=int, default=None, help="data.max_rows (a smoke run; default: all)")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="search-vs-grid-"))
+    work.mkdir(parents=True, exist_ok=True)
+    places = [
+        f"paths.root={work}",
+        f"tracking.uri=sqlite:///{work / 'mlruns.db'}",
+        f"tracking.artifact_root={work / 'mlartifacts'}",
+        *([f"data.max_rows={args.rows}"] if args.rows else []),
+    ]
+    common = [
+        "experiment=janitr_kd",
+        "hardware=cpu",
+        "plots=false",
+        "log_pyfunc=false",
+        "bootstrap=0",
+        "latency.batch1_texts=0",
+        "latency.batch64_texts=0",
+        *places,
+    ]
+    teacher = args.teacher_run
+    if teacher is None:
+        toxmod(["data=janitr", *places, f"hydra.run.dir={work / 'teacher'}"], work / "teacher.log")
+        teacher = str(work / "teacher")
+    common.append(f"teacher.run={teacher}")
+    arm = [*common, f"model.max_epochs={args.epochs}"]  # what both arms run
+    # one student run first: it builds the teacher cache both arms then read
+    warm = toxmod(
+        [*common, "student=h128_l4_a4_i512", "model.max_epochs=1", f"hydra.run.dir={work / 'warm'}"],
+        work / "warm.log",
+    )
+
+    points = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+    sweep = [f"{key}={','.join(str(v) for v in values)}" for key, values in GRID.items()]
+    grid_dir = work / "grid"
+    grid_started = time.time()
+    grid_seconds = toxmod(["-m", *arm, *sweep, f"hydra.sweep.dir={grid_dir}"], work / "grid.log")
+    grid_runs = []
+    for job in sorted(grid_dir.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1):
+        metrics = run_metrics(job) if job.name.isdigit() else None
+        if metrics is not None:
+            finished = (job / "metrics.json").stat().st_mtime - grid_started
+            grid_runs.append({"job": int(job.name), "metrics": metrics, "seconds": finished})
+    grid_best = max(grid_runs, key=lambda r: r["metrics"][METRIC])
+
+    n_trials = len(points) // 2
+    search_dir = work / "search"
+    search_started = time.time()
+    search_seconds = toxmod(
+        [
+            "-m",
+            *arm,
+            "search=kd_student",
+            f"search.n_trials={n_trials}",
+            *SPACE,
+            f"hydra.sweep.dir={search_dir}",
+        ],
+        work / "search.log",
+    )
+    import optuna
+
+    [db] = (work / "searches").glob("*.db")
+    study = optuna.load_study(study_name=db.stem, storage=f"sqlite:///{db}")
+    trials = []
+    for trial in study.trials:
+        metrics = run_metrics(Path(trial.user_attrs.get("toxmod.run_dir", "/nonexistent")))
+        done_at = trial.datetime_complete.timestamp() - search_started if trial.datetime_complete else None
+        trials.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name.lower(),
+                "value": trial.values[0] if trial.values else None,
+                "params": trial.params,
+                "seconds": done_at,
+                "metrics": metrics,
+            }
+        )
+    complete = [t for t in trials if t["state"] == "complete" and t["metrics"]]
+    search_best = max(complete, key=lambda t: t["metrics"][METRIC])
+    reached = [t["seconds"] for t in complete if t["metrics"][METRIC] >= grid_best["metrics"][METRIC]]
+    result = {
+        "command": shown_command("search_vs_grid.py", sys.argv[1:]),
+        "machine": machine(),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "epochs": args.epochs,
+        "warm_up_seconds": warm,
+        "grid": {"points": len(points), "seconds": grid_seconds, "best": grid_best, "runs": grid_runs},
+        "search": {
+            "trials": n_trials,
+            "seconds": search_seconds,
+            "pruned": sum(t["state"] == "pruned" for t in trials),
+            "best": search_best,
+            "reached_grid_best_seconds": min(reached) if reached else None,
+            "trials_detail": trials,
+        },
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+
+
+def table(result: dict) -> str:
+    grid, search = result["grid"], result["search"]
+    reached = search["reached_grid_best_seconds"]
+    lines = [
+        f"| arm | runs | wall s | best {METRIC} | reached the grid's best after | "
+        + " | ".join(SHOWN[1:])
+        + " |",
+        "|---|---|---|---|---|" + "---|" * (len(SHOWN) - 1),
+    ]
+    for name, arm, runs, when in (
+        ("grid", grid, f"{grid['points']}", f"{grid['best']['seconds']:.0f} s"),
+        (
+            "search (TPE + median pruning)",
+            search,
+            f"{search['trials']} ({search['pruned']} pruned)",
+            f"{reached:.0f} s" if reached is not None else "not reached",
+        ),
+    ):
+        best = arm["best"]["metrics"]
+        cells = " | ".join(f"{best.get(k, float('nan')):.3f}" for k in SHOWN[1:])
+        lines.append(f"| {name} | {runs} | {arm['seconds']:.0f} | {best[METRIC]:.3f} | {when} | {cells} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
