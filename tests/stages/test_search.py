@@ -26,8 +26,10 @@ from tests.helpers import (
 )
 from toxmod.errors import ConfigError
 from toxmod.paths import project_root
+from toxmod.runs.budget import excesses
 from toxmod.stages.search.space import OPERATING_POINT, overrides_for, parse_objectives, parse_params, sample
 from toxmod.stages.search.study import INTERRUPTED, StudyRef, ask, counts, mark_interrupted, open_study
+from toxmod.stages.search.summary import best_trials
 
 # A small classical space: tfidf_logreg's C on 300 janitr rows (about a second a trial).
 CLASSICAL = [
@@ -170,10 +172,14 @@ def test_a_classical_search_records_a_study_and_continues_it(tmp_path: Path, sto
         assert trial.values == [run.data.metrics["valid/scam/recall"]]
         assert trial.user_attrs["toxmod.run_id"] == run.info.run_id
         assert float(run.data.params["model.C"]) == pytest.approx(trial.params["model.C"])
+        # the constraint select applies: the worst decision's valid FPR over its budget (feasible <= 0)
+        over = [e for _, e in excesses(run.data.metrics).values()]
+        assert trial.constraints == {"valid_fpr_over_budget": pytest.approx(max(over))}
     client = MlflowClient(store["uri"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
     assert {"search/trials.csv", "search/history.png", "search/param_importances.png"} <= artifacts
-    assert parent.data.tags["best_trial"] == str(study.best_trial.number)
+    best = best_trials(study)  # the best of the trials within budget (none: no tag)
+    assert parent.data.tags.get("best_trial") == (str(best[0].number) if best else None)
     assert parent.data.tags["study_storage"].endswith(f"{study.study_name}.db")
     first_params = [t.params for t in study.trials]
 
@@ -229,6 +235,50 @@ def test_a_bad_search_is_refused_before_any_trial(
     assert not (tmp_path / "searches").exists() and stored_runs(store, sweep_parents=True) == []
 
 
+def test_a_crashed_trial_is_recorded_failed_and_the_search_goes_on(
+    tmp_path: Path, store: dict[str, str]
+) -> None:
+    crashing = [
+        "search.params.model.C.low=-2",
+        "search.params.model.C.high=-1",
+        "search.params.model.C.log=false",
+    ]
+    searched = run_entry("train", "-m", *CLASSICAL, "search.n_trials=2", *crashing, *_places(tmp_path, store))
+    assert searched.returncode == 1, searched.stderr[-2000:]
+    assert [t.state.name for t in _study(tmp_path).trials] == [
+        "FAIL",
+        "FAIL",
+    ]  # both ran: the first did not stop it
+    assert "2 trial(s) failed; the study records them and a re-run continues it" in searched.stdout
+    assert sorted(r.info.status for r in stored_runs(store)) == ["FAILED", "FAILED"]
+
+
+@pytest.mark.slow
+def test_joblib_runs_trials_side_by_side(tmp_path: Path, store: dict[str, str]) -> None:
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    searched = run_entry("train", "-m", *CLASSICAL, "search.n_trials=2", *parallel, *_places(tmp_path, store))
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    trials = _study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"] and _overlapped(trials)
+    runs = stored_runs(store)
+    share = str(max(len(os.sched_getaffinity(0)) // 2, 1))  # each trial's thread share, recorded
+    assert [r.data.params["hardware.resolved.threads"] for r in runs] == [share, share]
+    assert len({r.data.tags["process.pid"] for r in runs}) == 2  # two worker processes
+
+
+@pytest.mark.slow
+def test_a_local_ray_instance_runs_trials_side_by_side(tmp_path: Path, store: dict[str, str]) -> None:
+    from tests.helpers import run_cli
+
+    ray = ["hydra/launcher=ray_cluster", "hydra.launcher.ray.init.num_cpus=2"]
+    searched = run_cli("train", "-m", *ray, *CLASSICAL, "search.n_trials=2", *_places(tmp_path, store))
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    trials = _study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert _overlapped(trials)  # launched at once: one per Ray CPU
+    assert {r.data.params["hardware.resolved.threads"] for r in stored_runs(store)} == {"1"}
+
+
 def test_a_search_without_multirun_is_one_line(tmp_path: Path) -> None:
     refused = run_entry("train", *CLASSICAL, f"paths.searches_dir={tmp_path}", "tracking=none")
     assert refused.returncode == 2 and "a search is a multirun; run it with -m" in refused.stderr
@@ -256,6 +306,11 @@ def _search_process(tmp_path: Path, store: dict[str, str], *extra: str) -> subpr
         start_new_session=True,
         env=dict(os.environ, PYTHONWARNINGS="ignore"),
     )
+
+
+def _overlapped(trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """Every trial started before any finished: they ran side by side."""
+    return max(t.datetime_start for t in trials) < min(t.datetime_complete for t in trials)
 
 
 def _complete(tmp_path: Path) -> int:

@@ -12,6 +12,7 @@ runs over it, on valid or on the holdout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from toxmod.runs.store import StoredRun
@@ -35,8 +36,13 @@ class Overrun:
 
 def targets(run: StoredRun) -> dict[str, float]:
     """``{decision: target FPR}`` of the run's thresholded decisions that have a budget."""
+    return metric_targets(run.metrics)
+
+
+def metric_targets(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{decision: target FPR}`` from a run's metrics (``threshold/<decision>/target_fpr``)."""
     found = {}
-    for name, value in run.metrics.items():
+    for name, value in metrics.items():
         if name.startswith("threshold/") and name.endswith(TARGET_SUFFIX):
             found[name.removeprefix("threshold/").removesuffix(TARGET_SUFFIX)] = float(value)
     return found
@@ -48,13 +54,26 @@ DEFAULT_SLACK = 1.0  # negatives: the FPR's resolution on a finite split
 def overruns(run: StoredRun, split: str = "valid", slack: float = DEFAULT_SLACK) -> list[Overrun]:
     """The decisions whose FPR on ``split`` at the run's thresholds exceeds their target by more than
     ``slack`` negatives' share of that split."""
-    found = []
-    for decision, target in sorted(targets(run).items()):
-        fpr = run.metrics.get(f"{split}/{decision}/fpr")
-        negatives = run.metrics.get(f"{split}/{decision}/negatives")
+    excess = excesses(run.metrics, split, slack)
+    return [
+        Overrun(d, split, float(run.metrics[f"{split}/{d}/fpr"]), t)
+        for d, (t, e) in excess.items()
+        if e > 1e-12
+    ]
+
+
+def excesses(
+    metrics: Mapping[str, float], split: str = "valid", slack: float = DEFAULT_SLACK
+) -> dict[str, tuple[float, float]]:
+    """``{decision: (target, FPR minus what the budget allows)}``: above 0 is over its budget (a
+    search's constraint: ``max`` of these <= 0 is a run select can crown)."""
+    found = {}
+    for decision, target in sorted(metric_targets(metrics).items()):
+        fpr = metrics.get(f"{split}/{decision}/fpr")
+        negatives = metrics.get(f"{split}/{decision}/negatives")
         allowance = slack / negatives if negatives else 0.0
-        if fpr is not None and fpr == fpr and fpr > target + allowance + 1e-12:
-            found.append(Overrun(decision, split, float(fpr), target))
+        if fpr is not None and fpr == fpr:
+            found[decision] = (target, float(fpr) - target - allowance)
     return found
 
 

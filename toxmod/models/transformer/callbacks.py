@@ -3,6 +3,7 @@ writer of ``last.ckpt`` (periodic, chunk end, Ctrl-C, epoch end) and one console
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, WeightAveraging
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -161,3 +162,40 @@ class EpochLines(pl.Callback):
 
 def _last_batch_of_epoch(trainer: pl.Trainer) -> bool:
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+class AveragedWeights(WeightAveraging):
+    """Lightning's weight averaging from ``start_step`` on: ``ema`` (exponential, ``decay``) or ``swa``
+    (an equal average of every step's weights). Validation runs on, and checkpoints hold, the average;
+    before the first averaged step they hold the current weights (Lightning's average would still be
+    the initial weights, and a checkpoint chosen then would be the untrained network)."""
+
+    def __init__(self, method: str, start_step: int, decay: float = 0.999) -> None:
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        options = {"multi_avg_fn": get_ema_multi_avg_fn(decay)} if method == "ema" else {}  # type: ignore[no-untyped-call]
+        super().__init__(use_buffers=True, **options)
+        self.start_step = start_step
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx >= self.start_step
+
+    def _follow_until_started(self, pl_module: pl.LightningModule) -> None:
+        average = self._average_model
+        if average is None or int(average.n_averaged) > 0:
+            return
+        for kept, current in zip(
+            itertools.chain(average.module.parameters(), average.module.buffers()),
+            itertools.chain(pl_module.parameters(), pl_module.buffers()),
+        ):
+            kept.data.copy_(current.data)
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._follow_until_started(pl_module)
+        super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._follow_until_started(pl_module)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)

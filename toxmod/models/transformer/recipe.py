@@ -27,7 +27,9 @@ class FineTuneRecipe:
     ``_partial_`` configs); ``max_epochs`` is used when ``trainer.max_epochs`` is not set;
     ``auxiliary_weight`` weighs the ``data.auxiliary`` heads' loss (0: no heads are built);
     ``layer_lr_decay`` < 1 gives lower layers smaller learning rates; ``max_train_rows`` trains on a
-    seeded subset of the train split (the split and its hash unchanged)."""
+    seeded subset of the train split (the split and its hash unchanged); ``weight_averaging`` averages
+    the weights from ``averaging_start`` of the planned steps on (``ema``: exponential, ``swa``: equal),
+    so validation, the kept checkpoints and the final model are the averaged network."""
 
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -41,6 +43,11 @@ class FineTuneRecipe:
     max_train_rows: int | None = None
     loss_terms: Mapping[str, float | None] | None = None  # null: every term with inputs (loss_terms.py)
     seed: int = 0
+    weight_averaging: str = "none"  # none | ema | swa: validate, checkpoint and keep averaged weights
+    averaging_decay: float = 0.999  # ema: the weight of the running average at each step
+    averaging_start: float = 0.5  # the share of the planned steps after which averaging starts
+
+    AVERAGING = ("none", "ema", "swa")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "max_epochs", "pool_batches"):
@@ -50,6 +57,14 @@ class FineTuneRecipe:
         if self.auxiliary_weight < 0:
             raise ConfigError(f"model.auxiliary_weight={self.auxiliary_weight}; expected a weight >= 0")
         check_loss_terms(self.loss_terms)
+        if self.weight_averaging not in self.AVERAGING:
+            raise ConfigError(
+                f"model.weight_averaging={self.weight_averaging}; expected one of {', '.join(self.AVERAGING)}"
+            )
+        if not 0.0 < self.averaging_decay < 1.0:
+            raise ConfigError(f"model.averaging_decay={self.averaging_decay}; expected 0 < decay < 1")
+        if not 0.0 <= self.averaging_start < 1.0:
+            raise ConfigError(f"model.averaging_start={self.averaging_start}; expected a share in [0, 1)")
         if self.optimizer is None:  # null in config: the defaults
             object.__setattr__(self, "optimizer", default_optimizer)
         if self.scheduler is None:

@@ -227,6 +227,11 @@ def fine_tune(
     callbacks, best = _callbacks(
         checkpoint_dir, last_checkpoint, scheme, context, has_valid=valid is not None
     )
+    if recipe.weight_averaging != "none":
+        from toxmod.models.transformer.callbacks import AveragedWeights
+
+        start = int(recipe.averaging_start * total_steps)
+        callbacks.insert(0, AveragedWeights(recipe.weight_averaging, start, recipe.averaging_decay))
     options: dict[str, Any] = dict(  # trainer.* from config: checked by Lightning itself
         accelerator=hardware.accelerator,
         devices=hardware.devices,

@@ -28,25 +28,32 @@ def trial_rows(study: Any) -> tuple[list[str], list[list[Any]]]:
         state = trial.state.name.lower()
         if trial.user_attrs.get("toxmod.interrupted"):
             state = "interrupted"
+        over = [v for v in trial.constraints.values()] if trial.constraints else []
+        budget = "" if not over else ("yes" if max(over) <= 0 else f"over by {max(over):.3f}")
         rows.append(
             [
                 trial.number,
                 state,
+                budget,
                 *(f"{v:.4f}" for v in values),
                 *(trial.params.get(p, "") for p in params),
                 trial.user_attrs.get(RUN_ID, ""),
             ]
         )
-    return ["trial", "state", *names, *params, "run_id"], rows
+    return ["trial", "state", "within FPR budget", *names, *params, "run_id"], rows
 
 
 def best_trials(study: Any) -> list[Any]:
-    """The best trial of a single-objective study, else the Pareto front (none before a trial completes)."""
+    """The best trial of a single-objective study, else the Pareto front, among the trials within their
+    FPR budgets on valid (Optuna's constraint); none before a trial completes or while none is within."""
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
         return []
-    if len(study.directions) == 1:
+    if len(study.directions) > 1:
+        return list(study.best_trials)
+    try:
         return [study.best_trial]
-    return list(study.best_trials)
+    except ValueError:  # every complete trial is over its FPR budget on valid
+        return []
 
 
 def write_summary(study: Any, folder: Path) -> dict[str, Path]:
@@ -133,6 +140,10 @@ def print_summary(study: Any) -> None:
         )
     elif best:
         console.print(f"Pareto front: trials {', '.join(str(t.number) for t in best)}")
+    elif found["complete"]:
+        console.print(
+            "no complete trial is within its FPR budget on valid: none is best (select would crown none)"
+        )
 
 
 def log_summary(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from toxmod.errors import ConfigError, ToxmodError, is_interrupt
+from toxmod.runs.budget import excesses
 from toxmod.runs.tracking import STUDY_TAG
 from toxmod.stages.search.outcomes import TrialPruned
 from toxmod.stages.search.space import OPERATING_POINT, Objective, parse_objectives
@@ -34,6 +35,7 @@ class TrialResult(Protocol):
 
 
 R = TypeVar("R", bound=TrialResult)
+BUDGET_CONSTRAINT = "valid_fpr_over_budget"  # the worst decision's valid FPR minus its allowance
 TRIAL_TAG = "toxmod.trial"  # a trial's run: its number in the study (toxmod.study names the study)
 
 
@@ -135,6 +137,9 @@ def run_trial(link: TrialLink, job: Callable[[], R], run_dir: str | Path) -> R:
     except ToxmodError:
         study.tell(link.number, state=states.FAIL, skip_if_finished=True)
         raise
+    over = [excess for _, excess in excesses(result.metrics).values()]
+    if over:  # feasible at <= 0: within every FPR budget on valid, as select requires to crown it
+        trial.set_constraint(BUDGET_CONSTRAINT, max(over))
     trial.set_user_attr(RUN_ID, result.run_id or "")
     trial.set_user_attr(RUN_DIR, str(result.run_dir))  # a resumed job's own folder
     study.set_user_attr(METRIC_NAMES, names)
