@@ -36,7 +36,19 @@ NUMERIC_PACKAGES = (
     ("pandas",),
 )
 # Instruction-set extensions that change which kernels numeric libraries dispatch to.
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",  # bf16 dot products: hardware=auto trains in bf16-mixed on such a CPU
+    "amx_tile",
+    "amx_bf16",
+)
 ARM_FLAGS = ("asimd", "asimddp", "sve", "i8mm", "bf16")
 # Settings that choose kernels or their order, read from the environment.
 NUMERIC_SETTINGS = (

@@ -616,3 +616,32 @@ def test_checkpoint_selection_uses_the_threshold_configs_fpr_budget(tmp_path: Pa
     assert recall_at(0, 0.2) != recall_at(0, 0.02)
     # Lightning keeps the monitored value as float32.
     assert result.metrics["valid/best_monitored"] == pytest.approx(recall_at(0, 0.2), abs=1e-6)
+
+
+def test_weight_averaging_follows_the_weights_until_it_starts(tmp_path: Path, store: dict[str, str]) -> None:
+    """``model.weight_averaging``: validations before ``averaging_start`` score the current weights
+    (the same curve as without averaging); after it, the averaged network -- which is what is kept."""
+
+    def curve(*overrides: str) -> tuple[list[float], TrainResult]:
+        settings = [
+            *JANITR_SLICE,
+            *TINY_STUDENT,
+            "trainer.max_epochs=4",
+            "checkpoint.monitor=valid/mean_roc_auc",
+        ]
+        cfg = compose_train([*settings, *overrides, *tracking_overrides(store)])
+        result = train(cfg, tmp_path / "-".join(overrides or ("plain",)))
+        history = MlflowClient(store["uri"]).get_metric_history(result.run_id, "valid/mean_roc_auc")
+        return [p.value for p in sorted(history, key=lambda p: (p.timestamp, p.step))], result
+
+    plain, _ = curve()
+    averaged, result = curve("model.weight_averaging=swa", "model.averaging_start=0.5")
+    per_epoch, after_fit = averaged[:4], averaged[4:]
+    assert per_epoch[:2] == pytest.approx(plain[:2], abs=1e-9)  # steps 24, 48: before the start
+    assert per_epoch[2:] != pytest.approx(plain[2:4], abs=1e-6)  # steps 72, 96: the average is scored
+    # the kept model is the checkpoint of the best validation, averaged weights included: re-scored on
+    # valid after the fit, the same value
+    assert result.metrics["valid/best_monitored"] == pytest.approx(max(per_epoch))
+    assert after_fit[0] == pytest.approx(max(per_epoch), abs=1e-6)
+    with pytest.raises(ConfigError, match="model.weight_averaging=mean; expected one of none, ema, swa"):
+        train(compose_train([*JANITR_SLICE, *TINY_STUDENT, "model.weight_averaging=mean"]), tmp_path / "bad")

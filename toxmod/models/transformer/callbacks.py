@@ -170,7 +170,7 @@ class AveragedWeights(WeightAveraging):
     before the first averaged step they hold the current weights (Lightning's average would still be
     the initial weights, and a checkpoint chosen then would be the untrained network)."""
 
-    def __init__(self, method: str, start_step: int, decay: float = 0.999) -> None:
+    def __init__(self, method: str, start_step: int, decay: float = 0.99) -> None:
         from torch.optim.swa_utils import get_ema_multi_avg_fn
 
         options = {"multi_avg_fn": get_ema_multi_avg_fn(decay)} if method == "ema" else {}  # type: ignore[no-untyped-call]

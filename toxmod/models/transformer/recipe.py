@@ -44,7 +44,7 @@ class FineTuneRecipe:
     loss_terms: Mapping[str, float | None] | None = None  # null: every term with inputs (loss_terms.py)
     seed: int = 0
     weight_averaging: str = "none"  # none | ema | swa: validate, checkpoint and keep averaged weights
-    averaging_decay: float = 0.999  # ema: the weight of the running average at each step
+    averaging_decay: float = 0.99  # ema: the weight of the running average at each step (~100-step horizon)
     averaging_start: float = 0.5  # the share of the planned steps after which averaging starts
 
     AVERAGING = ("none", "ema", "swa")

@@ -98,6 +98,7 @@ def run_tags(
         KIND_TAG: "export" if str(cfg.task_name) == "export" else "model",
         "hardware.threads": str(components.hardware.threads),
         "hardware.threads_from": components.hardware.threads_from,
+        "hardware.precision_from": components.hardware.precision_from,
         **environment_tags(env),
         **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
         "allow_leakage": str(bool(cfg.split.allow_leakage)).lower(),
