@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from tests.helpers import compose_train
 from toxmod.config import check_overrides_or_exit, compose_config, instantiate_component, one_line_hydra_error
-from toxmod.hardware import resolve_hardware
+from toxmod.hardware import default_precision, resolve_hardware
 from toxmod.models import SCORER_REGISTRY, Scorer, scorer_class
 from toxmod.models.transformer.backbones import StudentArchitecture
 from toxmod.paths import CONFIG_DIR
@@ -111,10 +111,26 @@ def test_hardware_cpu_resolves_to_full_precision() -> None:
 def test_hardware_ddp_spawns_one_process_per_device_and_shares_the_cores() -> None:
     cfg = compose_train(["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]).hardware
     settings = resolve_hardware(cfg)
-    assert (settings.strategy, settings.devices, settings.precision) == ("ddp_spawn", 2, "32-true")
+    assert (settings.strategy, settings.devices) == ("ddp_spawn", 2)
+    assert settings.precision == default_precision("cpu")[0]  # bf16-mixed on a CPU with bf16 instructions
     import os
 
     assert settings.threads == max((os.cpu_count() or 1) // 2, 1)
+
+
+def test_auto_precision_is_bf16_on_a_cpu_with_bf16_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import toxmod.environment
+
+    monkeypatch.setattr(toxmod.environment, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    precision, why = default_precision("cpu")
+    assert precision == "bf16-mixed" and "avx512_bf16" in why
+    auto = resolve_hardware(compose_train(["hardware=auto", "hardware.accelerator=cpu"]).hardware)
+    assert (auto.precision, auto.precision_from) == ("bf16-mixed", why)
+    explicit = resolve_hardware(compose_train(["hardware=cpu"]).hardware)  # hardware=cpu says 32-true
+    assert (explicit.precision, explicit.precision_from) == ("32-true", "hardware.precision")
+    monkeypatch.setattr(toxmod.environment, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
+    assert default_precision("cpu") == ("32-true", "auto: the cpu default")
+    assert default_precision("cuda")[0] == "bf16-mixed"
 
 
 def test_model_epochs_feed_the_trainer_and_students_take_any_architecture() -> None:

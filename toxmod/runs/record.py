@@ -105,8 +105,11 @@ class RunDir:
             return RunDir(self.path)
         index_file = self.path / self.CHECKPOINT_MODELS / "index.json"
         index = read_json(index_file) if index_file.is_file() else {}
-        best, last = index.get("best_step"), index.get("last_step")
-        kept = [int(step) for step in index.get("steps", [])]
+        try:
+            best, last = (None if index.get(k) is None else int(index[k]) for k in ("best_step", "last_step"))
+            kept = [int(step) for step in index.get("steps", [])]
+        except (TypeError, ValueError, AttributeError):
+            raise DamagedFileError(f"{index_file}: expected whole step numbers") from None
         wanted = str(choice)
         step = last if wanted == "last" else wanted.removeprefix("step-")
         if step is None or not str(step).isdigit():

@@ -226,7 +226,9 @@ def _last_checkpoint(run_dir: Path) -> dict:
 
 # The reference for exact resumption: 40 steps in one go, crossing the end of epoch 1 (24 batches of
 # 16 per epoch). Every chunked or interrupted run of the same settings must end with the same numbers.
-REFERENCE = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5"]
+# fp32 whatever the CPU: the interrupted chunk runs through the CLI, where hardware=auto would train in
+# bf16-mixed on a CPU with bf16 instructions, and the reference in-process with hardware=cpu
+REFERENCE = [*JANITR_SLICE, *TINY_STUDENT, "trainer.max_epochs=5", "hardware.precision=32-true"]
 REFERENCE_STEPS = 40
 
 

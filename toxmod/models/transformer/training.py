@@ -224,10 +224,11 @@ def fine_tune(
     )
     checkpoint_dir = context.checkpoint_dir or Path(tempfile.mkdtemp(prefix="toxmod-fit-"))
     last_checkpoint = context.last_checkpoint or checkpoint_dir / LAST_CHECKPOINT_NAME
+    averaged = recipe.weight_averaging != "none"
     callbacks, best = _callbacks(
-        checkpoint_dir, last_checkpoint, scheme, context, has_valid=valid is not None
+        checkpoint_dir, last_checkpoint, scheme, context, has_valid=valid is not None, averaged=averaged
     )
-    if recipe.weight_averaging != "none":
+    if averaged:
         from toxmod.models.transformer.callbacks import AveragedWeights
 
         start = int(recipe.averaging_start * total_steps)
@@ -361,7 +362,12 @@ def _logger(context: FitContext) -> Any:
 
 
 def _callbacks(
-    directory: Path, last_checkpoint: Path, scheme: LabelScheme, context: FitContext, has_valid: bool
+    directory: Path,
+    last_checkpoint: Path,
+    scheme: LabelScheme,
+    context: FitContext,
+    has_valid: bool,
+    averaged: bool = False,
 ) -> tuple[list[Any], Any]:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
@@ -382,7 +388,9 @@ def _callbacks(
             monitor=monitor,
             mode=settings.mode,
             save_top_k=max(int(settings.top_k), 1),
-            save_weights_only=settings.best_weights_only,
+            # Lightning skips callbacks' checkpoint hooks in a weights-only save, so with weight averaging
+            # the best checkpoint would hold the current weights, not the averaged ones it validated
+            save_weights_only=settings.best_weights_only and not averaged,
         )
         callbacks.append(best)
         early = context.early_stopping
