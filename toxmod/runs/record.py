@@ -110,21 +110,17 @@ class RunDir:
             kept = [int(step) for step in index.get("steps", [])]
         except (TypeError, ValueError, AttributeError):
             raise DamagedFileError(f"{index_file}: expected whole step numbers") from None
-        wanted = str(choice)
-        step = last if wanted == "last" else wanted.removeprefix("step-")
-        if step is None or not str(step).isdigit():
-            if wanted == "last" and best is None:  # a run without kept checkpoints: its model is its last
-                return RunDir(self.path)
-            raise ConfigError(
-                f"checkpoint={choice}: expected best, last or a step number (kept: {_kept(best, kept)})"
-            )
-        if best is not None and int(step) == int(best):
+        wanted = checkpoint_choice(choice, f" (kept: {_kept(best, kept)})")
+        step = last if wanted == "last" else wanted
+        if step is None:  # last, of a run without kept checkpoints: its model is its last
             return RunDir(self.path)
-        if int(step) not in kept:
+        if step == best:
+            return RunDir(self.path)
+        if step not in kept:
             raise ConfigError(
                 f"checkpoint={choice}: {self.path} kept no such checkpoint (kept: {_kept(best, kept)})"
             )
-        return RunDir(self.path, f"step-{int(step)}")
+        return RunDir(self.path, f"step-{step}")
 
     @property
     def metrics(self) -> Path:
@@ -189,6 +185,18 @@ class RunDir:
             raise DamagedFileError(f"{self.config}: not a config mapping")
         check_targets(cfg, str(self.config), never_built=self.COMMAND_ONLY)
         return cfg
+
+
+def checkpoint_choice(choice: str | int | None, hint: str = "") -> str | int:
+    """``checkpoint=``: ``best`` (also None), ``last`` or a step number (``120`` or ``step-120``);
+    anything else is one line (``hint``: what the run kept)."""
+    wanted = "best" if choice is None else str(choice)
+    if wanted in ("best", "last"):
+        return wanted
+    step = wanted.removeprefix("step-")
+    if not step.isdigit():
+        raise ConfigError(f"checkpoint={choice}: expected best, last or a step number{hint}")
+    return int(step)
 
 
 def _kept(best: Any, steps: list[int]) -> str:

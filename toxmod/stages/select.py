@@ -28,7 +28,7 @@ from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.runs.opening import opening_from_config
 from toxmod.runs.provenance import environment_notes
-from toxmod.runs.record import RunDir
+from toxmod.runs.record import RunDir, checkpoint_choice
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG, STUDY_TAG, Tracker
 from toxmod.stages.compare import full_hash
@@ -176,17 +176,15 @@ def at_checkpoint(run: StoredRun, choice: str) -> StoredRun | None:
     """``run`` as one of its kept checkpoints (``last`` or a step): that checkpoint's valid metrics
     (``checkpoint/<step-n>/valid/...``, at its own thresholds) and logged model; the run itself where the
     checkpoint is its best, None where it kept no such checkpoint."""
-    if choice == "last":
+    wanted = checkpoint_choice(choice)
+    if wanted == "last":
         name = run.tags.get("checkpoint.last")
         if name is None:  # nothing kept besides the best, or the last step was the best
             return run
     else:
-        step = choice.removeprefix("step-")
-        if not step.isdigit():
-            raise ConfigError(f"checkpoint={choice}: expected best, last or a step number")
-        if run.tags.get("checkpoint.best_step") == step:
+        if run.tags.get("checkpoint.best_step") == str(wanted):
             return run
-        name = f"step-{step}"
+        name = f"step-{wanted}"
     prefix = f"checkpoint/{name}/"
     measured = {key[len(prefix) :]: value for key, value in run.metrics.items() if key.startswith(prefix)}
     if not measured:

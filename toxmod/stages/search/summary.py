@@ -11,7 +11,7 @@ from typing import Any
 
 from toxmod.progress import console, print_whole
 from toxmod.redact import redact
-from toxmod.stages.search.study import METRIC_NAMES, RUN_ID, counts
+from toxmod.stages.search.study import INTERRUPTED, METRIC_NAMES, RUN_ID, counts
 from toxmod.tables import rows_table
 
 
@@ -26,7 +26,7 @@ def trial_rows(study: Any) -> tuple[list[str], list[list[Any]]]:
     for trial in trials:
         values = trial.values or [math.nan] * len(names)
         state = trial.state.name.lower()
-        if trial.user_attrs.get("toxmod.interrupted"):
+        if trial.user_attrs.get(INTERRUPTED):
             state = "interrupted"
         over = [v for v in trial.constraints.values()] if trial.constraints else []
         budget = "" if not over else ("yes" if max(over) <= 0 else f"over by {max(over):.3f}")
