@@ -11,44 +11,9 @@ import math
 import numpy as np
 
 from toxmod.data.schemes import LabelScheme, ReportView
+from toxmod.thresholds.rates import confusion_counts, divide_or_nan, rates, safe_divide
 
 PER_LABEL_METRICS = ("precision", "recall", "f1", "fpr", "support", "roc_auc", "pr_auc")
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-
-def confusion_counts(targets: np.ndarray, predictions: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-column tp, fp, fn, tn of boolean (n, R) matrices."""
-    t, p = np.asarray(targets, dtype=bool), np.asarray(predictions, dtype=bool)
-    return {
-        "tp": (t & p).sum(axis=0),
-        "fp": (~t & p).sum(axis=0),
-        "fn": (t & ~p).sum(axis=0),
-        "tn": (~t & ~p).sum(axis=0),
-    }
-
-
-def rates(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and FPR from confusion counts.
-
-    Recall without positives and FPR without negatives are undefined: NaN (written as null), never a
-    0.0 that reads like a result. Precision and F1 follow ``zero_division=0`` (nothing flagged: 0).
-    """
-    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
-    return {
-        "precision": _safe_divide(tp, tp + fp),
-        "recall": _divide_or_nan(tp, tp + fn),
-        "f1": _safe_divide(2 * tp, 2 * tp + fp + fn),
-        "fpr": _divide_or_nan(fp, fp + tn),
-    }
-
-
-def _divide_or_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=denominator > 0)
 
 
 def calibration_bins(
@@ -84,7 +49,8 @@ def calibration_change(
     }
 
 
-def _ranking(targets: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+def ranking(targets: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """ROC-AUC and PR-AUC (average precision) of one binary column; NaN for a single class."""
     from sklearn.metrics import average_precision_score, roc_auc_score  # not at import: serving never ranks
 
     if targets.all() or not targets.any():
@@ -109,7 +75,7 @@ def evaluate_predictions(
     support = view.targets.sum(axis=0)
     metrics: dict[str, float] = {}
     for j, name in enumerate(view.names):
-        roc_auc, pr_auc = _ranking(view.targets[:, j], view.scores[:, j])
+        roc_auc, pr_auc = ranking(view.targets[:, j], view.scores[:, j])
         values = {key: per_label[key][j] for key in per_label} | {
             "support": support[j],
             "roc_auc": roc_auc,
@@ -168,14 +134,14 @@ def bootstrap_intervals(
     t, p = view.targets.astype(float), view.predictions.astype(float)
     tp, fp, fn = weights @ (t * p), weights @ ((1 - t) * p), weights @ (t * (1 - p))
     tn = weights @ ((1 - t) * (1 - p))
-    f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
+    f1 = safe_divide(2 * tp, 2 * tp + fp + fn)
     samples: dict[str, np.ndarray] = {"macro_f1": f1.mean(axis=1)}
     correct = scheme.example_correct(targets, predictions).astype(float)
     samples[scheme.headline_name] = weights @ correct / n
     if scheme.primary_label in view.names:
         j = view.names.index(scheme.primary_label)
-        samples[f"{scheme.primary_label}/recall"] = _divide_or_nan(tp[:, j], tp[:, j] + fn[:, j])
-        samples[f"{scheme.primary_label}/fpr"] = _divide_or_nan(fp[:, j], fp[:, j] + tn[:, j])
+        samples[f"{scheme.primary_label}/recall"] = divide_or_nan(tp[:, j], tp[:, j] + fn[:, j])
+        samples[f"{scheme.primary_label}/fpr"] = divide_or_nan(fp[:, j], fp[:, j] + tn[:, j])
     tail = (1 - level) / 2 * 100
     result = {}
     for name, values in samples.items():

@@ -14,8 +14,8 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import DamagedFileError, ToxmodError
-from toxmod.evaluation.metrics import confusion_counts, rates
 from toxmod.files import read_json, require_keys
+from toxmod.thresholds.rates import confusion_counts, rates
 
 
 @dataclass
