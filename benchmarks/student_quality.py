@@ -12,7 +12,8 @@ Choose a variant on valid; the holdout columns are for the record.
     python benchmarks/student_quality.py --baseline <tfidf_xgboost run> \\
         --variant "h192 10 epochs=<export seed 0>,<export seed 1>" [--variant ...]
 
-Prints the tables, writes ``benchmarks/results/student_quality.json`` and
+``--reference "name=recall,fpr,macro_f1"`` adds a published model's holdout numbers as a row of its
+own (no scores, so no bootstrap). Prints the tables, writes ``benchmarks/results/student_quality.json`` and
 ``docs/benchmarks_student.md``.
 """
 
@@ -112,6 +113,11 @@ def render(record: dict[str, Any]) -> str:
         )
 
     lines.append(row("baseline", record["baseline"]))
+    for name, published in record.get("references", {}).items():
+        lines.append(
+            f"| {name} | published | | | | {published['recall']:.4f} | {published['fpr']:.4f} "
+            f"| {published['macro_f1']:.4f} | | | | | |"
+        )
     for variant, runs in record["variants"].items():
         lines += [row(variant, run) for run in runs]
     lines += [
@@ -139,6 +145,9 @@ def main() -> None:
     parser.add_argument(
         "--variant", action="append", required=True, help='"name=<run>,<run>" (one run per seed)'
     )
+    parser.add_argument(
+        "--reference", action="append", default=[], help='"name=recall,fpr,macro_f1" (published holdout)'
+    )
     parser.add_argument("--output", default="student_quality", help="results/<name>.json, docs page name")
     parser.add_argument("--docs", default="benchmarks_student.md")
     args = parser.parse_args()
@@ -153,7 +162,12 @@ def main() -> None:
         "baseline": {"run": str(args.baseline), **{s: split_metrics(baseline, s) for s in SPLITS}},
         "variants": {},
         "summary": {},
+        "references": {},
     }
+    for spec in args.reference:
+        name, _, numbers = spec.partition("=")
+        recall, fpr, macro_f1 = (float(n) for n in numbers.split(","))
+        record["references"][name] = {"recall": recall, "fpr": fpr, "macro_f1": macro_f1}
     for spec in args.variant:
         name, _, paths = spec.partition("=")
         runs = []

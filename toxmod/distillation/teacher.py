@@ -4,7 +4,10 @@ A teacher is any finished run (any model kind: it is read through the scoring in
 on valid fit the calibration temperatures; its scores on the transfer set (the train split, then any
 unlabeled texts of ``distill.transfer``) become logits through the scheme's link and are divided by
 those temperatures. For ``distill=kd_hidden`` the cache also holds the teacher's layer
-representations (each layer's hidden states averaged over a text's real tokens). The result is
+representations (each layer's hidden states averaged over a text's real tokens). With cross-fitted teacher
+outputs (``distill.teacher_outputs``: the teacher run's out-of-fold scores, ``crossfit/``), each train
+text's logits come from a copy of the teacher that never saw it; unlabeled transfer texts are scored by
+the teacher itself. The result is
 stored under ``<cache_dir>/teacher/<key>/`` where the key hashes everything that determines it (the
 teacher's model files, the texts, the split hash, the calibration, the layers), so a sweep of
 students computes it once --
@@ -31,10 +34,12 @@ from toxmod.evaluation.scoring import score_split
 from toxmod.files import file_lock, file_sha256, read_json, require_keys, verify_listed
 from toxmod.models.base import HiddenTargets, Opening, Scorer, TeacherTargets
 from toxmod.models.capabilities import LayerSource, Student, encoder_layers
+from toxmod.models.crossfit import OutOfFold, array_sha256, texts_sha256
 from toxmod.models.temperature import fit_temperatures, link_for
 from toxmod.models.transformer.losses import HiddenStateLoss, layer_map_pairs
 from toxmod.progress import console
 from toxmod.runs.opening import LoadedRun, load_run_on_split
+from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
 
 LOGITS_FILE = "logits.npy"
@@ -47,19 +52,15 @@ MIN_TEACHER_SEEDS = 3
 SMALL_DATA_ROWS = 5_000
 
 
+TEACHER_OUTPUTS = ("auto", "crossfit", "full")
+
+
 def directory_sha256(directory: Path) -> str:
     """SHA-256 over a folder's files (relative names and contents), independent of listing order."""
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(path.relative_to(directory).as_posix().encode("utf-8") + b"\0")
         digest.update(file_sha256(path).encode("ascii"))
-    return digest.hexdigest()
-
-
-def texts_sha256(texts: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()
 
 
@@ -146,8 +147,9 @@ def teacher_targets(
     teacher = load_run_on_split(ref, store, cache_dir / "runs", split_sha256, "teacher.run", opening)
     check_seeds(ref, teacher.scorer.neural_models, len(train_texts), bool(settings.get("allow_single_seed")))
     layers = teacher_layers(settings, teacher.scorer, ref)
+    out_of_fold = teacher_out_of_fold(settings, teacher, ref, train_texts)
     transfer = [*train_texts, *extra_texts]
-    inputs = {
+    inputs: dict[str, Any] = {
         "teacher_model_sha256": directory_sha256(teacher.directory / "model"),
         "texts_sha256": texts_sha256(transfer),
         "n_texts": len(transfer),
@@ -157,6 +159,13 @@ def teacher_targets(
         "scheme": teacher.dataset.scheme.describe(),
         "hidden_layers": list(layers),
     }
+    if out_of_fold is not None:  # the folds and their scores decide the train rows' logits
+        inputs["out_of_fold"] = {
+            "folds": out_of_fold.k,
+            "seed": out_of_fold.seed,
+            "folds_sha256": out_of_fold.folds_sha256,
+            "scores_sha256": array_sha256(out_of_fold.scores),
+        }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
     entry = TeacherCache(cache_dir / "teacher" / key[:24], key, {**inputs, "teacher": ref})
     entry.directory.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,7 @@ def teacher_targets(
         waited = time.perf_counter() - waited
         if not entry.manifest.is_file():
             started = time.perf_counter()
-            _build(entry, teacher, transfer, calibration, layers)
+            _build(entry, teacher, transfer, calibration, layers, out_of_fold)
             build_seconds = time.perf_counter() - started
     logits, hidden, _ = entry.read()
     for name, rows in ((LOGITS_FILE, logits), (HIDDEN_FILE, hidden)):
@@ -178,9 +187,11 @@ def teacher_targets(
     entry.info["cache_lock_wait_seconds"] = waited
     if entry.built:
         entry.info["cache_build_seconds"] = build_seconds
+    entry.info["out_of_fold_folds"] = float(out_of_fold.k if out_of_fold is not None else 0)
+    how = f"out-of-fold ({out_of_fold.k} folds) for the train rows" if out_of_fold else "its own scores"
     console.print(
         f"teacher {ref}: {'computed' if entry.built else 'read'} its outputs for {len(transfer)} texts "
-        f"({len(train_texts)} train + {len(extra_texts)} unlabeled; {entry.directory})"
+        f"({len(train_texts)} train + {len(extra_texts)} unlabeled; {how}; {entry.directory})"
     )
     hidden_targets = None
     if hidden is not None:
@@ -195,6 +206,30 @@ def teacher_targets(
         logits, float(settings.temperature), float(settings.alpha), hidden_targets, tuple(extra_texts)
     )
     return targets, entry
+
+
+def teacher_out_of_fold(
+    settings: Any, teacher: LoadedRun, ref: str, train_texts: Sequence[str]
+) -> OutOfFold | None:
+    """The teacher run's out-of-fold train scores when ``distill.teacher_outputs`` takes them (None:
+    the teacher scores its train texts itself)."""
+    wanted = str(settings.get("teacher_outputs", "auto"))
+    if wanted == "full":
+        return None
+    record = OutOfFold.read(teacher.directory / RunDir.CROSSFIT)
+    if record is None:
+        if wanted == "crossfit":
+            raise ConfigError(
+                f"distill.teacher_outputs=crossfit: the teacher {ref} has no out-of-fold scores; train it "
+                "with crossfit.folds=5 (an ensemble: its members), or use teacher_outputs=full"
+            )
+        return None
+    if record.texts_sha256 != texts_sha256(train_texts):
+        raise ConfigError(
+            f"teacher.run={ref}: its out-of-fold scores cover other train texts than this run's "
+            "(another data file or split)"
+        )
+    return record
 
 
 def hidden_distillation(settings: Any) -> bool:
@@ -227,7 +262,12 @@ def teacher_layers(settings: Any, scorer: Scorer, ref: str) -> list[int]:
 
 
 def _build(
-    entry: TeacherCache, teacher: LoadedRun, texts: Sequence[str], calibration: str, layers: Sequence[int]
+    entry: TeacherCache,
+    teacher: LoadedRun,
+    texts: Sequence[str],
+    calibration: str,
+    layers: Sequence[int],
+    out_of_fold: OutOfFold | None,
 ) -> None:
     scheme = teacher.dataset.scheme
     valid = teacher.part("valid")
@@ -242,7 +282,12 @@ def _build(
         calibrated = temperatures.apply(scheme, valid_scores)
         for when, ece in calibration_change(scheme, valid_scores, calibrated, valid.targets).items():
             record[f"valid_ece_{when}_calibration"] = ece
-    scores = teacher.scorer.predict_scores(list(texts))
+    if out_of_fold is None:
+        scores = teacher.scorer.predict_scores(list(texts))
+    else:  # the train rows come first in the transfer set; the rest are scored by the teacher itself
+        rest = list(texts[len(out_of_fold.scores) :])
+        scores = np.vstack([out_of_fold.scores, *([teacher.scorer.predict_scores(rest)] if rest else [])])
+        record["outputs"] = "crossfit"
     logits = link_for(scheme).to_logits(scores)
     if temperatures is not None:
         logits = temperatures.apply_to_logits(logits)
@@ -279,6 +324,9 @@ def check_distillation(settings: Any, scorer: Scorer) -> None:
         raise ConfigError(f"distill.alpha={alpha}: expected a weight in [0, 1] (1 = labels only)")
     if temperature <= 0:
         raise ConfigError(f"distill.temperature={temperature}: expected a temperature > 0")
+    outputs = str(settings.get("teacher_outputs", "auto"))
+    if outputs not in TEACHER_OUTPUTS:
+        raise ConfigError(f"distill.teacher_outputs={outputs}: expected one of {list(TEACHER_OUTPUTS)}")
     calibration = str(settings.get("calibration", "temperature"))
     if calibration not in CALIBRATIONS:
         raise ConfigError(f"distill.calibration={calibration}: expected one of {list(CALIBRATIONS)}")

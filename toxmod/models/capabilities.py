@@ -3,15 +3,16 @@
 A stage asks with ``isinstance`` (or the helpers below) and does without when a model lacks one, so a
 new model kind implements only ``Scorer``'s four abstract methods and ``kind``.
 
-==================  =========================================  ==============================
-capability          what the stages do with it                 shipped models
-==================  =========================================  ==============================
-``OnDevice``        move scoring to ``hardware`` (cuda, mps)    transformer, LLM, ONNX
-``BuiltFromRuns``   load finished runs and hand them over      ensemble, ONNX export
-``LayerSource``     hidden states for ``distill=kd_hidden``     transformer (and wrappers)
-``Student``         fit reads ``FitContext.teacher``            transformer
-``ScoringReports``  numbers about scoring (tokens, parses)      LLM
-==================  =========================================  ==============================
+=======================  ==========================================  ==============================
+capability               what the stages do with it                  shipped models
+=======================  ==========================================  ==============================
+``OnDevice``             move scoring to ``hardware`` (cuda, mps)    transformer, LLM, ONNX
+``BuiltFromRuns``        load finished runs and hand them over       ensemble, ONNX export
+``LayerSource``          hidden states for ``distill=kd_hidden``     transformer (and wrappers)
+``Student``              fit reads ``FitContext.teacher``            transformer
+``ScoringReports``       numbers about scoring (tokens, parses)      LLM
+``OutOfFoldFromRuns``    combine members' out-of-fold scores         ensemble
+=======================  ==========================================  ==============================
 
 Resuming is the fit's own business (``FitContext.resume_from``), export is ``BuiltFromRuns`` plus an
 ONNX model, so neither needs a capability of its own.
@@ -67,6 +68,19 @@ class LayerSource(ABC):
     def layer_representations(self, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
         """``(len(texts), len(layers), width)``: each layer's hidden states averaged over each text's
         real tokens (layer 0 = embeddings, 1 = the first encoder layer)."""
+
+
+class OutOfFoldFromRuns(ABC):
+    """A model built from runs whose out-of-fold train scores are its members' combined (an ensemble
+    of cross-fitted runs): it is cross-fitted without fitting anything again."""
+
+    @abstractmethod
+    def attach_out_of_fold(self, scores: Sequence[np.ndarray]) -> None:
+        """Receive each member run's out-of-fold train scores (all on the same folds), in order."""
+
+    @abstractmethod
+    def out_of_fold_scores(self) -> np.ndarray | None:
+        """This fitted model's out-of-fold train scores (None: its members have none)."""
 
 
 class Student:

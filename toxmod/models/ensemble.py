@@ -6,7 +6,13 @@ the ensemble's own model folder (``members/<i>/``), so the ensemble reloads with
 
 ``combine=mean`` (default) averages the members' calibrated logits (log-odds per label, log
 probabilities per level); ``combine=stack`` fits a logistic regression on valid over the members'
-calibrated logits (per label, or one multinomial model over all levels' columns).
+calibrated logits (per label, or one multinomial model over all levels' columns);
+``combine=stack_oof`` fits that regression on the members' out-of-fold train scores (members trained
+with ``crossfit.folds``), so valid is left to choose: the members (greedy forward selection) and the
+regularization, both by the stacked model's log-loss on valid.
+
+Members cross-fitted on the same folds make the ensemble cross-fitted too: its out-of-fold train
+scores are its combination of theirs (``out_of_fold_scores``).
 """
 
 from __future__ import annotations
@@ -23,37 +29,65 @@ from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json, require_keys
 from toxmod.models.base import FitContext, Scorer
-from toxmod.models.capabilities import BuiltFromRuns, LayerSource, OnDevice, encoder_layers, place
+from toxmod.models.capabilities import (
+    BuiltFromRuns,
+    LayerSource,
+    OnDevice,
+    OutOfFoldFromRuns,
+    encoder_layers,
+    place,
+)
 from toxmod.models.temperature import Temperatures, fit_temperatures, link_for
 
-COMBINERS = ("mean", "stack")
+COMBINERS = ("mean", "stack", "stack_oof")
+STACK_STRENGTHS = (0.01, 0.1, 1.0, 10.0)  # the regression's C, chosen on valid for combine=stack_oof
 MEMBERS_DIR = "members"
 STATE_FILE = "ensemble.json"
+Stack = list[dict[str, list[Any]]]  # per stacked model: coef, intercept
 
 
-class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
-    """Calibrated members, combined by mean logits or a stacked logistic regression (fit on valid)."""
+class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFromRuns):
+    """Calibrated members, combined by mean logits or a stacked logistic regression (fit on valid, or
+    on the members' out-of-fold train scores)."""
 
     kind = "ensemble"
     opening_settings = None  # the models inside take the opener's settings
 
-    def __init__(self, members: Sequence[str] = (), combine: str = "mean", calibrate: bool = True) -> None:
+    def __init__(
+        self,
+        members: Sequence[str] = (),
+        combine: str = "mean",
+        calibrate: bool = True,
+        select_members: bool = True,
+    ) -> None:
         super().__init__()
         self.member_refs = [str(m) for m in members]
         self.combine = combine
         self.calibrate = calibrate
+        self.select_members = select_members
         self.members: list[Scorer] = []
         self.temperatures: list[Temperatures] = []
-        self.stack: list[dict[str, list[Any]]] = []  # per stacked model: coef, intercept
+        self.stack: Stack = []
+        self.selected: list[int] = []  # the members combined (empty: all)
+        self.selection: list[dict[str, Any]] = []  # combine=stack_oof: each step of the member choice
+        self.member_out_of_fold: list[np.ndarray] = []
 
     def params(self) -> dict[str, Any]:
-        return {"members": self.member_refs, "combine": self.combine, "calibrate": self.calibrate}
+        return {
+            "members": self.member_refs,
+            "combine": self.combine,
+            "calibrate": self.calibrate,
+            "select_members": self.select_members,
+        }
 
     def member_runs(self) -> list[str]:
         return list(self.member_refs)
 
     def attach_members(self, members: Sequence[Scorer]) -> None:
         self.members = list(members)
+
+    def attach_out_of_fold(self, scores: Sequence[np.ndarray]) -> None:
+        self.member_out_of_fold = [np.asarray(s, dtype=np.float64) for s in scores]
 
     def check_settings(self, scheme: LabelScheme, context: FitContext) -> None:
         if len(self.member_refs) < 2:
@@ -86,21 +120,97 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
         ]
         link = link_for(scheme)
         calibrated = [t.apply_to_logits(link.to_logits(s)) for t, s in zip(self.temperatures, scores)]
-        self.stack = self._fit_stack(calibrated, valid_targets) if self.combine == "stack" else []
+        self.selected, self.selection, self.stack = [], [], []
+        if self.combine == "stack":
+            self.stack = self._fit_stack(calibrated, valid_targets, "valid")
+        elif self.combine == "stack_oof":
+            out_of_fold = self._calibrated_out_of_fold(len(texts))
+            self._choose_stack(out_of_fold, np.asarray(targets), calibrated, valid_targets)
         return self
+
+    def _calibrated_out_of_fold(self, rows: int) -> list[np.ndarray]:
+        """Each member's out-of-fold train logits, calibrated by its temperatures from valid."""
+        if len(self.member_out_of_fold) != len(self.members):
+            raise ConfigError(
+                "model.combine=stack_oof stacks the members' out-of-fold train scores: train every member "
+                "with crossfit.folds=5 (all on the same folds), or use combine=stack"
+            )
+        if any(len(scores) != rows for scores in self.member_out_of_fold):
+            raise ConfigError(
+                f"model.combine=stack_oof: a member's out-of-fold scores do not cover the {rows} train rows"
+            )
+        link = link_for(self.label_scheme)
+        return [
+            t.apply_to_logits(link.to_logits(s)) for t, s in zip(self.temperatures, self.member_out_of_fold)
+        ]
+
+    def _choose_stack(
+        self,
+        out_of_fold: list[np.ndarray],
+        targets: np.ndarray,
+        valid: list[np.ndarray],
+        valid_targets: np.ndarray,
+    ) -> None:
+        """Fit the regression on out-of-fold logits; choose members (greedily, when ``select_members``)
+        and its strength on valid by the stacked model's log-loss there."""
+        everyone = list(range(len(self.members)))
+        chosen: list[int] = [] if self.select_members else everyone
+        best_loss, best_stack, best_strength = np.inf, self.stack, STACK_STRENGTHS[0]
+        while True:
+            options = [i for i in everyone if i not in chosen] if self.select_members else [None]
+            tried = []
+            for member in options:
+                members = chosen + ([] if member is None else [member])
+                for strength in STACK_STRENGTHS:
+                    stack = self._fit_stack([out_of_fold[i] for i in members], targets, "train", strength)
+                    loss = self._valid_loss(stack, [valid[i] for i in members], valid_targets)
+                    tried.append((loss, members, strength, stack))
+            if not tried:
+                break
+            loss, members, strength, stack = min(tried, key=lambda entry: entry[0])
+            if loss >= best_loss - 1e-6:
+                break
+            best_loss, best_stack, best_strength, chosen = loss, stack, strength, members
+            names = [self.member_refs[i] for i in members]
+            self.selection.append({"members": names, "C": strength, "valid_log_loss": loss})
+            if not self.select_members:
+                break
+        self.selected, self.stack = sorted(chosen), best_stack
+        if chosen != self.selected:  # the stack's columns follow the members' order
+            self.stack = self._fit_stack(
+                [out_of_fold[i] for i in self.selected], targets, "train", best_strength
+            )
+        self.fit_report.metrics.update(
+            {
+                "ensemble/members_selected": float(len(self.selected)),
+                "ensemble/stack_c": best_strength,
+                "ensemble/valid_log_loss": float(best_loss),
+            }
+        )
+
+    def _valid_loss(self, stack: Stack, calibrated: list[np.ndarray], targets: np.ndarray) -> float:
+        link = link_for(self.label_scheme)
+        logits = self._stacked_logits(stack, calibrated)
+        if link.per_column:
+            return float(np.mean([link.nll(logits[:, j], targets[:, j]) for j in range(logits.shape[1])]))
+        return link.nll(logits, targets)
 
     def _member_logits(self, member: Scorer, texts: Sequence[str]) -> np.ndarray:
         return link_for(self.label_scheme).to_logits(member.predict_scores(list(texts)))
 
-    def _fit_stack(self, calibrated: list[np.ndarray], targets: np.ndarray) -> list[dict[str, list[Any]]]:
+    def _fit_stack(
+        self, calibrated: list[np.ndarray], targets: np.ndarray, split: str, strength: float = 1.0
+    ) -> Stack:
         models = []
         for features, labels in self._stack_problems(calibrated, targets):
             assert labels is not None  # fitting: targets are given
             if len(np.unique(labels)) < max(
                 2, 0 if link_for(self.label_scheme).per_column else calibrated[0].shape[1]
             ):
-                raise ConfigError("model.combine=stack needs every label value in valid; use combine=mean")
-            model = LogisticRegression(C=1.0, max_iter=1000).fit(features, labels)
+                raise ConfigError(
+                    f"model.combine={self.combine} needs every label value in {split}; use combine=mean"
+                )
+            model = LogisticRegression(C=strength, max_iter=1000).fit(features, labels)
             models.append({"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist()})
         return models
 
@@ -115,23 +225,39 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
             ]
         return [(np.hstack(calibrated), targets)]
 
+    @property
+    def _combined(self) -> list[int]:
+        return self.selected or list(range(len(self.members)))
+
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
+        calibrated = [
+            self.temperatures[i].apply_to_logits(self._member_logits(self.members[i], texts))
+            for i in self._combined
+        ]
+        return link_for(self.label_scheme).to_scores(self._stacked_logits(self.stack, calibrated))
+
+    def out_of_fold_scores(self) -> np.ndarray | None:
+        """The combination of the members' out-of-fold scores (None unless every member has them)."""
+        if not self.member_out_of_fold or len(self.member_out_of_fold) != len(self.members):
+            return None
         link = link_for(self.label_scheme)
         calibrated = [
-            t.apply_to_logits(self._member_logits(m, texts)) for t, m in zip(self.temperatures, self.members)
+            self.temperatures[i].apply_to_logits(link.to_logits(self.member_out_of_fold[i]))
+            for i in self._combined
         ]
-        if not self.stack:
-            return link.to_scores(np.mean(calibrated, axis=0))
+        return link.to_scores(self._stacked_logits(self.stack, calibrated))
+
+    def _stacked_logits(self, stack: Stack, calibrated: list[np.ndarray]) -> np.ndarray:
+        """The members' calibrated logits combined: their mean, or the stacked regression's logits."""
+        if not stack:
+            return np.asarray(np.mean(calibrated, axis=0))
         problems = self._stack_problems(calibrated, None)
         z = np.hstack(
-            [
-                x @ np.asarray(m["coef"]).T + np.asarray(m["intercept"])
-                for m, (x, _) in zip(self.stack, problems)
-            ]
+            [x @ np.asarray(m["coef"]).T + np.asarray(m["intercept"]) for m, (x, _) in zip(stack, problems)]
         )
-        if not link.per_column and z.shape[1] == 1:  # two levels: sklearn keeps one log-odds column
+        if not link_for(self.label_scheme).per_column and z.shape[1] == 1:  # two levels: one log-odds column
             z = np.column_stack([np.zeros(len(z)), z[:, 0]])
-        return link.to_scores(z)
+        return z
 
     @property
     def parameter_count(self) -> int | None:
@@ -165,7 +291,12 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
     def _save_weights(self, directory: Path) -> None:
         for i, member in enumerate(self.members):
             member.save(directory / MEMBERS_DIR / str(i))
-        state = {"temperatures": [t.to_json() for t in self.temperatures], "stack": self.stack}
+        state = {
+            "temperatures": [t.to_json() for t in self.temperatures],
+            "stack": self.stack,
+            "selected": self.selected,
+            "selection": self.selection,
+        }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def _load_weights(self, directory: Path, allow_pickle: bool = False) -> None:
@@ -183,3 +314,9 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource):
             counts = f"{len(self.temperatures)} temperatures for {len(self.members)} members"
             raise DamagedFileError(f"{path}: {counts}")
         self.stack = list(state["stack"])
+        selected = state.get("selected") or []  # older ensembles combine every member
+        if not isinstance(selected, list) or not all(
+            isinstance(i, int) and 0 <= i < len(self.members) for i in selected
+        ):
+            raise DamagedFileError(f"{path}: selected must list member indices, got {selected}")
+        self.selected, self.selection = selected, list(state.get("selection") or [])

@@ -67,6 +67,7 @@ class RunDir:
     PLOTS = "plots"  # PNGs: PR curves, score histograms, reliability, confusion, training curves
     PREDICTIONS = "predictions"  # <split>.parquet: id, targets and scores per row (paired comparisons)
     BREAKDOWN = "breakdown"  # slices.csv, bias.csv: the holdout by slice and identity (evaluation.*)
+    CROSSFIT = "crossfit"  # crossfit.folds: out-of-fold train scores, fold of each row (models.crossfit)
     CHECKPOINT_MODELS = "checkpoint_models"  # step-<n>/: model, thresholds.json, checkpoint.json; index.json
     MANIFEST = "manifest.json"  # every file a finished run is opened with, by SHA-256 (``run_manifest``)
     ENVIRONMENT = "environment.json"  # Python, OS, library versions, CPU and ISA, threads, GPU
@@ -302,7 +303,7 @@ def finish_run_record(
         tracker.log_artifact(run / RunDir.ENVIRONMENT)
     if (run / RunDir.CALIBRATION).is_file():
         tracker.log_artifact(run / RunDir.CALIBRATION)
-    for folder in (RunDir.PLOTS, RunDir.PREDICTIONS, RunDir.BREAKDOWN):
+    for folder in (RunDir.PLOTS, RunDir.PREDICTIONS, RunDir.BREAKDOWN, RunDir.CROSSFIT):
         if (run / folder).is_dir():
             tracker.log_artifacts(run / folder, folder)
     marker = stage_marker(run, RunDir.HOLDOUT_EVAL, record)

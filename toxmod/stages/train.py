@@ -26,6 +26,7 @@ from toxmod.runs.tracking import Tracker, check_user_tags, flatten
 from toxmod.stages.steps.calibrate import calibrate
 from toxmod.stages.steps.checkpoints import save_checkpoints
 from toxmod.stages.steps.components import Components, build_components
+from toxmod.stages.steps.crossfit import cross_fit_run
 from toxmod.stages.steps.data import PreparedData, default_run_name, prepare_data, run_tags, write_inputs
 from toxmod.stages.steps.evaluate import evaluate_run, holdout_breakdown
 from toxmod.stages.steps.fit import fit_context, fit_model, record_monitor
@@ -173,7 +174,7 @@ def _run_steps(
 ) -> dict[str, float]:
     """The steps that need the tracking run: teacher, fit, calibrate, score, evaluate, record."""
     parts = prepared.parts()
-    attach_members(cfg, components.scorer, tracker, prepared.split_sha256, components.hardware)
+    members_out_of_fold = attach_members(cfg, components.scorer, tracker, prepared, components.hardware)
     teacher, teacher_metrics = teacher_outputs(cfg, prepared, tracker)
     context = fit_context(cfg, parts, tracker, components, plan, teacher)
     fitted = fit_model(cfg, components.scorer, parts["train"], prepared.dataset.name, context, clock)
@@ -182,13 +183,16 @@ def _run_steps(
     fitted = dataclasses.replace(fitted, scorer=scorer)
     scorer.save(run.model)
     tracker.set_tags({"model_kind": scorer.kind, **scorer.run_tags()})
+    crossfit_metrics = cross_fit_run(
+        cfg, run, parts["train"], scorer, fitted.context, components, members_out_of_fold, clock
+    )
     splits = reported_splits(cfg, components.fit_split)
     scored = score_and_threshold(
         splits, scorer, parts, components.thresholder, components.fit_split, run, clock
     )
     save_checkpoints(cfg, run, fitted, prepared, components, tracker, clock)
     holdout_texts = list(parts[EVALUATION_SPLIT].texts)
-    extra = {**teacher_metrics, **calibration_metrics}
+    extra = {**teacher_metrics, **calibration_metrics, **crossfit_metrics}
     metrics = evaluate_run(
         cfg, run, fitted, scored, holdout_texts, len(parts["train"]), components, tracker, clock, extra
     )

@@ -16,6 +16,8 @@ from toxmod.errors import ConfigError
 from toxmod.evaluation.validation import validation_for
 from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
 from toxmod.models import CheckpointSettings, EarlyStoppingSettings, FitContext, Opening, Scorer
+from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
+from toxmod.models.crossfit import CrossFitSettings
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
 from toxmod.thresholds import Thresholder
@@ -70,6 +72,7 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     scorer: Scorer = instantiate_component(cfg.model, "model")
     scorer.check_settings(scheme, context)
     check_teacher(cfg, scorer)
+    check_crossfit(cfg, scorer)
     return Components(
         hardware, scorer, thresholder, context, fit_split, fpr_targets(thresholder, scheme), scheme
     )
@@ -92,6 +95,25 @@ def fpr_targets(thresholder: Thresholder, scheme: LabelScheme) -> dict[str, floa
     """Each decision's FPR target; none for a threshold mode without a budget (``max_f1``)."""
     budget = thresholder.budget
     return {name: budget.target_for(name) for name in scheme.decision_names} if budget else {}
+
+
+def crossfit_settings(cfg: DictConfig) -> CrossFitSettings:
+    return settings_from(CrossFitSettings, as_dict(cfg.get("crossfit")), "crossfit")
+
+
+def check_crossfit(cfg: DictConfig, scorer: Scorer) -> None:
+    """Refuse ``crossfit.folds`` where copies cannot be fitted, before any data is read."""
+    if not crossfit_settings(cfg).enabled:
+        return
+    if isinstance(scorer, Student) and cfg.teacher.get("run"):
+        raise ConfigError(
+            "crossfit.folds with teacher.run: a student's teacher outputs cover its train rows, not a "
+            "fold's; cross-fit the teacher (or its members) instead"
+        )
+    if isinstance(scorer, BuiltFromRuns) and not isinstance(scorer, OutOfFoldFromRuns):
+        raise ConfigError(
+            f"crossfit.folds: a {scorer.kind} model is built from another run and cannot be refitted"
+        )
 
 
 def teacher_ref(cfg: DictConfig) -> str | None:

@@ -14,40 +14,64 @@ from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
 from toxmod.models import Scorer
 from toxmod.models.base import TeacherTargets
-from toxmod.models.capabilities import BuiltFromRuns, place
+from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, place
+from toxmod.models.crossfit import OutOfFold, texts_sha256
 from toxmod.progress import console
 from toxmod.runs.opening import load_run_on_split
+from toxmod.runs.record import RunDir
 from toxmod.runs.tracking import Tracker
 from toxmod.splits import Split
 from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
-from toxmod.stages.steps.components import run_opening, teacher_ref
+from toxmod.stages.steps.components import crossfit_settings, run_opening, teacher_ref
 from toxmod.stages.steps.data import PreparedData
 
 
 def attach_members(
-    cfg: DictConfig, scorer: Scorer, tracker: Tracker, split_sha256: str, hardware: HardwareSettings
-) -> None:
-    """An ensemble: load its member runs (each must share this run's split) and hand them over."""
+    cfg: DictConfig, scorer: Scorer, tracker: Tracker, prepared: PreparedData, hardware: HardwareSettings
+) -> list[OutOfFold]:
+    """An ensemble: load its member runs (each must share this run's split) and hand them over, with
+    their out-of-fold train scores when every member has them on the same folds (returned)."""
     if not isinstance(scorer, BuiltFromRuns):
-        return
+        return []
     refs = scorer.member_runs()
     if not refs:
-        return
+        return []
     downloads, opening = Path(str(cfg.paths.downloads)), run_opening(cfg)
-    members = [
+    loaded = [
         load_run_on_split(
             ref,
             tracker.store(),
             downloads,
-            split_sha256,
+            prepared.split_sha256,
             "model.members",
             opening,
             scorer.member_checkpoint(),
-        ).scorer
+        )
         for ref in refs
     ]
-    scorer.attach_members(members)
+    scorer.attach_members([member.scorer for member in loaded])
     place(scorer, hardware)
+    if not isinstance(scorer, OutOfFoldFromRuns):
+        return []
+    records = [OutOfFold.read(member.directory / RunDir.CROSSFIT) for member in loaded]
+    present = [record for record in records if record is not None]
+    if len(present) < len(records):
+        if crossfit_settings(cfg).enabled or present:
+            missing = [ref for ref, record in zip(refs, records) if record is None]
+            raise ConfigError(
+                f"model.members: {missing[0]} has no out-of-fold scores; an ensemble is cross-fitted "
+                "from its members': train every member with crossfit.folds (the same folds)"
+            )
+        return []
+    train_texts = texts_sha256(list(prepared.split.part(prepared.dataset, TRAIN_SPLIT).texts))
+    for ref, record in zip(refs, present):
+        if record.texts_sha256 != train_texts or not record.same_rows(present[0]):
+            raise ConfigError(
+                f"model.members: {ref} was cross-fitted on other folds or train rows than {refs[0]} "
+                "(the same crossfit.folds and crossfit.seed on this split make the same folds)"
+            )
+    scorer.attach_out_of_fold([record.scores for record in present])
+    return present
 
 
 def teacher_outputs(
@@ -70,7 +94,8 @@ def teacher_outputs(
         extra_texts,
         run_opening(cfg),
     )
-    tracker.set_tags({"teacher.run": ref, "distill.cache_key": cache.key})
+    outputs = "crossfit" if cache.info.get("out_of_fold_folds") else "full"
+    tracker.set_tags({"teacher.run": ref, "distill.cache_key": cache.key, "distill.teacher_outputs": outputs})
     metrics = {f"teacher/{name}": value for name, value in cache.info.items()}
     metrics["teacher/cache_built"] = float(cache.built)
     metrics["teacher/transfer_removed_evaluation_texts"] = float(removed)
