@@ -4,6 +4,7 @@ stacked ensemble on out-of-fold scores, and a student learning from them."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -244,3 +245,33 @@ def test_bad_cross_fit_settings_are_one_line_errors(
     with pytest.raises(ConfigError, match=message) as error:
         train(compose_train([*JANITR_SLICE, *QUICK, *resolved]), tmp_path / "bad")
     assert "\n" not in str(error.value)
+
+
+def test_stack_oof_on_levels_fits_one_multinomial_on_out_of_fold_logits() -> None:
+    """A levels scheme (Davidson's three ordinal levels): the stack over out-of-fold scores is one
+    multinomial regression, its out-of-fold output a distribution per row."""
+    from toxmod.models import ValidationData
+    from toxmod.models.ensemble import EnsembleScorer
+
+    cfg = compose_train(["data=davidson", "split=stratified", "data.max_rows=1500"])
+    dataset = build_dataset(cfg.data)
+    split, _ = prepare_split(cfg.split, dataset)
+    train_part, valid = split.part(dataset, "train"), split.part(dataset, "valid")
+    texts, targets = list(train_part.texts), np.asarray(train_part.targets)
+    folds = assign_folds(dataset.scheme, targets, 3, seed=0)
+    members, out_of_fold = [], []
+    for features in (2000, 20000):
+        make = lambda features=features: TfidfLogRegScorer(max_features=features)  # noqa: E731
+        members.append(make().fit(texts, targets, dataset.scheme))
+        scores, _ = cross_fit(make, texts, targets, dataset.scheme, folds, None, Path(tempfile.mkdtemp()))
+        out_of_fold.append(scores)
+    ensemble = EnsembleScorer(["a", "b"], combine="stack_oof", select_members=False)
+    ensemble.attach_members(members)
+    ensemble.attach_out_of_fold(out_of_fold)
+    context = FitContext(validation=ValidationData(list(valid.texts), valid.targets))
+    ensemble.fit(texts, targets, dataset.scheme, context)
+    assert len(ensemble.stack) == 1 and np.asarray(ensemble.stack[0]["coef"]).shape == (3, 6)
+    combined = ensemble.out_of_fold_scores()
+    assert combined is not None and combined.shape == (len(texts), 3)
+    np.testing.assert_allclose(combined.sum(axis=1), 1.0)
+    assert ensemble.predict_scores(list(valid.texts)).shape == (len(valid), 3)
