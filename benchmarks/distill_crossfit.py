@@ -12,7 +12,8 @@ train numbers, valid and holdout scam recall / FPR at its calib threshold and ma
 
 ``students``: the default student (h192, int8-exportable) distilled from the chosen teacher, per seed:
 the teacher's own train scores (``teacher_outputs=full``), its out-of-fold scores (``crossfit``), and
-out-of-fold with EMA weight averaging; each exported to int8. Then ``student_quality.py`` writes the
+out-of-fold with EMA weight averaging (``--also`` adds variants, e.g. a search's best point); each
+exported to int8. Then ``student_quality.py`` writes the
 table (paired bootstrap against the ``tfidf_xgboost`` member, the dataset authors' int8 student as a
 reference row) to ``docs/benchmarks_student.md``. Runs already finished in ``--work`` are reused.
 """
@@ -116,7 +117,7 @@ def teachers(work: Path) -> None:
         )
 
 
-def students(work: Path, teacher: str, epochs: int, seeds: int) -> None:
+def students(work: Path, teacher: str, epochs: int, seeds: int, also: list[str]) -> None:
     teacher_run = work / "teachers" / teacher
     common = [
         "experiment=janitr_kd",
@@ -128,8 +129,12 @@ def students(work: Path, teacher: str, epochs: int, seeds: int) -> None:
         "checkpoint.keep_last=false",
         f"paths.cache_dir={work / 'cache'}",
     ]
+    chosen = dict(STUDENTS)
+    for spec in also:  # "name=key=value key=value": e.g. the best point of a search, on more seeds
+        name, _, overrides = spec.partition("=")
+        chosen[name] = overrides.split()
     variants = []
-    for index, (name, overrides) in enumerate(STUDENTS.items()):
+    for index, (name, overrides) in enumerate(chosen.items()):
         exports = []
         for seed in range(seeds):
             folder = work / "students" / f"v{index}-seed{seed}"
@@ -150,11 +155,14 @@ def main() -> None:
     parser.add_argument("--teacher", default="stack_oof", choices=COMBINERS)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--also", action="append", default=[], help='another student variant: "name=key=value key=value"'
+    )
     args = parser.parse_args()
     if args.stage == "teachers":
         teachers(args.work.resolve())
     else:
-        students(args.work.resolve(), args.teacher, args.epochs, args.seeds)
+        students(args.work.resolve(), args.teacher, args.epochs, args.seeds, args.also)
 
 
 if __name__ == "__main__":

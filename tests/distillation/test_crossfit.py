@@ -119,6 +119,7 @@ def crossfit_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainRe
     return runs
 
 
+@pytest.mark.slow
 def test_a_cross_fitted_run_keeps_out_of_fold_scores_and_reuses_cached_folds(
     crossfit_runs: dict[str, TrainResult], tmp_path: Path
 ) -> None:
@@ -148,6 +149,7 @@ def test_a_cross_fitted_run_keeps_out_of_fold_scores_and_reuses_cached_folds(
     np.testing.assert_array_equal(second.scores, record.scores)
 
 
+@pytest.mark.slow
 def test_a_stacked_ensemble_fits_on_out_of_fold_scores_and_is_cross_fitted_itself(
     crossfit_runs: dict[str, TrainResult],
 ) -> None:
@@ -162,6 +164,7 @@ def test_a_stacked_ensemble_fits_on_out_of_fold_scores_and_is_cross_fitted_itsel
     assert record is not None and all(m is not None and m.same_rows(record) for m in members)
 
 
+@pytest.mark.slow
 def test_members_cross_fitted_on_other_folds_are_refused(
     crossfit_runs: dict[str, TrainResult], tmp_path: Path
 ) -> None:
@@ -188,6 +191,7 @@ def cache_entries(cache: Path) -> set[str]:
     return {p.name for p in (cache / "teacher").iterdir() if p.is_dir()}
 
 
+@pytest.mark.slow
 def test_a_student_learns_from_out_of_fold_teacher_outputs_cached_by_their_folds(
     crossfit_runs: dict[str, TrainResult], tmp_path: Path
 ) -> None:
@@ -217,6 +221,7 @@ def test_a_student_learns_from_out_of_fold_teacher_outputs_cached_by_their_folds
     assert other_k.metrics["teacher/out_of_fold_folds"] == 4 and len(cache_entries(cache)) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -247,6 +252,7 @@ def test_bad_cross_fit_settings_are_one_line_errors(
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_stack_oof_on_levels_fits_one_multinomial_on_out_of_fold_logits() -> None:
     """A levels scheme (Davidson's three ordinal levels): the stack over out-of-fold scores is one
     multinomial regression, its out-of-fold output a distribution per row."""
