@@ -4,7 +4,12 @@ stacked ensemble on out-of-fold scores, and a student learning from them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +25,7 @@ from toxmod.models import FitContext
 from toxmod.models.crossfit import CrossFitSettings, OutOfFold, assign_folds, cross_fit, texts_sha256
 from toxmod.models.temperature import link_for
 from toxmod.models.tfidf import TfidfLogRegScorer
+from toxmod.paths import project_root
 from toxmod.runs.record import RunDir
 from toxmod.splits import prepare_split
 from toxmod.stages.train import TrainResult, train
@@ -281,3 +287,30 @@ def test_stack_oof_on_levels_fits_one_multinomial_on_out_of_fold_logits() -> Non
     assert combined is not None and combined.shape == (len(texts), 3)
     np.testing.assert_allclose(combined.sum(axis=1), 1.0)
     assert ensemble.predict_scores(list(valid.texts)).shape == (len(valid), 3)
+
+
+@pytest.mark.slow
+def test_a_cross_fit_killed_mid_way_continues_with_the_folds_it_has(tmp_path: Path) -> None:
+    """kill -9 once the first fold's scores exist: the same command again fits only the folds missing."""
+    cache = tmp_path / "cache"
+    overrides = [*JANITR_SLICE, *QUICK, *TINY_XGBOOST, "crossfit.folds=8", f"paths.cache_dir={cache}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toxmod.train", *overrides, f"hydra.run.dir={tmp_path / 'killed'}"],
+        cwd=project_root(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(cache.glob("crossfit/*/fold-0.npy")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before its first fold was written"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(cache.glob("crossfit/*/fold-[0-9].npy")))
+    assert 1 <= done < 8 and not (tmp_path / "killed" / "holdout_eval.json").exists()
+
+    again = train(compose_train(overrides), tmp_path / "again")
+    assert again.metrics["crossfit/folds_fitted"] == 8 - done
+    record = OutOfFold.read(again.run_dir / RunDir.CROSSFIT)
+    assert record is not None and record.k == 8 and np.isfinite(record.scores).all()

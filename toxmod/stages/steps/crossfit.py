@@ -92,7 +92,8 @@ def _refitted(
         "trainer": as_dict(cfg.get("trainer")),
         "early_stopping": as_dict(cfg.get("early_stopping")),
         "checkpoint_monitor": cfg.checkpoint.get("monitor"),
-        "precision": components.hardware.precision,
+        # a network's numbers depend on its precision; a classical model's do not
+        "precision": components.hardware.precision if components.scorer.neural_models else None,
         "scheme": scheme.describe(),
     }
     key = cross_fit_key(description, texts, targets, folds)
