@@ -114,6 +114,10 @@ class TfidfScorer(Scorer):
         context: FitContext | None = None,
     ) -> TfidfScorer:
         self.scheme = scheme
+        # model.n_jobs when set, else the run's CPU share (hardware.threads, resolved for this process);
+        # saved with the model as the threads it was fitted with
+        given = self._params["n_jobs"] or (context.hardware.threads if context else None)
+        self._params["n_jobs"] = _threads(given)
         features = self.featurizer.fit_transform(list(texts))
         tasks = scheme.training_tasks(targets)
         ticker = Ticker(f"fit {self.kind}, tasks done", len(tasks))
@@ -378,7 +382,7 @@ class TfidfXGBoostScorer(TfidfScorer):
             colsample_bytree=p["colsample_bytree"],
             min_child_weight=p["min_child_weight"],
             tree_method="hist",
-            n_jobs=_threads(p["n_jobs"]),
+            n_jobs=p["n_jobs"],
             random_state=p["seed"],
             callbacks=[rounds_ticker(f"{task.name}: boosting rounds", p["n_estimators"])],
         )

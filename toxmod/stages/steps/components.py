@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from toxmod.config import as_dict, instantiate_component, settings_from
 from toxmod.data.datasets import scheme_from_config
@@ -41,8 +41,6 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
     hardware = resolve_hardware(cfg.hardware)
     apply_threads(hardware)
-    with open_dict(cfg):  # what the model configs interpolate (n_jobs: ${hardware.threads}) is resolved
-        cfg.hardware.threads = hardware.threads
     fit_split = str(cfg.threshold.fit_split)
     if fit_split == EVALUATION_SPLIT:
         raise ConfigError(
