@@ -357,6 +357,24 @@ def write_predictions(
     return path
 
 
+def read_predictions(path: Path, output_names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``write_predictions`` wrote: ids, targets (a level index per row, or one column per
+    output) and scores, in the file's row order; a missing column is a one-line error naming it."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    try:
+        ids = frame["id"].to_numpy()
+        scores = frame[[f"score/{name}" for name in output_names]].to_numpy(dtype=np.float64)
+        if "target" in frame:
+            targets = frame["target"].to_numpy()
+        else:
+            targets = frame[[f"target/{name}" for name in output_names]].to_numpy()
+    except KeyError as error:
+        raise DamagedFileError(f"{path}: column {error} is missing") from None
+    return ids, targets, scores
+
+
 def stage_marker(run: RunDir, name: str, payload: Any) -> Path:
     """Write a result marker (``holdout_eval.json``, ``dapt.json``) where it does not count yet.
 

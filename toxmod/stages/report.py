@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
 from toxmod.config import instantiate_component
@@ -31,7 +30,7 @@ from toxmod.models.base import SCORER_FILE
 from toxmod.progress import console
 from toxmod.runs.budget import budget_note
 from toxmod.runs.provenance import environment_notes
-from toxmod.runs.record import RunDir
+from toxmod.runs.record import RunDir, read_predictions
 from toxmod.runs.store import NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG
 from toxmod.stages.compare import select_runs
@@ -185,16 +184,7 @@ def _read_run(store: RunStore, run: StoredRun, cache: Path) -> ReportedRun:
     except (KeyError, TypeError, ValueError) as error:
         raise DamagedFileError(f"{description_path}: not a label scheme ({error!r})") from None
     reported.thresholds = Thresholds.load(thresholds, scheme)
-    frame = pd.read_parquet(predictions)
-    try:
-        reported.ids = frame["id"].to_numpy()
-        reported.scores = frame[[f"score/{name}" for name in scheme.output_names]].to_numpy(dtype=np.float64)
-        if "target" in frame:
-            reported.targets = frame["target"].to_numpy()
-        else:
-            reported.targets = frame[[f"target/{name}" for name in scheme.output_names]].to_numpy()
-    except KeyError as error:
-        raise DamagedFileError(f"{predictions}: column {error} is missing") from None
+    reported.ids, reported.targets, reported.scores = read_predictions(predictions, scheme.output_names)
     reported.scheme = scheme
     return reported
 
