@@ -118,8 +118,7 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
             fit_temperatures(scheme, s, valid_targets) if self.calibrate else Temperatures(["all"], [1.0])
             for s in scores
         ]
-        link = link_for(scheme)
-        calibrated = [t.apply_to_logits(link.to_logits(s)) for t, s in zip(self.temperatures, scores)]
+        calibrated = [self._calibrated(i, s) for i, s in enumerate(scores)]
         self.selected, self.selection, self.stack = [], [], []
         if self.combine == "stack":
             self.stack = self._fit_stack(calibrated, valid_targets, "valid")
@@ -139,10 +138,11 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
             raise ConfigError(
                 f"model.combine=stack_oof: a member's out-of-fold scores do not cover the {rows} train rows"
             )
-        link = link_for(self.label_scheme)
-        return [
-            t.apply_to_logits(link.to_logits(s)) for t, s in zip(self.temperatures, self.member_out_of_fold)
-        ]
+        return [self._calibrated(i, s) for i, s in enumerate(self.member_out_of_fold)]
+
+    def _calibrated(self, member: int, scores: np.ndarray) -> np.ndarray:
+        """A member's scores as logits divided by its temperatures from valid."""
+        return self.temperatures[member].apply_to_logits(link_for(self.label_scheme).to_logits(scores))
 
     def _choose_stack(
         self,
@@ -160,7 +160,8 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
             options = [i for i in everyone if i not in chosen] if self.select_members else [None]
             tried = []
             for member in options:
-                members = chosen + ([] if member is None else [member])
+                # in member order: the stack's columns follow it
+                members = sorted(chosen + ([] if member is None else [member]))
                 for strength in STACK_STRENGTHS:
                     stack = self._fit_stack([out_of_fold[i] for i in members], targets, "train", strength)
                     loss = self._valid_loss(stack, [valid[i] for i in members], valid_targets)
@@ -175,11 +176,7 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
             self.selection.append({"members": names, "C": strength, "valid_log_loss": loss})
             if not self.select_members:
                 break
-        self.selected, self.stack = sorted(chosen), best_stack
-        if chosen != self.selected:  # the stack's columns follow the members' order
-            self.stack = self._fit_stack(
-                [out_of_fold[i] for i in self.selected], targets, "train", best_strength
-            )
+        self.selected, self.stack = chosen, best_stack
         self.fit_report.metrics.update(
             {
                 "ensemble/members_selected": float(len(self.selected)),
@@ -194,9 +191,6 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
         if link.per_column:
             return float(np.mean([link.nll(logits[:, j], targets[:, j]) for j in range(logits.shape[1])]))
         return link.nll(logits, targets)
-
-    def _member_logits(self, member: Scorer, texts: Sequence[str]) -> np.ndarray:
-        return link_for(self.label_scheme).to_logits(member.predict_scores(list(texts)))
 
     def _fit_stack(
         self, calibrated: list[np.ndarray], targets: np.ndarray, split: str, strength: float = 1.0
@@ -231,8 +225,7 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         calibrated = [
-            self.temperatures[i].apply_to_logits(self._member_logits(self.members[i], texts))
-            for i in self._combined
+            self._calibrated(i, self.members[i].predict_scores(list(texts))) for i in self._combined
         ]
         return link_for(self.label_scheme).to_scores(self._stacked_logits(self.stack, calibrated))
 
@@ -240,12 +233,8 @@ class EnsembleScorer(Scorer, OnDevice, BuiltFromRuns, LayerSource, OutOfFoldFrom
         """The combination of the members' out-of-fold scores (None unless every member has them)."""
         if not self.member_out_of_fold or len(self.member_out_of_fold) != len(self.members):
             return None
-        link = link_for(self.label_scheme)
-        calibrated = [
-            self.temperatures[i].apply_to_logits(link.to_logits(self.member_out_of_fold[i]))
-            for i in self._combined
-        ]
-        return link.to_scores(self._stacked_logits(self.stack, calibrated))
+        calibrated = [self._calibrated(i, self.member_out_of_fold[i]) for i in self._combined]
+        return link_for(self.label_scheme).to_scores(self._stacked_logits(self.stack, calibrated))
 
     def _stacked_logits(self, stack: Stack, calibrated: list[np.ndarray]) -> np.ndarray:
         """The members' calibrated logits combined: their mean, or the stacked regression's logits."""
