@@ -91,12 +91,12 @@ def assign_folds(scheme: LabelScheme, targets: np.ndarray, folds: int, seed: int
     return assignment
 
 
-def cross_fit_key(description: Any, texts: Sequence[str], targets: np.ndarray, assignment: np.ndarray) -> str:
+def cross_fit_key(description: Any, texts_hash: str, targets: np.ndarray, assignment: np.ndarray) -> str:
     """What decides a cross-fit's scores: the model (``description``: its settings, JSON-able), the
-    texts and targets in order, and the fold assignment."""
+    texts in order (``texts_hash``: their ``texts_sha256``), the targets and the fold assignment."""
     inputs = {
         "model": description,
-        "texts_sha256": texts_sha256(texts),
+        "texts_sha256": texts_hash,
         "targets_sha256": array_sha256(np.asarray(targets)),
         "folds_sha256": array_sha256(assignment),
     }

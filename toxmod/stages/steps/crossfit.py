@@ -96,7 +96,8 @@ def _refitted(
         "precision": components.hardware.precision if components.scorer.neural_models else None,
         "scheme": scheme.describe(),
     }
-    key = cross_fit_key(description, texts, targets, folds)
+    texts_hash = texts_sha256(texts)
+    key = cross_fit_key(description, texts_hash, targets, folds)
     store = Path(str(cfg.paths.cache_dir)) / "crossfit" / key[:24]
 
     def announce(fold: int, k: int, rows: int) -> None:
@@ -116,7 +117,7 @@ def _refitted(
         )
     reused = settings.folds - fitted
     console.print(f"cross-fit: {settings.folds} folds ({fitted} fitted now, {reused} read from {store})")
-    return OutOfFold(scores, folds, settings.seed, texts_sha256(texts)), fitted, time.perf_counter() - started
+    return OutOfFold(scores, folds, settings.seed, texts_hash), fitted, time.perf_counter() - started
 
 
 def out_of_fold_metrics(
