@@ -51,8 +51,11 @@ def _places(tmp_path: Path, store: dict[str, str]) -> list[str]:
 
 
 def _study(tmp_path: Path) -> optuna.Study:
+    """The search's study, opened under its lock (a search starting beside it may be creating it)."""
     [db] = (tmp_path / "searches").glob("*.db")
-    return optuna.load_study(study_name=db.stem, storage=f"sqlite:///{db}")
+    ref = StudyRef(db.stem, f"sqlite:///{db}")
+    with ref.lock():
+        return optuna.load_study(study_name=ref.name, storage=ref.storage)
 
 
 # -- the space -----------------------------------------------------------------------------------
