@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from toxmod.config import compose_config
+from toxmod.config import compose_config, spec_of
 from toxmod.data import build_dataset
 from toxmod.evaluation.latency import measure_throughput
 from toxmod.models.base import FitContext
 from toxmod.paths import project_root
 from toxmod.progress import console
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split
 from toxmod.stages.train import train
 from toxmod.tables import rows_table
@@ -45,8 +46,8 @@ DOC = ROOT / "docs" / "benchmarks_neural.md"
 
 def janitr_split(overrides: list[str]) -> tuple[Any, Any]:
     cfg = compose_config("train", ["hardware=cpu", *overrides])
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     return cfg, {name: split.part(dataset, name) for name in ("train", "valid", "holdout")}
 
 

@@ -69,9 +69,10 @@ def peak_rss_mb() -> float:
 def measure(run_dir: str, onnx_format: str | None, threads: int, texts_file: str) -> dict[str, Any]:
     """Open the run as ``toxmod.predict`` does and time it on the texts (runs in its own process)."""
     from toxmod.hardware import apply_threads, resolve_hardware
+    from toxmod.spec import HardwareSpec
     from toxmod.stages.predict import Predictor
 
-    hardware = resolve_hardware({"accelerator": "cpu", "threads": threads})
+    hardware = resolve_hardware(HardwareSpec.of({"accelerator": "cpu", "threads": threads}))
     apply_threads(hardware)
     texts = json.loads(Path(texts_file).read_text())
     start = time.perf_counter()

@@ -96,9 +96,7 @@ def test_the_key_scan_sees_reads() -> None:
 SECOND_DEFAULTS = {
     "stages/export.py": "the source run's saved config, maybe from an older version",
     "models/transformer/training.py": "trainer.* are Lightning's own options, with Lightning's defaults",
-    "data/datasets.py": "a data config without a name is named after its file",
     "runs/jobs.py": "job keys of saved configs of other entry points (no model / data)",
-    "hardware.py": "resolve_hardware also takes a plain mapping (tests, notebooks)",
 }
 SECOND_DEFAULT = re.compile(r"\bcfg(?:\.[a-z_]+)*\.get\(\"([a-z_]+)\", (?!None\))")
 

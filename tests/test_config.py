@@ -9,8 +9,14 @@ from hydra._internal.utils import _locate
 from omegaconf import OmegaConf
 
 from tests.helpers import compose_train
-from toxmod.config import check_overrides_or_exit, compose_config, instantiate_component, one_line_hydra_error
-from toxmod.hardware import default_precision, resolve_hardware
+from toxmod.config import (
+    check_overrides_or_exit,
+    compose_config,
+    hardware_of,
+    instantiate_component,
+    one_line_hydra_error,
+)
+from toxmod.hardware import default_precision
 from toxmod.models import SCORER_REGISTRY, Scorer, scorer_class
 from toxmod.models.transformer.backbones import StudentArchitecture
 from toxmod.paths import CONFIG_DIR
@@ -103,14 +109,14 @@ def test_other_entry_point_configs_compose() -> None:
 
 
 def test_hardware_cpu_resolves_to_full_precision() -> None:
-    settings = resolve_hardware(compose_train(["hardware=cpu", "hardware.threads=2"]).hardware)
+    settings = hardware_of(compose_train(["hardware=cpu", "hardware.threads=2"]).hardware)
     assert (settings.accelerator, settings.precision, settings.threads) == ("cpu", "32-true", 2)
     assert settings.num_workers == 0 and settings.strategy == "auto"
 
 
 def test_hardware_ddp_spawns_one_process_per_device_and_shares_the_cores() -> None:
     cfg = compose_train(["hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2"]).hardware
-    settings = resolve_hardware(cfg)
+    settings = hardware_of(cfg)
     assert (settings.strategy, settings.devices) == ("ddp_spawn", 2)
     assert settings.precision == default_precision("cpu")[0]  # bf16-mixed on a CPU with bf16 instructions
     import os
@@ -124,9 +130,9 @@ def test_auto_precision_is_bf16_on_a_cpu_with_bf16_instructions(monkeypatch: pyt
     monkeypatch.setattr(toxmod.environment, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
     precision, why = default_precision("cpu")
     assert precision == "bf16-mixed" and "avx512_bf16" in why
-    auto = resolve_hardware(compose_train(["hardware=auto", "hardware.accelerator=cpu"]).hardware)
+    auto = hardware_of(compose_train(["hardware=auto", "hardware.accelerator=cpu"]).hardware)
     assert (auto.precision, auto.precision_from) == ("bf16-mixed", why)
-    explicit = resolve_hardware(compose_train(["hardware=cpu"]).hardware)  # hardware=cpu says 32-true
+    explicit = hardware_of(compose_train(["hardware=cpu"]).hardware)  # hardware=cpu says 32-true
     assert (explicit.precision, explicit.precision_from) == ("32-true", "hardware.precision")
     monkeypatch.setattr(toxmod.environment, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
     assert default_precision("cpu") == ("32-true", "auto: the cpu default")

@@ -20,6 +20,7 @@ from toxmod.models.onnx_export import count_ops
 from toxmod.models.onnx_model import FORMATS, OnnxScorer
 from toxmod.models.temperature import Temperatures
 from toxmod.runs.opening import load_run
+from toxmod.spec import HardwareSpec
 from toxmod.stages.evaluate import evaluate_run
 from toxmod.stages.export import export
 from toxmod.stages.predict import Predictor
@@ -108,7 +109,7 @@ def test_export_passes_parity_quantizes_and_records_a_new_run(source, tmp_path: 
     int8_scorer = load_scorer(exported.run_dir / "model")
     scores = {}
     for threads in (1, 2):
-        int8_scorer.place_on(resolve_hardware({"accelerator": "cpu", "threads": threads}))
+        int8_scorer.place_on(resolve_hardware(HardwareSpec.of({"accelerator": "cpu", "threads": threads})))
         int8_scorer.batch_tokens = 256  # several batches
         several = int8_scorer.predict_scores(valid)
         int8_scorer.batch_tokens = 100_000  # one batch of 64 texts

@@ -22,6 +22,7 @@ LAYERS = [
         "toxmod.environment",
         "toxmod.paths",
         "toxmod.files",
+        "toxmod.spec",
         "toxmod.hardware",
         "toxmod.progress",
         "toxmod.trusted",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import os
 import re
 import secrets
 import sys
@@ -14,16 +15,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from toxmod.display import printable
 from toxmod.errors import COMMAND_HOOKS, USER_ERROR_EXIT_CODE, ConfigError, raise_on_sigterm
+from toxmod.hardware import ALONE, HardwareSettings, LauncherShare, resolve_hardware
 from toxmod.limits import configure
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root, user_cache_dir, user_conf_dir
+from toxmod.spec import SPECS, HardwareSpec, Spec, declared
+from toxmod.spec.fields import MISSING, bounds
 from toxmod.trusted import RENAMED_TARGETS
 
 META_KEYS = ("name",)
 T = TypeVar("T")
+S = TypeVar("S", bound=Spec)
 
 
 def register_resolvers() -> None:
@@ -177,10 +183,10 @@ def _user_groups() -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_dir()} if folder and folder.is_dir() else set()
 
 
-# Settings with a range, wherever an entry point has them: (lowest, highest, what -1/null mean).
+# Settings with a range, wherever an entry point has them: (lowest, highest, what -1/null mean); the
+# declared groups' ranges come from their specifications (``toxmod.spec``).
 RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
     "bootstrap": (0, None),
-    "data.max_rows": (1, None),
     "trainer.max_steps": (-1, None),
     "trainer.max_epochs": (-1, None),
     "model.max_epochs": (0, None),
@@ -192,10 +198,13 @@ RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
     "predict.batch_size": (1, None),
     "predict.chunk_size": (1, None),
     "predict.max_chars": (1, None),
-    "hardware.threads": (1, None),
     "latency.batch1_texts": (0, None),
     "latency.batch64_texts": (0, None),
     "resamples": (1, None),
+} | {
+    key: (field.metadata["low"], field.metadata["high"])
+    for key, field in declared(SPECS)
+    if field.metadata["low"] is not None or field.metadata["high"] is not None
 }
 
 
@@ -255,14 +264,11 @@ def check_values(cfg: DictConfig, base: DictConfig, keys: Sequence[str]) -> None
                 f"{key}={value!r}: expected {'a number' if isinstance(low, float) else 'an integer'}"
             )
         if (low is not None and value < low) or (high is not None and value > high):
-            raise ConfigError(f"{key}={value!r}: expected {_bounds(low, high)}")
-
-
-def _bounds(low: float | None, high: float | None) -> str:
-    if high is not None:
-        return f"a value between {low} and {high}"
-    named = {1.0: "a positive integer", 0.0: "a non-negative integer"}
-    return named.get(float(low), f"an integer >= {low} ({low}: no limit)") if low is not None else "a number"
+            raise ConfigError(f"{key}={value!r}: expected {bounds(low, high)}")
+    for spec in SPECS:  # an overridden key of a declared group: its type, also where the default is null
+        touched = any(key.split(".")[0] == spec.GROUP for key in keys)
+        if touched and isinstance(cfg.get(spec.GROUP), DictConfig):
+            spec_of(spec, cfg[spec.GROUP])
 
 
 def _type_problem(default: Any, value: Any) -> str | None:
@@ -331,6 +337,49 @@ def as_dict(node: Any) -> dict[str, Any]:
     if not isinstance(container, Mapping):
         raise ConfigError(f"expected a mapping of settings, got {container!r}")
     return {str(key): value for key, value in container.items()}
+
+
+def spec_of(cls: type[S], node: Any) -> S:
+    """A config group's node (composed, saved or a plain mapping) as its typed specification; a value
+    whose interpolation reaches an unset key (``data.name: ${toxmod_stem:${data.path}}``) is unset."""
+    if not isinstance(node, DictConfig):
+        return cls.of(node)
+    values: dict[str, Any] = {}
+    for key in node:
+        try:
+            value = node[key]
+        except (MissingMandatoryValue, InterpolationToMissingValueError):
+            values[str(key)] = MISSING
+            continue
+        values[str(key)] = (
+            OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+        )
+    return cls.of(values)
+
+
+def launcher_share() -> LauncherShare:
+    """In a sweep job: what its Hydra launcher gives each job (``toxmod.hardware.LauncherShare``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except (ImportError, ValueError):  # not inside a Hydra job
+        return ALONE
+    given = None
+    for key in ("ray.remote.num_cpus", "cpus_per_task"):
+        value = OmegaConf.select(launcher, key, default=None)
+        if isinstance(value, (int, float)) and value > 0:
+            given = int(value)
+            break
+    jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    if jobs is not None and int(jobs) < 0:  # joblib: -1 = one job per CPU
+        jobs = os.cpu_count() or 1
+    return LauncherShare(given, int(jobs or 1))
+
+
+def hardware_of(node: Any) -> HardwareSettings:
+    """A ``hardware`` config node resolved on this machine, within this job's share of it."""
+    return resolve_hardware(spec_of(HardwareSpec, node), launcher_share())
 
 
 def instantiate_component(cfg: DictConfig, what: str, **kwargs: Any) -> Any:

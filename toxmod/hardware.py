@@ -7,9 +7,8 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from omegaconf import DictConfig
-
 from toxmod.errors import ConfigError
+from toxmod.spec import HardwareSpec
 
 ACCELERATORS = ("auto", "cpu", "cuda", "mps")
 DEFAULT_PRECISION = {"cuda": "bf16-mixed", "mps": "32-true", "cpu": "32-true"}
@@ -88,40 +87,27 @@ def _cgroup_quota() -> int | None:
     return max(math.ceil(quota / period), 1) if quota > 0 and period > 0 else None
 
 
-def launcher_share() -> tuple[int | None, int]:
-    """In a sweep job: the CPUs its launcher gives each job (Ray's ``num_cpus``, Slurm's
-    ``cpus_per_task``) or None, and how many jobs run at once on this machine (joblib's ``n_jobs``)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+@dataclass(frozen=True)
+class LauncherShare:
+    """What a sweep's launcher gives each job: CPUs (Ray's ``num_cpus``, Slurm's ``cpus_per_task``) or
+    None, and how many jobs it runs at once on this machine (joblib's ``n_jobs``). Outside a sweep:
+    ``ALONE``. The entry points read it from Hydra (``toxmod.config.launcher_share``)."""
 
-        launcher = HydraConfig.get().launcher
-    except (ImportError, ValueError):  # not inside a Hydra job
-        return None, 1
-    given = _first_int(launcher, ("ray.remote.num_cpus", "cpus_per_task"))
-    jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
-    if jobs is not None and int(jobs) < 0:  # joblib: -1 = one job per CPU
-        jobs = os.cpu_count() or 1
-    return given, int(jobs or 1)
+    cpus: int | None = None
+    parallel_jobs: int = 1
 
 
-def _first_int(node: Any, keys: tuple[str, ...]) -> int | None:
-    from omegaconf import OmegaConf
-
-    for key in keys:
-        value = OmegaConf.select(node, key, default=None)
-        if isinstance(value, (int, float)) and value > 0:
-            return int(value)
-    return None
+ALONE = LauncherShare()
 
 
-def cpu_share() -> CpuShare:
+def cpu_share(launcher: LauncherShare = ALONE) -> CpuShare:
     """Threads for this process: the CPUs it may use (affinity, cgroup quota), divided among the
     jobs its launcher runs beside it, or what the launcher gives each job -- never more."""
     cpus, reason = available_cpus()
-    given, jobs = launcher_share()
-    if given is not None:
-        return CpuShare(min(given, cpus), f"{reason} {cpus}, launcher gives {given}")
-    if jobs > 1:
+    if launcher.cpus is not None:
+        return CpuShare(min(launcher.cpus, cpus), f"{reason} {cpus}, launcher gives {launcher.cpus}")
+    if launcher.parallel_jobs > 1:
+        jobs = launcher.parallel_jobs
         return CpuShare(max(cpus // jobs, 1), f"{reason} {cpus} / {jobs} parallel jobs")
     return CpuShare(cpus, f"{reason} {cpus}")
 
@@ -148,27 +134,28 @@ def _may_have_accelerator() -> bool:
     return platform.system() == "Darwin" or Path("/dev/nvidiactl").exists() or Path("/dev/nvidia0").exists()
 
 
-def resolve_hardware(cfg: DictConfig) -> HardwareSettings:
-    """Turn a ``hardware`` config into concrete settings (``auto`` picks cuda > mps > cpu)."""
-    requested = str(cfg.get("accelerator", "auto"))
+def resolve_hardware(spec: HardwareSpec, launcher: LauncherShare = ALONE) -> HardwareSettings:
+    """What the ``hardware`` settings ask for, made concrete here (``auto`` picks cuda > mps > cpu;
+    ``launcher``: the sweep's share of the machine this job runs in)."""
+    requested = spec.accelerator
     if requested not in ACCELERATORS:
         raise ConfigError(f"hardware.accelerator={requested!r}; expected one of {list(ACCELERATORS)}")
     accelerator = _available_accelerator() if requested == "auto" else requested
     if requested in ("cuda", "mps") and _available_accelerator() != requested:
         raise ConfigError(f"hardware={requested} was asked for but no {requested} device is available here")
-    precision, precision_from = cfg.get("precision"), "hardware.precision"
+    precision, precision_from = spec.precision, "hardware.precision"
     if not precision:
         precision, precision_from = default_precision(accelerator)
-    strategy = str(cfg.get("strategy") or "auto")
-    devices = cfg.get("devices", 1)
+    strategy = spec.strategy or "auto"
+    devices = spec.devices
     if isinstance(devices, bool) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
         raise ConfigError(f"hardware.devices={devices!r}: expected a count >= 1, -1 (all) or auto")
     # Each process gets its share of the CPUs it may use (DDP: per rank; a sweep: per parallel job).
-    threads, threads_from = cfg.get("threads"), "hardware.threads"
+    threads, threads_from = spec.threads, "hardware.threads"
     if not threads:
-        share = cpu_share()
+        share = cpu_share(launcher)
         threads, threads_from = max(share.threads // process_count(strategy, devices), 1), share.reason
-    workers = cfg.get("num_workers")
+    workers = spec.num_workers
     if workers is None:  # CPU training: tokenized batches are in memory, worker processes only add IPC
         workers = 0 if accelerator == "cpu" else min(4, max(threads - 1, 0))
     return HardwareSettings(

@@ -13,9 +13,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from toxmod.config import instantiate_component, run_entry_point
+from toxmod.config import hardware_of, instantiate_component, run_entry_point
 from toxmod.errors import ConfigError, exit_on_user_error
-from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.hardware import apply_threads
 from toxmod.progress import notes_console
 from toxmod.runs.opening import opening_from_config
 from toxmod.stages.predict import Predictor, PredictSettings, predict_file
@@ -24,7 +24,7 @@ from toxmod.stages.predict import Predictor, PredictSettings, predict_file
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 @exit_on_user_error
 def _hydra_main(cfg: DictConfig) -> Any:
-    hardware = resolve_hardware(cfg.hardware)
+    hardware = hardware_of(cfg.hardware)
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
     cache = Path(str(cfg.paths.downloads))

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from tests.helpers import compose_train
+from toxmod.config import spec_of
 from toxmod.data import build_dataset
 from toxmod.data.auxiliary import AuxiliaryTargets, auxiliary_settings, read_auxiliary
 from toxmod.data.datasets import _binary_column
 from toxmod.errors import ConfigError, DataError
+from toxmod.spec import DataSpec
 
 # Upstream's scam bucket (PROVENANCE.md): the `scam` label is 1 exactly when one of these tags is.
 SCAM_BUCKET = [
@@ -53,7 +55,9 @@ def test_supported_keeps_tags_with_enough_positives() -> None:
 
 
 def test_janitr_raw_tags_refine_the_scam_bucket() -> None:
-    data = build_dataset(compose_train(["data=janitr"]).data)  # janitr.yaml sets data.auxiliary
+    data = build_dataset(
+        spec_of(DataSpec, compose_train(["data=janitr"]).data)
+    )  # janitr.yaml sets data.auxiliary
     auxiliary = data.auxiliary
     assert auxiliary is not None and len(auxiliary) == len(data)
     assert {"promo", "spam", "phishing", "topic_news"} <= set(auxiliary.names)
@@ -69,10 +73,14 @@ def test_janitr_raw_tags_refine_the_scam_bucket() -> None:
 
 def test_auxiliary_errors_name_the_key() -> None:
     with pytest.raises(DataError, match=r"column 'tagz' \(data.auxiliary.tags_column\) not found"):
-        build_dataset(compose_train(["data=janitr", "data.auxiliary.tags_column=tagz"]).data)
+        build_dataset(
+            spec_of(DataSpec, compose_train(["data=janitr", "data.auxiliary.tags_column=tagz"]).data)
+        )
     with pytest.raises(ConfigError, match=r"data.auxiliary has unknown keys \['min_count'\]"):
         auxiliary_settings({"tags_column": "labels", "min_count": 3})
     with pytest.raises(ConfigError, match="needs data.auxiliary.tags_column or data.auxiliary.columns"):
         auxiliary_settings({"separator": "|"})
     with pytest.raises(DataError, match=r"label column 'labels' has \d+ values outside \{0, 1\}"):
-        build_dataset(compose_train(["data=janitr", "data.auxiliary.columns=[labels]"]).data)
+        build_dataset(
+            spec_of(DataSpec, compose_train(["data=janitr", "data.auxiliary.columns=[labels]"]).data)
+        )

@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 
 from tests.helpers import DAVIDSON, compose_train
+from toxmod.config import spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import ConfigError, DataError
+from toxmod.spec import DataSpec
 
 
 def dataset_for(name: str, *overrides: str):  # noqa: ANN201
-    return build_dataset(compose_train([f"data={name}", *overrides]).data)
+    return build_dataset(spec_of(DataSpec, compose_train([f"data={name}", *overrides]).data))
 
 
 def test_janitr_is_multilabel_with_the_upstream_split() -> None:
@@ -167,7 +169,7 @@ def test_every_problem_of_a_file_is_in_one_message(tmp_path: Path) -> None:
     frame.to_csv(path, index=False)
     overrides = ["data=csv", f"data.path={path}", "data.label_columns=[scam]"]
     with pytest.raises(DataError) as raised:
-        build_dataset(compose_train(overrides).data)
+        build_dataset(spec_of(DataSpec, compose_train(overrides).data))
     message = str(raised.value)
     assert "\n" not in message and "np.int64" not in message
     assert message.startswith(f"data file {path}: 2 problems: (1) text column 'text' has 3 empty texts")
@@ -176,7 +178,7 @@ def test_every_problem_of_a_file_is_in_one_message(tmp_path: Path) -> None:
 
     # The suggestion works: the empty texts go (with a warning), the label problem is still named.
     with pytest.raises(DataError) as raised:
-        build_dataset(compose_train([*overrides, "data.drop_empty_texts=true"]).data)
+        build_dataset(spec_of(DataSpec, compose_train([*overrides, "data.drop_empty_texts=true"]).data))
     assert str(raised.value) == (
         f"data file {path}: label column 'scam' has 2 values outside {{0, 1}}: ['2', 'yes'] (rows 4, 7)"
     )

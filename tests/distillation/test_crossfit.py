@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import JANITR_SLICE, TINY_STUDENT, TINY_XGBOOST, compose_train
+from toxmod.config import spec_of
 from toxmod.data import build_dataset
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
@@ -27,6 +28,7 @@ from toxmod.models.temperature import link_for
 from toxmod.models.tfidf import TfidfLogRegScorer
 from toxmod.paths import project_root
 from toxmod.runs.record import RunDir
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split
 from toxmod.stages.train import TrainResult, train
 
@@ -59,8 +61,8 @@ class RecordingLogReg(TfidfLogRegScorer):
 
 def janitr_train() -> tuple[list[str], np.ndarray, LabelScheme]:
     cfg = compose_train(JANITR_SLICE)
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     part = split.part(dataset, "train")
     return list(part.texts), np.asarray(part.targets), dataset.scheme
 
@@ -211,7 +213,9 @@ def test_a_student_learns_from_out_of_fold_teacher_outputs_cached_by_their_folds
     assert record is not None and manifest["inputs"]["out_of_fold"]["folds_sha256"] == record.folds_sha256
     # The train rows' logits are the teacher's out-of-fold scores, calibrated.
     temperatures = json.loads((cache / "teacher" / entry / "calibration.json").read_text())["temperatures"]
-    expected = link_for(build_dataset(compose_train(JANITR_SLICE).data).scheme).to_logits(record.scores)
+    expected = link_for(build_dataset(spec_of(DataSpec, compose_train(JANITR_SLICE).data)).scheme).to_logits(
+        record.scores
+    )
     expected = expected / np.array([temperatures["scam"], temperatures["topic_crypto"]])
     np.testing.assert_allclose(np.load(cache / "teacher" / entry / "logits.npy"), expected, rtol=1e-5)
 
@@ -266,8 +270,8 @@ def test_stack_oof_on_levels_fits_one_multinomial_on_out_of_fold_logits() -> Non
     from toxmod.models.ensemble import EnsembleScorer
 
     cfg = compose_train(["data=davidson", "split=stratified", "data.max_rows=1500"])
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     train_part, valid = split.part(dataset, "train"), split.part(dataset, "valid")
     texts, targets = list(train_part.texts), np.asarray(train_part.targets)
     folds = assign_folds(dataset.scheme, targets, 3, seed=0)

@@ -10,10 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import JANITR_SLICE, TINY_STUDENT, compose_train, tracking_overrides
-from toxmod.config import compose_config
+from toxmod.config import compose_config, spec_of
 from toxmod.data import build_dataset
 from toxmod.distillation.teacher import check_seeds
 from toxmod.errors import ConfigError, DamagedFileError
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split
 from toxmod.stages.train import TrainResult, train
 
@@ -132,8 +133,8 @@ def test_hidden_state_distillation_maps_any_student_depth(
     teacher_run = tiny_student_run.result
     corpus = tmp_path / "unlabeled.txt"
     cfg = compose_config("train", list(JANITR_SLICE))
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     evaluation = [str(t) for t in split.part(dataset, "holdout").texts[:3]]
     fresh = [f"free crypto giveaway number {i}, click the link" for i in range(20)]
     corpus.write_text("\n".join([*fresh, *evaluation]) + "\n")
@@ -170,8 +171,8 @@ def _build_cache(teacher_dir: str, cache_dir: str, barrier, results) -> None:  #
 
     try:
         cfg = compose_config("train", list(JANITR_SLICE))
-        dataset = build_dataset(cfg.data)
-        split, _ = prepare_split(cfg.split, dataset)
+        dataset = build_dataset(spec_of(DataSpec, cfg.data))
+        split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
         split_sha256 = json.loads((Path(teacher_dir) / "holdout_eval.json").read_text())["split_sha256"]
         settings = OmegaConf.create({"temperature": 2.0, "alpha": 0.5})
         texts = list(split.part(dataset, "train").texts)

@@ -8,10 +8,11 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tests.helpers import TINY_XGBOOST, compose_train
-from toxmod.config import instantiate_component
+from toxmod.config import instantiate_component, spec_of
 from toxmod.data import build_dataset
 from toxmod.models.text_features import FittedTfidf, text_statistics
 from toxmod.models.trees import TreeEnsemble
+from toxmod.spec import DataSpec
 
 
 def _sparse_with_missing(rng: np.random.Generator, rows: int, columns: int) -> sparse.csr_matrix:
@@ -95,7 +96,7 @@ def test_one_text_at_a_time_scores_as_the_batch_and_as_scikit_learn_xgboost(
     data: str, model: list[str]
 ) -> None:
     cfg = compose_train([f"data={data}", *model])
-    dataset = build_dataset(cfg.data)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
     order = np.random.default_rng(0).permutation(len(dataset))
     train, test = dataset.subset(order[:900]), dataset.subset(order[900:1060])
     scorer = instantiate_component(cfg.model, "model")

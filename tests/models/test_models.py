@@ -9,10 +9,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.helpers import LEARNING_TINY_STUDENT, TINY_XGBOOST, compose_train, janitr_frame
-from toxmod.config import instantiate_component
+from toxmod.config import instantiate_component, spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import ToxmodError
 from toxmod.models import SCORER_REGISTRY, load_scorer
+from toxmod.spec import DataSpec
 from toxmod.stages.train import train
 
 MODELS = {
@@ -25,7 +26,7 @@ MODELS = {
 
 def train_and_score(model: str, data: str, *data_overrides: str):  # noqa: ANN201
     cfg = compose_train([f"data={data}", *data_overrides, *MODELS[model]])
-    dataset = build_dataset(cfg.data)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
     rng = np.random.default_rng(0)
     order = rng.permutation(len(dataset))
     train, test = dataset.subset(order[:900]), dataset.subset(order[900:1300])

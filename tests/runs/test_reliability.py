@@ -103,12 +103,14 @@ def test_shifted_calibration_data_is_flagged(tmp_path: Path) -> None:
 
 def test_the_jigsaw_calibration_split_is_drawn_from_the_kaggle_test_rows() -> None:
     from tests.helpers import compose_train
+    from toxmod.config import spec_of
     from toxmod.data import build_dataset
+    from toxmod.spec import DataSpec, SplitSpec
     from toxmod.splits import prepare_split
 
     cfg = compose_train(["data=jigsaw"])
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     test_rows = set(np.flatnonzero(dataset.given_splits == "holdout"))
     calib, holdout = set(split.rows["calib"]), set(split.rows["holdout"])
     assert calib | holdout == test_rows and not calib & holdout

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from tests.helpers import compose_train
+from toxmod.config import spec_of
 from toxmod.data import build_dataset
 from toxmod.data.text import normalize_text
 from toxmod.errors import SplitError
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split, read_split_folder, write_split_folder
 from toxmod.splits.assign import group_assignment, stratified_assignment
 from toxmod.splits.builders import stratified_split
@@ -26,7 +28,7 @@ RATIOS = {"train": 0.6, "valid": 0.1, "calib": 0.05, "holdout": 0.25}
 
 def janitr(*overrides: str):  # noqa: ANN201
     cfg = compose_train(["data=janitr", *overrides])
-    return cfg, build_dataset(cfg.data)
+    return cfg, build_dataset(spec_of(DataSpec, cfg.data))
 
 
 def test_normalize_text_folds_case_whitespace_urls_and_handles() -> None:
@@ -54,7 +56,7 @@ def test_group_assignment_never_splits_a_group() -> None:
 
 def test_janitr_frozen_split_reproduces_upstream_hashes(tmp_path: Path) -> None:
     cfg, data = janitr()
-    split, report = prepare_split(cfg.split, data)
+    split, report = prepare_split(spec_of(SplitSpec, cfg.split), data)
     manifest = write_split_folder(tmp_path / "split", data, split)
     for name, prefix in UPSTREAM_JANITR_PREFIXES.items():
         assert manifest["splits"][name]["sha256"].startswith(prefix)
@@ -66,17 +68,16 @@ def test_janitr_frozen_split_reproduces_upstream_hashes(tmp_path: Path) -> None:
 def test_janitr_frozen_split_refuses_when_not_purged() -> None:
     cfg, data = janitr("split.on_leak=refuse")
     with pytest.raises(SplitError, match=r"leakage: .*\d+ holdout rows have a train text \(ids \d+") as error:
-        prepare_split(cfg.split, data)
+        prepare_split(spec_of(SplitSpec, cfg.split), data)
     assert "\n" not in str(error.value)
-    split, report = prepare_split(
-        compose_train(["split.on_leak=refuse", "split.allow_leakage=true"]).split, data
-    )
+    allowed = compose_train(["split.on_leak=refuse", "split.allow_leakage=true"]).split
+    split, report = prepare_split(spec_of(SplitSpec, allowed), data)
     assert report["leaks"] and report["blocking"]["train~holdout"] > 0
 
 
 def test_frozen_folder_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     cfg, data = janitr()
-    split, _ = prepare_split(cfg.split, data)
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), data)
     folder = tmp_path / "frozen"
     manifest = write_split_folder(folder, data, split)
     again, read_manifest = read_split_folder(folder, data)
@@ -112,7 +113,9 @@ def test_stratified_split_dedupes_and_has_no_leakage(tmp_path: Path) -> None:
     )
     path = tmp_path / "dupes.csv"
     frame.to_csv(path, index=False)
-    data = build_dataset(compose_train(["data=csv", f"data.path={path}", "data.label_columns=[y]"]).data)
+    data = build_dataset(
+        spec_of(DataSpec, compose_train(["data=csv", f"data.path={path}", "data.label_columns=[y]"]).data)
+    )
     split = stratified_split(data, RATIOS, seed=3)
     assert split.notes["deduplicated_rows"] == 150
     report = leakage_report(data, split)
@@ -132,9 +135,9 @@ def test_leakage_report_counts_normalized_duplicates(tmp_path: Path) -> None:
     cfg = compose_train(
         ["data=csv", f"data.path={path}", "data.label_columns=[y]", "data.split_column=split"]
     )
-    data = build_dataset(cfg.data)
+    data = build_dataset(spec_of(DataSpec, cfg.data))
     with pytest.raises(SplitError, match=r"1 holdout rows have a train text \(ids 3\)"):
-        prepare_split(cfg.split, data)
+        prepare_split(spec_of(SplitSpec, cfg.split), data)
     purged = compose_train(
         [
             "data=csv",
@@ -144,7 +147,7 @@ def test_leakage_report_counts_normalized_duplicates(tmp_path: Path) -> None:
             "split.on_leak=purge_train",
         ]
     )
-    split, report = prepare_split(purged.split, data)
+    split, report = prepare_split(spec_of(SplitSpec, purged.split), data)
     assert report["pairs"]["train~holdout"] == {"exact": 0, "normalized": 0, "example_ids": []}
     assert split.notes["purged_train_rows"] == 1
 
@@ -162,11 +165,11 @@ def test_split_sample_is_stratified_seeded_and_a_split_of_its_own() -> None:
     from toxmod.splits import build_manifest
 
     cfg = compose_train(["data=jigsaw_levels"])
-    dataset = build_dataset(cfg.data)
-    full, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    full, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     cfg.split.sample = {"calib": 300, "holdout": 500}
-    sampled, _ = prepare_split(cfg.split, dataset)
-    again, _ = prepare_split(cfg.split, dataset)
+    sampled, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
+    again, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     assert (len(sampled.rows["calib"]), len(sampled.rows["holdout"])) == (300, 500)
     assert np.array_equal(sampled.rows["train"], full.rows["train"])  # train and valid untouched
     assert set(sampled.rows["holdout"]) <= set(full.rows["holdout"])

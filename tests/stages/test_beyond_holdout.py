@@ -16,13 +16,14 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from tests.helpers import compose_train, run_entry, tracking_overrides
-from toxmod.config import compose_config
+from toxmod.config import compose_config, spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import ToxmodError
 from toxmod.models import load_scorer
 from toxmod.paths import project_root
 from toxmod.runs.evaluations import EVALUATED_TAG
 from toxmod.runs.record import RunDir
+from toxmod.spec import DataSpec
 from toxmod.stages.evaluate import Evaluation, evaluate
 from toxmod.stages.report import report
 from toxmod.stages.select import select
@@ -125,7 +126,7 @@ def test_bias_metrics_equal_scikit_learn_on_the_same_predictions(davidson_run, t
     assert all(name.startswith("identity_") is False for name in bias.skipped)
     # the same rows and scores, computed independently with scikit-learn on the subsets
     cfg = compose_config("evaluate", [f"run={run.run_dir}", *madlibs])
-    data = build_dataset(cfg.data, [("evaluation.identities", "identity_*")])
+    data = build_dataset(spec_of(DataSpec, cfg.data), [("evaluation.identities", "identity_*")])
     scores = load_scorer(run.run_dir / "model").predict_scores(list(data.texts))
     offensive = scores[:, 1] + scores[:, 2]
     toxic = data.targets == 1

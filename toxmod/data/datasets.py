@@ -8,11 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
 from toxmod.data.auxiliary import AuxiliaryTargets, auxiliary_columns, auxiliary_settings, read_auxiliary
 from toxmod.data.readers import read_table
@@ -22,6 +20,7 @@ from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError
 from toxmod.files import file_sha256
 from toxmod.progress import warn
+from toxmod.spec import DataSpec
 
 SPLIT_NAMES = ("train", "valid", "calib", "holdout")
 _TRUE = {"1", "true", "True", "TRUE", 1}
@@ -66,41 +65,39 @@ class LabeledDataset:
         )
 
 
-def build_dataset(
-    cfg: DictConfig | dict[str, Any], keep_columns: Sequence[tuple[str, str]] = ()
-) -> LabeledDataset:
-    """Read ``cfg.path`` and return a validated ``LabeledDataset`` (one-line DataError on bad input).
+def build_dataset(spec: DataSpec, keep_columns: Sequence[tuple[str, str]] = ()) -> LabeledDataset:
+    """Read ``spec.path`` and return a validated ``LabeledDataset`` (one-line DataError on bad input).
 
     ``keep_columns``: (setting, column) pairs of other columns to keep as they are (evaluation slices
     and identities); a missing one is named with its setting.
     """
-    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    if cfg.get("path") in (None, "", "???"):
+    if not spec.path:
         raise ConfigError("data.path is not set: point it at a CSV, TSV or JSONL file")
-    path = Path(str(cfg.path)).expanduser()
+    path = Path(spec.path).expanduser()
     frame = read_table(path)
     where = f"data file {path}"
-    auxiliary = auxiliary_settings(cfg.get("auxiliary"))
+    auxiliary = auxiliary_settings(spec.auxiliary)
 
     keep_columns = expand_patterns(keep_columns, list(frame.columns), where)
-    _require_columns(frame, _referenced_columns(cfg) + auxiliary_columns(auxiliary) + keep_columns, where)
-    split_column = cfg.get("split_column")
-    if split_column and cfg.get("exclude_splits"):
-        frame = frame[~frame[split_column].astype(str).isin([str(v) for v in cfg.exclude_splits])]
-    if cfg.get("drop_empty_texts"):
-        frame = _without_empty_texts(frame, cfg.text_column, where)
+    _require_columns(frame, _referenced_columns(spec) + auxiliary_columns(auxiliary) + keep_columns, where)
+    if spec.split_column and spec.exclude_splits:
+        frame = frame[~frame[spec.split_column].astype(str).isin(spec.exclude_splits)]
+    if spec.drop_empty_texts:
+        frame = _without_empty_texts(frame, spec.text_column, where)
 
     # Every problem of the file is found before any is reported: one run tells the user all of them.
     problems = Problems(where)
-    texts = _validated_texts(frame, cfg.text_column, problems)
-    ids = _validated_ids(frame, cfg.get("id_column"), problems)
-    scheme, targets = encode_targets(frame, cfg, problems)
-    given_splits = _given_splits(frame, cfg, problems) if split_column else None
+    texts = _validated_texts(frame, spec.text_column, problems)
+    ids = _validated_ids(frame, spec.id_column, problems)
+    scheme, targets = encode_targets(frame, spec, problems)
+    given_splits = (
+        _given_splits(frame, spec.split_column, spec.split_values, problems) if spec.split_column else None
+    )
     problems.raise_if_any()
-    groups = frame[cfg.group_column].astype(str).to_numpy() if cfg.get("group_column") else None
+    groups = frame[spec.group_column].astype(str).to_numpy() if spec.group_column else None
 
     dataset = LabeledDataset(
-        name=str(cfg.get("name", path.stem)),
+        name=spec.name or path.stem,
         path=path.resolve(),
         sha256=file_sha256(path),
         ids=ids,
@@ -112,9 +109,8 @@ def build_dataset(
         auxiliary=read_auxiliary(frame, auxiliary, _binary_column, where) if auxiliary else None,
         columns={column: frame[column].to_numpy(dtype=object) for _, column in keep_columns} or None,
     )
-    max_rows = cfg.get("max_rows")
-    if max_rows and max_rows < len(dataset):
-        chosen = np.random.default_rng(int(cfg.seed)).choice(len(dataset), int(max_rows), replace=False)
+    if spec.max_rows and spec.max_rows < len(dataset):
+        chosen = np.random.default_rng(spec.seed).choice(len(dataset), spec.max_rows, replace=False)
         dataset = dataset.subset(np.sort(chosen))
     return dataset
 
@@ -136,11 +132,11 @@ def expand_patterns(
     return list(dict.fromkeys(expanded))
 
 
-def _referenced_columns(cfg: DictConfig) -> list[tuple[str, str]]:
-    """(config key, column) pairs the config says must exist."""
+def _referenced_columns(spec: DataSpec) -> list[tuple[str, str]]:
+    """(config key, column) pairs the data settings say must exist."""
     keys = ["text_column", "id_column", "label_column", "score_column", "split_column", "group_column"]
-    columns = [(key, cfg.get(key)) for key in keys if cfg.get(key)]
-    columns += [("label_columns", c) for c in (cfg.get("label_columns") or [])]
+    columns = [(key, getattr(spec, key)) for key in keys if getattr(spec, key)]
+    columns += [("label_columns", c) for c in spec.label_columns]
     return columns
 
 
@@ -255,22 +251,21 @@ def _binary_column(
     return is_true.to_numpy().astype(np.int64)
 
 
-def scheme_from_config(cfg: DictConfig | dict[str, Any]) -> LabelScheme:
-    """The label scheme a data config describes (``data.scheme`` and its labels): no file is read."""
-    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    kind = cfg.get("scheme")
-    primary = cfg.get("primary_label") or ""
+def scheme_of(spec: DataSpec) -> LabelScheme:
+    """The label scheme the data settings describe (``data.scheme`` and its labels): no file is read."""
+    kind = spec.scheme
+    primary = spec.primary_label or ""
     if kind == "multilabel":
-        labels = [str(label) for label in cfg.get("label_columns") or []]
+        labels = list(spec.label_columns)
         if not labels:
             raise ConfigError(
                 "data.label_columns is empty: a multilabel scheme needs at least one label column"
             )
-        if primary and primary not in labels + [cfg.get("none_label")]:
+        if primary and primary not in labels + [spec.none_label]:
             raise ConfigError(f"data.primary_label={primary!r} is not one of data.label_columns {labels}")
-        return MultiLabelScheme(labels, cfg.get("none_label"), primary)
+        return MultiLabelScheme(labels, spec.none_label, primary)
     if kind == "levels":
-        levels = [str(level) for level in cfg.get("levels") or []]
+        levels = list(spec.levels or [])
         if len(levels) < 2:
             raise ConfigError("data.levels must list at least two levels, lowest first")
         if primary and primary not in levels:
@@ -279,31 +274,29 @@ def scheme_from_config(cfg: DictConfig | dict[str, Any]) -> LabelScheme:
     raise ConfigError(f"data.scheme={kind!r} is not a label scheme; expected 'multilabel' or 'levels'")
 
 
-def encode_targets(
-    frame: pd.DataFrame, cfg: DictConfig, problems: Problems
-) -> tuple[LabelScheme, np.ndarray]:
+def encode_targets(frame: pd.DataFrame, spec: DataSpec, problems: Problems) -> tuple[LabelScheme, np.ndarray]:
     """The scheme named by ``data.scheme`` and the encoded targets (bad values go to ``problems``)."""
-    scheme = scheme_from_config(cfg)
+    scheme = scheme_of(spec)
     if isinstance(scheme, MultiLabelScheme):
         columns = [_binary_column(frame, c, problems.where, problems) for c in scheme.labels]
         return scheme, np.stack(columns, axis=1)
     assert isinstance(scheme, LevelsScheme)
-    return scheme, _encode_levels(frame, cfg, scheme.levels, problems)
+    return scheme, _encode_levels(frame, spec, scheme.levels, problems)
 
 
-def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], problems: Problems) -> np.ndarray:
+def _encode_levels(frame: pd.DataFrame, spec: DataSpec, levels: list[str], problems: Problems) -> np.ndarray:
     """Level indices from rules over binary columns, binned scores, or a level column."""
     where = problems.where
     index = {level: i for i, level in enumerate(levels)}
-    if cfg.get("level_rules"):
-        return _levels_from_rules(frame, cfg, index, where)
-    if cfg.get("score_column"):
-        return _levels_from_scores(frame, cfg, levels, where)
-    column = cfg.get("label_column")
+    if spec.level_rules:
+        return _levels_from_rules(frame, spec, index, where)
+    if spec.score_column:
+        return _levels_from_scores(frame, spec, levels, where)
+    column = spec.label_column
     if not column:
         raise ConfigError("a levels scheme needs data.label_column, data.level_rules or data.score_column")
     raw = frame[column].astype(str)
-    mapping = {str(k): str(v) for k, v in (cfg.get("level_values") or {}).items()}
+    mapping = spec.level_values or {}
     names = raw.map(mapping) if mapping else raw
     unknown = ~names.isin(index)
     if unknown.any():
@@ -317,13 +310,14 @@ def _encode_levels(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], prob
     return names.map(index).to_numpy().astype(np.int64)
 
 
-def _levels_from_rules(frame: pd.DataFrame, cfg: DictConfig, index: dict[str, int], where: str) -> np.ndarray:
-    default = cfg.get("default_level") or next(iter(index))
+def _levels_from_rules(frame: pd.DataFrame, spec: DataSpec, index: dict[str, int], where: str) -> np.ndarray:
+    default = spec.default_level or next(iter(index))
     if default not in index:
         raise ConfigError(f"data.default_level={default!r} is not one of data.levels {list(index)}")
     result = np.full(len(frame), index[default], dtype=np.int64)
     assigned = np.zeros(len(frame), dtype=bool)
-    for level, expression in cfg.level_rules.items():  # most severe first: the first matching rule wins
+    rules = spec.level_rules or {}
+    for level, expression in rules.items():  # most severe first: the first matching rule wins
         if level not in index:
             raise ConfigError(f"data.level_rules has level {level!r}, not one of data.levels {list(index)}")
         key = f"data.level_rules.{level}"
@@ -335,9 +329,9 @@ def _levels_from_rules(frame: pd.DataFrame, cfg: DictConfig, index: dict[str, in
     return result
 
 
-def _levels_from_scores(frame: pd.DataFrame, cfg: DictConfig, levels: list[str], where: str) -> np.ndarray:
-    column = cfg.score_column
-    bins = [float(b) for b in (cfg.get("level_bins") or [])]
+def _levels_from_scores(frame: pd.DataFrame, spec: DataSpec, levels: list[str], where: str) -> np.ndarray:
+    column = spec.score_column
+    bins = list(spec.level_bins or [])
     if len(bins) != len(levels) - 1 or bins != sorted(bins):
         raise ConfigError(
             f"data.level_bins must hold {len(levels) - 1} increasing cut points for {len(levels)} levels"
@@ -350,9 +344,10 @@ def _levels_from_scores(frame: pd.DataFrame, cfg: DictConfig, levels: list[str],
     return np.digitize(scores.to_numpy(), bins, right=True).astype(np.int64)
 
 
-def _given_splits(frame: pd.DataFrame, cfg: DictConfig, problems: Problems) -> np.ndarray:
-    column = cfg.split_column
-    mapping = {str(k): str(v) for k, v in (cfg.get("split_values") or {}).items()}
+def _given_splits(
+    frame: pd.DataFrame, column: str, mapping: dict[str, str] | None, problems: Problems
+) -> np.ndarray:
+    mapping = mapping or {}
     raw = frame[column].astype(str)
     names = raw.map(lambda v: mapping.get(v, v))
     unknown = ~names.isin(SPLIT_NAMES)

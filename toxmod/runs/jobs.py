@@ -20,6 +20,7 @@ overrides may change only the free keys.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -38,8 +39,22 @@ from toxmod.runs.opening import PATH_KEYS, refuse_outside_paths
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.runs.tracking import flatten
+from toxmod.spec import SPECS, Spec
 
-# Keys a resumed chunk may change (prefixes end with "."); every other resolved key must match.
+
+def free_keys(specs: Sequence[type[Spec]]) -> list[str]:
+    """The declared keys a resumed chunk may change (``setting(job=False)``); a group none of whose keys
+    is the job's (``hardware``) is free as a whole, also keys an older version's run saved in it."""
+    keys = []
+    for spec in specs:
+        free = [f.name for f in dataclasses.fields(spec) if not f.metadata["job"]]
+        whole = len(free) == len(dataclasses.fields(spec))
+        keys += [f"{spec.GROUP}."] if whole else [f"{spec.GROUP}.{name}" for name in free]
+    return keys
+
+
+# Keys a resumed chunk may change (prefixes end with "."); every other resolved key must match. The
+# declared groups' free keys (``job=False``: data.path, hardware.*) come from their specifications.
 RESUME_FREE_KEYS = (
     "resume",
     "trainer.max_steps",
@@ -47,12 +62,10 @@ RESUME_FREE_KEYS = (
     "model.max_epochs",
     "pretrain.max_steps",
     "pretrain.max_epochs",
-    "data.path",  # the same rows are checked by the split hash (check_resumable)
     "checkpoint.",
     "early_stopping.",
     "callbacks.",
     "paths.",
-    "hardware.",
     "model.n_jobs",  # the process's CPU share (hardware.threads), not what the job is
     "plots",  # what is drawn and timed after training does not change the job
     "latency.",
@@ -65,6 +78,7 @@ RESUME_FREE_KEYS = (
     "optimized_metric",
     "search.",  # a search's settings and a trial's place in it: the trial's job is its config's
     "search_trial.",
+    *free_keys(SPECS),
 )
 # How far a job trains: a finished run answers a request for the same extent only.
 EXTENT_KEYS = (

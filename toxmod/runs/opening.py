@@ -11,9 +11,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from toxmod.config import as_dict
+from toxmod.config import as_dict, spec_of
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
-from toxmod.data.datasets import scheme_from_config
+from toxmod.data.datasets import scheme_of
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
 from toxmod.files import file_lock, read_json, require_keys
@@ -21,6 +21,7 @@ from toxmod.models import Opening, Scorer, load_scorer
 from toxmod.paths import datasets_root, looks_like_path, project_root, user_cache_dir, user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, verify_run
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.spec import DataSpec
 from toxmod.splits import Split, read_split_folder
 from toxmod.thresholds import Thresholds
 
@@ -172,7 +173,7 @@ def open_model(
     cfg = run.saved_config()
     if cfg is None:
         raise DamagedFileError(f"{run.config}: missing")
-    scheme = scheme_from_config(cfg.data)
+    scheme = scheme_of(spec_of(DataSpec, cfg.data))
     scorer = load_scorer(run.model, allow_pickle, opening)
     return OpenedModel(run, cfg, scheme, scorer, Thresholds.load(run.thresholds, scheme))
 
@@ -208,7 +209,7 @@ def load_data(
 ) -> LoadedRun:
     """An opened run's own data and frozen split (hashes verified) beside its model."""
     cfg = _with_opened_data(opened.config, opened.run, opening, data_path)
-    dataset = build_dataset(cfg.data, keep_columns)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data), keep_columns)
     split, _ = read_split_folder(opened.run.split, dataset)
     thresholds = Thresholds.load(opened.run.thresholds, dataset.scheme)
     return LoadedRun(opened.directory, cfg, dataset, split, opened.scorer, thresholds)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_method
-from omegaconf import DictConfig
-
-from toxmod.config import as_dict
 from toxmod.data.datasets import LabeledDataset
 from toxmod.errors import ConfigError
+from toxmod.spec import SplitSpec
 from toxmod.splits.builders import sampled_split
 from toxmod.splits.leakage import enforce_no_leakage, leakage_report, purge_train_leaks
 from toxmod.splits.manifest import Split, build_manifest, read_split_folder, write_split_folder
 
 LEAK_POLICIES = ("refuse", "purge_train")
-_POLICY_KEYS = {"_target_", "name", "on_leak", "allow_leakage", "sample", "sample_seed"}
 
 
 def frozen_split_config(folder: Path, allow_leakage: bool = False) -> dict[str, Any]:
@@ -33,22 +30,27 @@ def frozen_split_config(folder: Path, allow_leakage: bool = False) -> dict[str, 
     }
 
 
-def prepare_split(cfg: DictConfig, dataset: LabeledDataset) -> tuple[Split, dict[str, Any]]:
-    """Build the split named by ``cfg`` , apply the leak policy; return it with its leakage report."""
-    builder = get_method(cfg._target_)
-    kwargs = {k: v for k, v in as_dict(cfg).items() if k not in _POLICY_KEYS}
-    split = builder(dataset, **kwargs)
-    policy = cfg.on_leak
-    if policy not in LEAK_POLICIES:
-        raise ConfigError(f"split.on_leak={policy!r}; expected one of {list(LEAK_POLICIES)}")
-    if policy == "purge_train":
+def prepare_split(spec: SplitSpec, dataset: LabeledDataset) -> tuple[Split, dict[str, Any]]:
+    """Build the split ``spec`` names, apply the leak policy; return it with its leakage report."""
+    split = split_builder(spec.target)(dataset, **spec.arguments)
+    if spec.on_leak not in LEAK_POLICIES:
+        raise ConfigError(f"split.on_leak={spec.on_leak!r}; expected one of {list(LEAK_POLICIES)}")
+    if spec.on_leak == "purge_train":
         split = purge_train_leaks(dataset, split)
-    if cfg.get("sample"):
-        sizes = {k: int(v) for k, v in as_dict(cfg.sample).items()}
-        split = sampled_split(dataset, split, sizes, int(cfg.get("sample_seed") or 0))
+    if spec.sample:
+        split = sampled_split(dataset, split, spec.sample, spec.sample_seed)
     report = leakage_report(dataset, split)
-    enforce_no_leakage(report, allow_leakage=bool(cfg.allow_leakage))
+    enforce_no_leakage(report, allow_leakage=spec.allow_leakage)
     return split, report
+
+
+def split_builder(target: str) -> Any:
+    """The function ``split._target_`` names (``module.function``); one line when there is none."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"split._target_={target!r}: no such function ({error})") from None
 
 
 __all__ = [

@@ -10,12 +10,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toxmod.config import group_option, group_options
+from toxmod.config import group_option, group_options, spec_of
 from toxmod.data import build_dataset
 from toxmod.data.datasets import LabeledDataset
 from toxmod.data.readers import read_table
 from toxmod.data.text import normalize_text
 from toxmod.errors import ConfigError, DataError
+from toxmod.spec import DataSpec
 from toxmod.splits import Split
 
 TRAIN_SPLIT = "train"
@@ -38,7 +39,7 @@ def outside_texts(
     """
     path = Path(source).expanduser()
     if source in group_options("data") and not path.is_file():
-        other = build_dataset(group_option(cfg, config_name, "data", source))
+        other = build_dataset(spec_of(DataSpec, group_option(cfg, config_name, "data", source)))
         texts, origin = [str(t) for t in other.texts if str(t).strip()], f"data={source} (all rows)"
     else:
         texts, origin = read_corpus(path, text_column, key), source

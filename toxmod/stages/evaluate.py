@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict, instantiate_component
+from toxmod.config import as_dict, hardware_of, instantiate_component
 from toxmod.data import LabelScheme
 from toxmod.environment import differences, environment
 from toxmod.errors import ConfigError
@@ -28,7 +28,7 @@ from toxmod.evaluation.scoring import score_split
 from toxmod.evaluation.suites import SuiteResult
 from toxmod.evaluation.transfer import LabelMapping, MappedView
 from toxmod.files import read_json
-from toxmod.hardware import CPU, HardwareSettings, apply_threads, resolve_hardware
+from toxmod.hardware import CPU, HardwareSettings, apply_threads
 from toxmod.models import Opening
 from toxmod.models.capabilities import place
 from toxmod.progress import console
@@ -152,7 +152,7 @@ def _own_split(
 def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
     """``run=<run dir, run id or models:/name@alias>``: open the run, score what was asked, report,
     write the files into ``output_dir`` and record an evaluation run (``record``)."""
-    hardware = resolve_hardware(cfg.hardware)
+    hardware = hardware_of(cfg.hardware)
     apply_threads(hardware)
     tracker = instantiate_component(cfg.tracking, "tracking")
     store = tracker.store()

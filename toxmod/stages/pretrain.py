@@ -14,10 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import as_dict, instantiate_component
+from toxmod.config import as_dict, hardware_of, instantiate_component, spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import ConfigError
-from toxmod.hardware import apply_threads, resolve_hardware
+from toxmod.hardware import apply_threads
 from toxmod.models.transformer import TransformerScorer
 from toxmod.progress import console, styled
 from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claimed
@@ -25,6 +25,7 @@ from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, check_resumable, job_key, resolve_resume, resumed_config
 from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, stage_marker, write_tracking
 from toxmod.runs.tracking import flatten
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split
 from toxmod.stages.corpora import outside_texts
 
@@ -33,8 +34,8 @@ TRAIN_SPLIT_CORPUS = "train_split"
 
 def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
     """The DAPT texts and how they were chosen (evaluation-split texts are always removed)."""
-    dataset = build_dataset(cfg.data)
-    split, _ = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     corpus = str(cfg.pretrain.corpus)
     if corpus == TRAIN_SPLIT_CORPUS:
         texts = [str(t) for t in split.part(dataset, "train").texts]
@@ -65,7 +66,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     if plan is not None:  # before anything is written: the tracking run must be this folder's
         check_resume_target(run, plan.run_id, tracker.store())
     with claimed(run, resuming=plan is not None) as token:  # gc leaves it alone while this runs
-        hardware = resolve_hardware(cfg.hardware)
+        hardware = hardware_of(cfg.hardware)
         apply_threads(hardware)
         scorer = instantiate_component(cfg.model, "model")
         if not isinstance(scorer, TransformerScorer):

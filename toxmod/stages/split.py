@@ -7,10 +7,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from toxmod.config import spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import SplitError
 from toxmod.progress import console
 from toxmod.runs.record import RunDir, write_json
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split, read_split_folder, write_split_folder
 from toxmod.splits.leakage import compare_with_previous
 from toxmod.splits.manifest import MANIFEST_NAME
@@ -23,8 +25,8 @@ def freeze(cfg: DictConfig) -> dict[str, Any]:
     With ``previous=<folder>``, also how the new split relates to that older one. A folder that
     already holds a manifest is never overwritten. Returns the manifest.
     """
-    dataset = build_dataset(cfg.data)
-    split, report = prepare_split(cfg.split, dataset)
+    dataset = build_dataset(spec_of(DataSpec, cfg.data))
+    split, report = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     out = Path(str(cfg.out))
     if (out / MANIFEST_NAME).exists():
         raise SplitError(

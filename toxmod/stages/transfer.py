@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict
+from toxmod.config import as_dict, spec_of
 from toxmod.data import LabeledDataset, build_dataset
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.evaluation import evaluate_predictions
@@ -27,6 +27,7 @@ from toxmod.evaluation.transfer import LabelMapping, MappedView, label_mapping, 
 from toxmod.models import Opening
 from toxmod.progress import console
 from toxmod.runs.opening import OpenedModel, load_data
+from toxmod.spec import DataSpec
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def score_other_data(
 ) -> ScoredRows:
     """The run's metrics on ``data_cfg``'s rows (``data_split``: one split of its split column);
     the slice and identity columns of ``settings`` are kept and checked before anything is scored."""
-    dataset = build_dataset(data_cfg, settings.data_columns())
+    dataset = build_dataset(spec_of(DataSpec, data_cfg), settings.data_columns())
     mapping = label_mapping(opened.scheme, dataset.scheme, given_map)  # before minutes of scoring
     if data_split:
         if dataset.given_splits is None:

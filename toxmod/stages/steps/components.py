@@ -8,18 +8,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict, instantiate_component, settings_from
-from toxmod.data.datasets import scheme_from_config
+from toxmod.config import as_dict, hardware_of, instantiate_component, settings_from, spec_of
+from toxmod.data.datasets import scheme_of
 from toxmod.data.schemes import LabelScheme
 from toxmod.distillation import check_distillation
 from toxmod.errors import ConfigError
 from toxmod.evaluation.validation import validation_for
-from toxmod.hardware import HardwareSettings, apply_threads, resolve_hardware
+from toxmod.hardware import HardwareSettings, apply_threads
 from toxmod.models import CheckpointSettings, EarlyStoppingSettings, FitContext, Opening, Scorer
 from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
 from toxmod.models.crossfit import CrossFitSettings
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
+from toxmod.spec import DataSpec
 from toxmod.thresholds import Thresholder
 
 
@@ -39,14 +40,14 @@ class Components:
 
 def build_components(cfg: DictConfig, run: RunDir) -> Components:
     """Hardware, model, thresholds, callbacks and fit settings, each checked against the label scheme."""
-    hardware = resolve_hardware(cfg.hardware)
+    hardware = hardware_of(cfg.hardware)
     apply_threads(hardware)
     fit_split = str(cfg.threshold.fit_split)
     if fit_split == EVALUATION_SPLIT:
         raise ConfigError(
             "threshold.fit_split=holdout: thresholds are chosen on calib/valid, never on the holdout"
         )
-    scheme = scheme_from_config(cfg.data)
+    scheme = scheme_of(spec_of(DataSpec, cfg.data))
     thresholder: Thresholder = instantiate_component(cfg.threshold, "threshold")
     thresholder.check(scheme)
     if hasattr(thresholder, "storage") and not thresholder.storage:  # an Optuna study: in the run folder

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from toxmod.config import spec_of
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.environment import environment
 from toxmod.environment import tags as environment_tags
@@ -21,6 +22,7 @@ from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import job_key
 from toxmod.runs.record import RunDir, git_sha, write_json
 from toxmod.runs.tracking import KIND_TAG, check_user_tags
+from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split, coarse_decisions
 from toxmod.stages.steps.components import Components
@@ -49,10 +51,10 @@ def prepare_data(cfg: DictConfig, components: Components, clock: StageClock) -> 
     """Read the data, build (or read) the split, and warn about what the checks found."""
     with clock.stage("data"):
         evaluation = settings_from(cfg.get("evaluation"), 0, 0)
-        dataset = build_dataset(cfg.data, evaluation.data_columns())
+        dataset = build_dataset(spec_of(DataSpec, cfg.data), evaluation.data_columns())
         check_columns(evaluation, list(dataset.texts), dataset.columns or {}, f"data file {dataset.path}")
     with clock.stage("split"):
-        split, leakage = prepare_split(cfg.split, dataset)
+        split, leakage = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
     targets = components.fpr_targets
     warnings = check_split(dataset, split, components.fit_split, targets)
     coarse = coarse_decisions(dataset, split, components.fit_split, targets)

@@ -1,0 +1,11 @@
+"""Typed, frozen specifications of the config groups (see ``fields`` for how a key is declared)."""
+
+from toxmod.spec.data import DataSpec
+from toxmod.spec.fields import Spec, declared, group_defaults, setting
+from toxmod.spec.hardware import HardwareSpec
+from toxmod.spec.split import SplitSpec
+
+# Every declared group: the ranges checked on the command line and the job's free keys come from here.
+SPECS: tuple[type[Spec], ...] = (DataSpec, SplitSpec, HardwareSpec)
+
+__all__ = ["SPECS", "DataSpec", "HardwareSpec", "Spec", "SplitSpec", "declared", "group_defaults", "setting"]
