@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
 import os
 import re
 import secrets
+import shutil
 import sys
+import traceback
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,16 +22,27 @@ from omegaconf import Container, DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from toxmod.display import printable
-from toxmod.errors import COMMAND_HOOKS, USER_ERROR_EXIT_CODE, ConfigError, raise_on_sigterm
+from toxmod.errors import (
+    INTERRUPT_EXIT_CODE,
+    STAGE_FOLDERS,
+    USER_ERROR_EXIT_CODE,
+    ConfigError,
+    Terminated,
+    ToxmodError,
+    disk_full,
+    raise_on_sigterm,
+)
 from toxmod.hardware import ALONE, HardwareSettings, LauncherShare, resolve_hardware
 from toxmod.limits import configure
 from toxmod.paths import CONFIG_DIR, datasets_root, project_root, user_cache_dir, user_conf_dir
+from toxmod.redact import holds_secret, redact
 from toxmod.spec import SPECS, HardwareSpec, Spec, declared
 from toxmod.spec.fields import MISSING, bounds
 from toxmod.trusted import RENAMED_TARGETS
 
 META_KEYS = ("name",)
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound=Spec)
 
 
@@ -407,6 +421,65 @@ def settings_from(cls: type[T], values: Mapping[str, Any], group: str) -> T:
     if unknown:
         raise ConfigError(f"{group}.{unknown[0]} is not a setting; {group} has {', '.join(sorted(known))}")
     return cls(**values)
+
+
+# Called with an entry point's config before it runs (registered by the modules that need it).
+COMMAND_HOOKS: list[Callable[[Any], None]] = []
+
+
+def exit_on_user_error(func: F) -> F:
+    """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and its exit code (2;
+    1 for a check that ran and failed, such as the export's parity gate)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            for hook in COMMAND_HOOKS:  # e.g. the command's resource limits (config.py)
+                hook(args[0] if args else None)
+            return func(*args, **kwargs)
+        except ToxmodError as error:
+            message, code = str(error), error.exit_code
+        except MissingMandatoryValue as error:
+            key = getattr(error, "full_key", None) or "a required key"
+            message, code = f"{key} is required (pass {key}=...)", USER_ERROR_EXIT_CODE
+        except KeyboardInterrupt:  # Ctrl-C: what was under way has cleaned up; no traceback
+            print("error: interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(INTERRUPT_EXIT_CODE)
+        except Terminated:
+            print("error: terminated (SIGTERM)", file=sys.stderr)
+            sys.exit(Terminated.exit_code)
+        except Exception as error:
+            full = disk_full(error)
+            if full is not None:
+                print(f"error: {printable(redact(str(full)))}", file=sys.stderr)
+                sys.exit(full.exit_code)
+            trace = "".join(traceback.format_exception(error))
+            if not holds_secret(trace):
+                raise
+            print(redact(trace), file=sys.stderr, end="")  # a library's error that quoted a secret
+            sys.exit(1)
+        print(f"error: {printable(redact(message))}", file=sys.stderr)
+        _discard_unused_output_dir()
+        sys.exit(code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _discard_unused_output_dir() -> None:
+    """A command refused before it wrote anything leaves no folder behind (Hydra makes the run
+    directory, and its own ``.hydra/``, before the command starts)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        output = Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # not inside a Hydra run
+        return
+    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
+        shutil.rmtree(output)
+        if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/ and outputs/, when now empty
+            with contextlib.suppress(OSError):
+                output.parent.rmdir()
+                output.parent.parent.rmdir()
 
 
 def apply_limits(cfg: Any) -> None:

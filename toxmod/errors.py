@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
-import shutil
-import sys
-import traceback
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
+from typing import Any
 
 USER_ERROR_EXIT_CODE = 2
 # The per-stage folders under paths.output_dir (``outputs/<task_name>/<time>``).
@@ -123,67 +114,3 @@ def require_epochs_or_steps(prefix: str, max_epochs: Any, max_steps: Any) -> Non
 def is_interrupt(error: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises after its graceful shutdown."""
     return isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt)
-
-
-# Called with an entry point's config before it runs (registered by the modules that need it).
-COMMAND_HOOKS: list[Callable[[Any], None]] = []
-
-
-def exit_on_user_error(func: F) -> F:
-    """Turn a ToxmodError raised by an entry point into ``error: ...`` on stderr and its exit code (2;
-    1 for a check that ran and failed, such as the export's parity gate)."""
-
-    from omegaconf.errors import MissingMandatoryValue
-
-    from toxmod.display import printable
-    from toxmod.redact import holds_secret, redact
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            for hook in COMMAND_HOOKS:  # e.g. the command's resource limits (config.py)
-                hook(args[0] if args else None)
-            return func(*args, **kwargs)
-        except ToxmodError as error:
-            message, code = str(error), error.exit_code
-        except MissingMandatoryValue as error:
-            key = getattr(error, "full_key", None) or "a required key"
-            message, code = f"{key} is required (pass {key}=...)", USER_ERROR_EXIT_CODE
-        except KeyboardInterrupt:  # Ctrl-C: what was under way has cleaned up; no traceback
-            print("error: interrupted (Ctrl-C)", file=sys.stderr)
-            sys.exit(INTERRUPT_EXIT_CODE)
-        except Terminated:
-            print("error: terminated (SIGTERM)", file=sys.stderr)
-            sys.exit(Terminated.exit_code)
-        except Exception as error:
-            full = disk_full(error)
-            if full is not None:
-                print(f"error: {printable(redact(str(full)))}", file=sys.stderr)
-                sys.exit(full.exit_code)
-            trace = "".join(traceback.format_exception(error))
-            if not holds_secret(trace):
-                raise
-            print(redact(trace), file=sys.stderr, end="")  # a library's error that quoted a secret
-            sys.exit(1)
-        print(f"error: {printable(redact(message))}", file=sys.stderr)
-        _discard_unused_output_dir()
-        sys.exit(code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _discard_unused_output_dir() -> None:
-    """A command refused before it wrote anything leaves no folder behind (Hydra makes the run
-    directory, and its own ``.hydra/``, before the command starts)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        output = Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # not inside a Hydra run
-        return
-    if output.is_dir() and {path.name for path in output.iterdir()} <= {".hydra"}:
-        shutil.rmtree(output)
-        if output.parent.name in STAGE_FOLDERS:  # outputs/<stage>/ and outputs/, when now empty
-            with contextlib.suppress(OSError):
-                output.parent.rmdir()
-                output.parent.parent.rmdir()

@@ -13,8 +13,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from toxmod.config import hardware_of, instantiate_component, run_entry_point
-from toxmod.errors import ConfigError, exit_on_user_error
+from toxmod.config import exit_on_user_error, hardware_of, instantiate_component, run_entry_point
+from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads
 from toxmod.progress import notes_console
 from toxmod.runs.opening import opening_from_config

@@ -13,8 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from toxmod.config import run_entry_point
-from toxmod.errors import exit_on_user_error
+from toxmod.config import exit_on_user_error, run_entry_point
 from toxmod.stages.pretrain import run_pretraining
 
 

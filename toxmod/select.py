@@ -12,8 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from toxmod.config import run_entry_point
-from toxmod.errors import exit_on_user_error
+from toxmod.config import exit_on_user_error, run_entry_point
 from toxmod.stages.select import select
 
 

@@ -14,8 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from toxmod.config import run_entry_point
-from toxmod.errors import exit_on_user_error
+from toxmod.config import exit_on_user_error, run_entry_point
 from toxmod.stages.search.trial import run_trial, trial_link
 from toxmod.stages.sweeps import current_sweep, run_sweep_job
 from toxmod.stages.train import TrainResult, train

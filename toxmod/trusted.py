@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from toxmod.errors import ConfigError
 from toxmod.paths import CONFIG_DIR, user_conf_dir
 
@@ -109,7 +107,7 @@ def _given_by(saved: dict[str, Any], declared: dict[str, Any]) -> str | None:
 
 
 def _check_user_code_arguments(
-    container: dict[Any, Any],
+    cfg: dict[Any, Any],
     source: str,
     never_built: Sequence[str],
     declared: dict[str, list[dict[str, Any]]],
@@ -117,7 +115,7 @@ def _check_user_code_arguments(
     """A saved node naming code only the opener's config names (``declared``: the opener's nodes by
     target) passes it no arguments of its own."""
     shipped = shipped_targets()
-    for key, value in (container or {}).items():
+    for key, value in (cfg or {}).items():
         if key in never_built:
             continue
         for _, node in _target_nodes(value):
@@ -152,17 +150,17 @@ def _configs_in(folder: Path) -> list[Any]:
 
 
 def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> None:
-    """Refuse a config read from ``source`` that names code outside ``allowed_targets`` or holds an
-    interpolation (a saved config is resolved; ``${oc.env:...}`` would read the opener's environment).
+    """Refuse a config read from ``source`` (plain dicts and lists, not resolved) that names code
+    outside ``allowed_targets`` or holds an interpolation (a saved config is resolved;
+    ``${oc.env:...}`` would read the opener's environment).
 
     ``never_built``: top-level keys whose ``_target_``s are never instantiated from this config.
     """
-    container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
     declared = user_target_nodes()  # the opener's conf/, read once for both checks
     allowed = shipped_targets() | frozenset(declared)
-    if isinstance(container, dict):
-        _check_user_code_arguments(container, source, never_built, declared)
-    for key, target in _targets(container, ""):
+    if isinstance(cfg, dict):
+        _check_user_code_arguments(cfg, source, never_built, declared)
+    for key, target in _targets(cfg, ""):
         if key.split(".", 1)[0] in never_built:
             continue
         if not isinstance(target, str) or target not in allowed:
@@ -171,7 +169,7 @@ def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> Non
                 "a run's config may not name other code"
             )
     packages = shipped_packages()
-    for key, value in _leaves(container, ""):
+    for key, value in _leaves(cfg, ""):
         if isinstance(value, str) and "${" in value:
             raise ConfigError(
                 f"{source}: {key}={value!r} is an interpolation; a run's saved config holds values only"
@@ -184,7 +182,7 @@ def check_targets(cfg: Any, source: str, never_built: Sequence[str] = ()) -> Non
 
 
 def _leaves(node: Any, path: str) -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` of every non-container value."""
+    """``(dotted key, value)`` of every non-cfg value."""
     if not isinstance(node, (dict, list)):
         return [(path, node)]
     found: list[tuple[str, Any]] = []

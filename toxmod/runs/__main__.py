@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from toxmod.config import check_overrides_or_exit, compose_config
-from toxmod.errors import USER_ERROR_EXIT_CODE, exit_on_user_error
+from toxmod.config import check_overrides_or_exit, compose_config, exit_on_user_error
+from toxmod.errors import USER_ERROR_EXIT_CODE
 
 COMMANDS = ("gc", "show")
 

@@ -184,7 +184,7 @@ class RunDir:
             raise DamagedFileError(f"{self.config}: not a readable config ({reason})") from None
         if not isinstance(cfg, DictConfig):
             raise DamagedFileError(f"{self.config}: not a config mapping")
-        check_targets(cfg, str(self.config), never_built=self.COMMAND_ONLY)
+        check_targets(OmegaConf.to_container(cfg, resolve=False), str(self.config), self.COMMAND_ONLY)
         return cfg
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import as_dict, override_key
-from toxmod.errors import ConfigError, exit_on_user_error
+from toxmod.config import as_dict, exit_on_user_error, override_key
+from toxmod.errors import ConfigError
 from toxmod.progress import console
 from toxmod.redact import redact
 from toxmod.runs.jobs import changes_the_model
