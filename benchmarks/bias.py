@@ -12,7 +12,6 @@ and a markdown table (``--markdown``) for docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -21,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from provenance import machine, shown_command
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {  # the runs --train makes (toxmod.train overrides)
@@ -67,9 +66,9 @@ def evaluate(name: str, run: Path, out: Path, env: dict[str, str]) -> dict:
     }
 
 
-def markdown(results: dict[str, dict], command: str) -> str:
+def markdown(results: dict[str, dict], command: str, machine: str) -> str:
     lines = [
-        f"Machine: {machine()}. Command: `{command}`.",
+        f"Machine: {machine}. Command: `{command}`.",
         "",
         "| model | n | overall AUC | subgroup AUC (p=-5) | BPSN AUC (p=-5) | BNSP AUC (p=-5) | final score |"
         " FPR at threshold | recall at threshold | worst 3 identities by BPSN | worst 3 by BNSP |",
@@ -90,13 +89,9 @@ def markdown(results: dict[str, dict], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, "bias_madlibs", markdown=ROOT / "benchmarks" / "results" / "bias_madlibs.md")
     parser.add_argument("--run", action="append", default=[], help="name=<run dir or run id>")
     parser.add_argument("--train", action="store_true", help="train the runs of TRAIN first")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "bias_madlibs.json")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "benchmarks" / "results" / "bias_madlibs.md")
     args = parser.parse_args()
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="toxmod-bias-") as tmp:
@@ -109,18 +104,14 @@ def main() -> None:
         if not runs:
             parser.error("give --run name=<run dir> (one or more) or --train")
         results = {name: evaluate(name, Path(run), Path(tmp) / "eval", env) for name, run in runs.items()}
-    command = shown_command("bias.py", sys.argv[1:])
     payload = {
-        "machine": machine(),
-        "command": command,
+        **provenance("bias.py"),
         "evaluate": EVALUATE,
         "train": TRAIN,
         "results": results,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2) + "\n")
-    table = markdown(results, command)
-    args.markdown.write_text(table)
+    table = markdown(results, payload["command"], payload["machine"])
+    write_results(payload, args.output, table, args.markdown)
     print(table)
 
 

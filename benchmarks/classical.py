@@ -9,7 +9,6 @@ Prints one table per dataset, writes ``benchmarks/results/classical.json`` and `
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -19,6 +18,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from harness import DOCS, arguments, shown_command, write_results
 
 from toxmod.config import compose_config
 from toxmod.evaluation.latency import measure_throughput
@@ -223,28 +224,22 @@ def merged(previous: list[dict], row: dict) -> list[dict]:
 
 
 def command_line() -> str:
-    return ("python benchmarks/classical.py " + " ".join(sys.argv[1:])).strip()
+    return shown_command("classical.py", sys.argv[1:]).strip()
 
 
 def save(results: list[dict], json_path: Path, markdown_path: Path) -> None:
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
     commands = list(dict.fromkeys(r.get("command", command_line()) for r in results))
-    markdown_path.write_text(markdown(results, "`; `".join(commands)))
+    write_results(results, json_path, markdown(results, "`; `".join(commands)), markdown_path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, "classical", markdown=DOCS / "benchmarks.md")
     parser.add_argument("--suites", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
     parser.add_argument("--models", default=None, help="comma-separated subset of models")
     parser.add_argument("--tracking", default="mlflow", choices=["mlflow", "none"])
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "classical.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--fresh", action="store_true", help="start from an empty results file")
     args = parser.parse_args()
-    json_path, markdown_path = Path(args.json), Path(args.markdown)
+    json_path, markdown_path = args.output, args.markdown
     # Results are merged into the JSON and written after every run: an interrupted benchmark keeps
     # what it finished, and a partial re-run (--suites/--models) updates only its own rows.
     results = [] if args.fresh or not json_path.is_file() else json.loads(json_path.read_text())

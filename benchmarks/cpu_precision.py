@@ -15,21 +15,18 @@ numbers. Writes ``benchmarks/results/cpu_precision.json`` and prints a markdown 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from provenance import machine, shown_command
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "cpu_precision.json"
 RUN = ["data=janitr", "model=minilm", "model.max_train_rows=2000", "model.max_epochs=1", "hardware=cpu"]
 QUIET = [
     "plots=false",
@@ -134,22 +131,20 @@ def runs(work: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "cpu_precision")
     parser.add_argument("--steps-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     result = {
-        "command": shown_command("cpu_precision.py", sys.argv[1:]),
-        "machine": machine(),
+        **provenance("cpu_precision.py"),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "steps": steps(args.repeats),
     }
     if not args.steps_only:
         result["runs"] = runs(Path(tempfile.mkdtemp(prefix="cpu-precision-")))
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.output)
     s = result["steps"]
     print("| precision | step s | forward s | backward + AdamW s | a Linear returns |\n|---|---|---|---|---|")
     for name in ("fp32", "bf16"):

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from harness import DOCS, arguments, provenance, write_results
 
 from toxmod.config import compose_config
 from toxmod.paths import project_root
@@ -88,7 +86,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "distill", markdown=DOCS / "benchmarks_distill.md")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--teacher", default="model=tfidf_xgboost", help="the teacher's overrides")
     parser.add_argument("--teacher-run", default=None, help="a finished teacher run dir (not retrained)")
@@ -96,9 +94,6 @@ def main() -> None:
     parser.add_argument("--variants", default="student,student+kd", help=f"of {list(VARIANTS)}")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument(
-        "--output", default="distill", help="benchmarks/results/<name>.json, docs/benchmarks_<name>.md"
-    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
@@ -167,19 +162,9 @@ def main() -> None:
 
 def save(args: argparse.Namespace, rows: list[dict[str, Any]], gains: list[dict[str, Any]]) -> None:
     """Write the results so far (after every run: an interrupted benchmark keeps what it finished)."""
-    record = {
-        "command": "python benchmarks/distill.py "
-        + " ".join(f"--{k.replace('_', '-')}={shlex.quote(str(v))}" for k, v in vars(args).items() if v),
-        "machine": f"{platform.machine()}, 2 cores, torch {torch.__version__}",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "rows": rows,
-        "gains": gains,
-    }
-    results = ROOT / "benchmarks" / "results" / f"{args.output}.json"
-    doc = ROOT / "docs" / f"benchmarks_{args.output}.md"
-    results.write_text(json.dumps(record, indent=2) + "\n")
-    doc.write_text(render(record))
-    print(f"wrote {results.relative_to(ROOT)} and {doc.relative_to(ROOT)}", flush=True)
+    record = {**provenance("distill.py"), "torch": torch.__version__, "rows": rows, "gains": gains}
+    write_results(record, args.output, render(record), args.markdown)
+    print(f"wrote {args.output} and {args.markdown}", flush=True)
 
 
 def render(record: dict[str, Any]) -> str:

@@ -20,19 +20,16 @@ reference row) to ``docs/benchmarks_student.md``. Runs already finished in ``--w
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provenance import machine, shown_command
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "crossfit_teacher.json"
 QUIET = [
     "tracking=none",
     "plots=false",
@@ -80,7 +77,7 @@ def teacher_row(name: str, metrics: dict[str, Any], folder: Path) -> dict[str, A
     }
 
 
-def teachers(work: Path) -> None:
+def teachers(work: Path, output: Path) -> None:
     common = ["data=janitr", "split=frozen", *QUIET, f"paths.cache_dir={work / 'cache'}"]
     rows, folders = [], []
     for name, overrides in MEMBERS.items():
@@ -97,12 +94,10 @@ def teachers(work: Path) -> None:
         ]
         rows.append(teacher_row(f"ensemble, combine={combine}", trained(folder, overrides), folder))
     record = {
-        "command": shown_command("distill_crossfit.py", sys.argv[1:]),
-        "machine": machine(),
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance("distill_crossfit.py"),
         "rows": rows,
     }
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+    write_results(record, output)
     print(
         "| model | out-of-fold train ROC-AUC | out-of-fold recall @ 2% FPR | valid recall | valid FPR "
         "| holdout recall | holdout FPR | holdout macro F1 |\n|---|---|---|---|---|---|---|---|"
@@ -149,7 +144,7 @@ def students(work: Path, teacher: str, epochs: int, seeds: int, also: list[str])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "crossfit_teacher")  # --output: the teachers' table
     parser.add_argument("stage", choices=["teachers", "students"])
     parser.add_argument("--work", type=Path, required=True, help="where runs go (reused when finished)")
     parser.add_argument("--teacher", default="stack_oof", choices=COMBINERS)
@@ -160,7 +155,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.stage == "teachers":
-        teachers(args.work.resolve())
+        teachers(args.work.resolve(), args.output)
     else:
         students(args.work.resolve(), args.teacher, args.epochs, args.seeds, args.also)
 

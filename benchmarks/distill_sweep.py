@@ -13,23 +13,15 @@ Writes `benchmarks/results/distill_sweep.json` and `docs/benchmarks_distill_swee
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-
-from toxmod.paths import project_root
-
-ROOT = project_root()
-RESULTS = ROOT / "benchmarks" / "results" / "distill_sweep.json"
-DOC = ROOT / "docs" / "benchmarks_distill_sweep.md"
+from harness import DOCS, arguments, provenance, write_results
 
 
 def timed(command: list[str]) -> float:
@@ -39,7 +31,7 @@ def timed(command: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "distill_sweep", markdown=DOCS / "benchmarks_distill_sweep.md")
     parser.add_argument("--teacher-run", default=None)
     parser.add_argument("--student", default="student=h128_l4_a4_i512 trainer.max_epochs=1")
     args = parser.parse_args()
@@ -63,11 +55,8 @@ def main() -> None:
     single_seconds = timed([*train, *student, "distill.temperature=2", "distill.alpha=0.5"])
     builds = [j for j in jobs if j.get("teacher/cache_built") == 1.0]
     record = {
-        "command": "python benchmarks/distill_sweep.py"
-        + (f" --teacher-run {args.teacher_run}" if args.teacher_run else "")
-        + f" --student '{args.student}'",
-        "machine": f"{platform.machine()}, 2 cores, torch {torch.__version__}",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance("distill_sweep.py"),
+        "torch": torch.__version__,
         "jobs": len(jobs),
         "cache_builds": len(builds),
         "cache_build_seconds": builds[0].get("teacher/cache_build_seconds") if builds else None,
@@ -76,8 +65,7 @@ def main() -> None:
         "ratio_to_9_single_runs": sweep_seconds / (9 * single_seconds),
         "job_train_seconds": [j["train_seconds"] for j in jobs],
     }
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    DOC.write_text(render(record))
+    write_results(record, args.output, render(record), args.markdown)
     print(render(record))
 
 
@@ -87,7 +75,7 @@ def render(record: dict) -> str:
         [
             "# Distillation sweep cost (janitr frozen split)",
             "",
-            f"`{record['command']}` · {record['machine']} · {record['when']}",
+            f"`{record['command']}` · {record['machine']} · {record['generated']}",
             "",
             "| what | value |",
             "|---|---|",

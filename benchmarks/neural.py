@@ -16,17 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from harness import DOCS, arguments, provenance, write_results
 
 from toxmod.config import compose_config, spec_of
 from toxmod.data import build_dataset
@@ -40,8 +39,6 @@ from toxmod.stages.train import train
 from toxmod.tables import rows_table
 
 ROOT = project_root()
-RESULTS = ROOT / "benchmarks" / "results" / "neural.json"
-DOC = ROOT / "docs" / "benchmarks_neural.md"
 
 
 def janitr_split(overrides: list[str]) -> tuple[Any, Any]:
@@ -286,7 +283,7 @@ SUITES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "neural", markdown=DOCS / "benchmarks_neural.md")
     parser.add_argument("--suites", default="overhead,throughput")
     parser.add_argument("--models", default="", help=f"janitr suite: comma-separated, of {list(JANITR_RUNS)}")
     parser.add_argument("--seeds", default="0", help="janitr, jigsaw suites: seeds, one run each")
@@ -303,26 +300,22 @@ def main() -> None:
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(seed) for seed in args.seeds.split(",") if seed]
     torch.set_num_threads(os.cpu_count() or 1)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    )
+    results = json.loads(args.output.read_text()) if args.output.is_file() else {}
     for suite in args.suites.split(","):
         for row in SUITES[suite](args):  # saved as each row arrives: an interrupted run keeps it
             results[suite] = {
                 "rows": merge_rows(results.get(suite, {}).get("rows", []), [row]),
-                "machine": machine,
-                "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **provenance("neural.py"),
                 "command": f"python benchmarks/neural.py --suites {suite}{COMMAND_FLAGS.get(suite, '')}",
+                "torch": torch.__version__,
             }
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-            DOC.write_text(render(results))
+            write_results(results, args.output, render(results), args.markdown)
         rows = results.get(suite, {}).get("rows", [])
         if not rows:
             continue
         columns = [c for c in rows[0] if c != "suite"]
         console.print(rows_table(suite, columns, [[row[c] for c in columns] for row in rows]))
-    console.print(f"wrote {RESULTS} and {DOC}")
+    console.print(f"wrote {args.output} and {args.markdown}")
 
 
 def merge_rows(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -342,7 +335,12 @@ def cell(value: Any) -> str:
 def render(results: dict[str, Any]) -> str:
     lines = ["# Transformer benchmark results", "", "Written by `benchmarks/neural.py`.", ""]
     for suite, block in results.items():
-        lines += [f"## {suite}", "", f"`{block['command']}` · {block['machine']} · {block['when']}", ""]
+        lines += [
+            f"## {suite}",
+            "",
+            f"`{block['command']}` · {block['machine']} · {block.get('generated') or block['when']}",
+            "",
+        ]
         columns = [c for c in block["rows"][0] if c != "suite"]
         lines.append("| " + " | ".join(columns) + " |")
         lines.append("|" + "---|" * len(columns))

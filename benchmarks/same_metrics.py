@@ -11,13 +11,14 @@ data and machine; the table lists every metric that differs, and the JSON holds 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMES = ("seconds", "latency/", "per_second", "/time")  # wall-clock numbers: never compared
@@ -42,11 +43,8 @@ def run_default(checkout: Path, out: Path, overrides: list[str]) -> dict[str, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, "same_metrics")
     parser.add_argument("--base", required=True, help="the git revision to compare this checkout with")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "same_metrics.json")
     args, overrides = parser.parse_known_args()
     overrides = [o for o in overrides if o != "--"]
     with tempfile.TemporaryDirectory(prefix="toxmod-same-") as tmp:
@@ -65,9 +63,10 @@ def main() -> None:
     print(f"{'metric':48s} {args.base:>14s} {'this checkout':>14s}")
     for key in differing or ["holdout/scam/recall", "holdout/scam/fpr", "holdout/macro_f1"]:
         print(f"{key:48s} {before.get(key, float('nan')):>14.6f} {after.get(key, float('nan')):>14.6f}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     result = {"base": args.base, "overrides": overrides, "compared": len(compared), "differing": differing}
-    args.output.write_text(json.dumps({**result, "base_metrics": before, "metrics": after}, indent=2) + "\n")
+    write_results(
+        {**provenance("same_metrics.py"), **result, "base_metrics": before, "metrics": after}, args.output
+    )
     sys.exit(1 if differing else 0)
 
 

@@ -13,11 +13,7 @@ to ``--ray-max``); ``benchmarks/results/scale.json`` holds the numbers and the m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,14 +106,11 @@ def score(run: Path, source: Path, output: Path, engine: str) -> dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, "scale")
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--run", type=Path, help="a finished run (default: the default model, trained here)")
     parser.add_argument("--engines", nargs="+", default=["local", "ray"], help="ray: Ray Data, 2 actors")
     parser.add_argument("--ray-max", type=int, default=200_000, help="the largest size run with engine=ray")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="toxmod-scale-") as tmp:
@@ -143,13 +137,7 @@ def main() -> None:
                 )
             source.unlink()
     model = "default (tfidf_xgboost)" if args.run is None else args.run.name
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"model": model, "machine": machine, "rows": rows}, indent=2) + "\n")
+    write_results({**provenance("scale.py"), "model": model, "rows": rows}, args.output)
 
 
 if __name__ == "__main__":

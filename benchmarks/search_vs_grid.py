@@ -15,20 +15,17 @@ with its valid and holdout numbers side by side (the holdout never chooses). Wri
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from provenance import machine, shown_command
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "search_vs_grid.json"
 GRID = {  # the grid's points; the search samples the ranges they span (conf/search/kd_student.yaml)
     "distill.temperature": [1.0, 4.0],
     "distill.alpha": [0.2, 0.7],
@@ -85,7 +82,7 @@ def run_metrics(folder: Path) -> dict[str, float] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "search_vs_grid")
     parser.add_argument("--teacher-run", help="a finished janitr teacher run (default: train tfidf_xgboost)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--work", default=None, help="where runs go (default: a temporary folder)")
@@ -177,9 +174,7 @@ def main() -> None:
         and (within_budget(t["metrics"]) or grid_best is None)
     ]
     result = {
-        "command": shown_command("search_vs_grid.py", sys.argv[1:]),
-        "machine": machine(),
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance("search_vs_grid.py"),
         "epochs": args.epochs,
         "warm_up_seconds": warm,
         "grid": {
@@ -201,7 +196,7 @@ def main() -> None:
             "trials_detail": trials,
         },
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.output)
     print(table(result))
 
 

@@ -27,12 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness import DOCS, arguments, provenance, write_results
 from operating_point import flip_rate, operating_point
-from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = 1000
@@ -169,7 +168,7 @@ def quality(run_dir: Path, onnx_format: str | None) -> dict[str, Any]:
         "primary": scheme.primary_label,
         **operating_point(scheme, scores, holdout.targets, loaded.thresholds.as_array()),
         "holdout_rows": len(holdout),
-        "target_fpr": loaded.config.threshold.get("target_fpr"),
+        "target_fpr": loaded.config["threshold"].get("target_fpr"),
     }
 
 
@@ -333,7 +332,7 @@ def report(results: dict[str, Any], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "serving", markdown=DOCS / "benchmarks_serving.md")
     for model in (*CLASSICAL, *NEURAL):
         parser.add_argument(f"--{model.replace('_', '-')}", type=Path, help=f"a janitr {model} run")
     parser.add_argument("--student-onnx", type=Path, help="the student's export run (default: exported here)")
@@ -344,7 +343,7 @@ def main() -> None:
         "--only",
         default="",
         help="re-measure only rows starting with these prefixes (comma-separated, e.g. student/onnx); "
-        "the other rows are kept from benchmarks/results/serving.json",
+        "the other rows are kept from the --output file",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--format", help=argparse.SUPPRESS)
@@ -373,7 +372,7 @@ def main() -> None:
     thread_counts = [int(t) for t in args.threads.split(",")]
     rows: dict[str, dict[int, dict]] = {}
     only = [prefix for prefix in args.only.split(",") if prefix]
-    previous_file = ROOT / "benchmarks" / "results" / "serving.json"
+    previous_file = args.output
     previous = json.loads(previous_file.read_text())["rows"] if only and previous_file.is_file() else {}
     for name, (run_dir, onnx_format) in variants.items():
         if only and not any(name.startswith(prefix) for prefix in only) and name in previous:
@@ -391,8 +390,7 @@ def main() -> None:
             )
 
     results: dict[str, Any] = {
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **provenance("serving.py"),
         "texts": len(texts),
         "remeasured": only or ["all rows"],
         "rows": rows,
@@ -432,10 +430,8 @@ def main() -> None:
         metrics = json.loads((path / "metrics.json").read_text())
         results["export_metrics"][name] = {k: v for k, v in metrics.items() if k.startswith("export/")}
     results["targets"] = {name: bool(check(results)) for name, check in TARGETS.items()}
-    command = shown_command("serving.py", sys.argv[1:])
-    (ROOT / "benchmarks" / "results" / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
-    markdown = report(results, command)
-    (ROOT / "docs" / "benchmarks_serving.md").write_text(markdown)
+    markdown = report(results, results["command"])
+    write_results(results, args.output, markdown, args.markdown)
     print(markdown)
 
 

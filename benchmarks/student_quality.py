@@ -19,17 +19,14 @@ own (no scores, so no bootstrap). Prints the tables, writes ``benchmarks/results
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import DOCS, arguments, provenance, write_results
 from operating_point import flip_rate, operating_point
-from provenance import machine, shown_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("valid", "holdout")
@@ -43,7 +40,7 @@ def scored(run_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {
         "scheme": loaded.dataset.scheme,
         "thresholds": loaded.thresholds.as_array(),
-        "target_fpr": loaded.config.threshold.get("target_fpr"),
+        "target_fpr": loaded.config["threshold"].get("target_fpr"),
     }
     for split in SPLITS:
         part = loaded.part(split)
@@ -140,7 +137,7 @@ def render(record: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "student_quality", markdown=DOCS / "benchmarks_student.md")
     parser.add_argument("--baseline", type=Path, required=True, help="the default model's run directory")
     parser.add_argument(
         "--variant", action="append", required=True, help='"name=<run>,<run>" (one run per seed)'
@@ -148,15 +145,11 @@ def main() -> None:
     parser.add_argument(
         "--reference", action="append", default=[], help='"name=recall,fpr,macro_f1" (published holdout)'
     )
-    parser.add_argument("--output", default="student_quality", help="results/<name>.json, docs page name")
-    parser.add_argument("--docs", default="benchmarks_student.md")
     args = parser.parse_args()
 
     baseline = scored(args.baseline)
     record: dict[str, Any] = {
-        "command": shown_command("student_quality.py", sys.argv[1:]),
-        "machine": machine(),
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **provenance("student_quality.py"),
         "primary": baseline["scheme"].primary_label,
         "target_fpr": baseline["target_fpr"],
         "baseline": {"run": str(args.baseline), **{s: split_metrics(baseline, s) for s in SPLITS}},
@@ -193,9 +186,8 @@ def main() -> None:
             "not_worse": all(r["vs_baseline"]["primary_recall"]["ci_high"] >= 0 for r in runs),
             "within_budget": all(r["holdout"]["fpr"] <= float(record["target_fpr"]) for r in runs),
         }
-    (ROOT / "benchmarks" / "results" / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
     markdown = render(record)
-    (ROOT / "docs" / args.docs).write_text(markdown)
+    write_results(record, args.output, markdown, args.markdown)
     print(markdown)
 
 

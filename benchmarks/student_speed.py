@@ -21,8 +21,6 @@ Prints a table of texts/s and ms per text per part; writes ``benchmarks/results/
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,11 +111,10 @@ def score_all(scorer: Any, texts: list[str], batch: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "student_speed")
     parser.add_argument("--run", type=Path, required=True, help="an ONNX export run (int8 student)")
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "student_speed.json")
     args = parser.parse_args()
     from toxmod.hardware import HardwareSettings
     from toxmod.models import load_scorer
@@ -166,10 +164,8 @@ def main() -> None:
     print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
-    args.output.write_text(
-        json.dumps({"texts": len(texts), "run": args.run.name, "rows": rows, "per_call": costs}, indent=2)
-        + "\n"
-    )
+    record = {**provenance("student_speed.py"), "texts": len(texts), "run": args.run.name, "rows": rows}
+    write_results({**record, "per_call": costs}, args.output)
     print(f"wrote {args.output}")
 
 

@@ -9,7 +9,6 @@ per point. The wall time includes starting the launcher's workers (Ray's instanc
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = ["data=janitr", "model=tfidf_logreg", "model.C=0.25,0.5,1,2,4,8", "tracking=none", "plots=false"]
@@ -28,6 +29,7 @@ LAUNCHERS = {
 
 
 def main() -> None:
+    args = arguments(__doc__, "sweep_launchers").parse_args()
     rows = []
     for name, launcher in LAUNCHERS.items():
         with tempfile.TemporaryDirectory(prefix="toxmod-sweep-") as tmp:
@@ -58,8 +60,8 @@ def main() -> None:
             f"{name:7s} {seconds:6.1f} s  {found[0]} done, {found[2]} failed (exit {done.returncode})",
             flush=True,
         )
-    output = ROOT / "benchmarks" / "results" / "sweep_launchers.json"
-    output.write_text(json.dumps({"points": 6, "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    record = {**provenance("sweep_launchers.py"), "points": 6, "cpus": os.cpu_count(), "rows": rows}
+    write_results(record, args.output)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ It prints the wall time of each arm (median of ``--repeats``) and the threads ea
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ["model=student", "student=h128_l4_a4_i512", "data=janitr", "data.max_rows=1500", "model.max_length=64"]
@@ -74,10 +73,9 @@ def oversubscribed_arm(root: Path, steps: int, cpus: int) -> tuple[float, list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "threads")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "threads.json")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0))
     results: dict[str, list[float]] = {"share": [], "oversubscribed": []}
@@ -98,19 +96,10 @@ def main() -> None:
         print(f"| {arm} | {', '.join(recorded[arm])} | {seconds:.1f} |")
     ratio = medians["oversubscribed"] / medians["share"]
     print(f"\noversubscribed / share: {ratio:.2f}x on {cpus} CPUs, {args.steps} steps per job")
-    machine = {"cpus": cpus, "cpu_model": _cpu_model()}
-    payload = {"machine": machine, "steps": args.steps, "seconds": results, "median": medians, "ratio": ratio}
-    payload["threads"] = recorded
-    args.output.write_text(json.dumps(payload, indent=2) + "\n")
+    payload = {**provenance("threads.py"), "cpus": cpus, "steps": args.steps, "seconds": results}
+    payload |= {"median": medians, "ratio": ratio, "threads": recorded}
+    write_results(payload, args.output)
     print(f"wrote {args.output}")
-
-
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 if __name__ == "__main__":

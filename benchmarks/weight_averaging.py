@@ -11,20 +11,17 @@ the spread (max - min) and standard deviation of holdout scam recall across the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from provenance import machine, shown_command
+from harness import arguments, provenance, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "weight_averaging.json"
 SHOWN = ("valid/scam/recall", "valid/scam/fpr", "holdout/scam/recall", "holdout/scam/fpr", "holdout/macro_f1")
 VARIANTS = {
     "none": ["model.weight_averaging=none"],
@@ -34,7 +31,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, "weight_averaging")
     parser.add_argument("--teacher-run", required=True)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=3)
@@ -77,13 +74,11 @@ def main() -> None:
             "holdout_recall_stdev": statistics.stdev(recalls) if len(recalls) > 1 else 0.0,
         }
     result = {
-        "command": shown_command("weight_averaging.py", sys.argv[1:]),
-        "machine": machine(),
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance("weight_averaging.py"),
         "rows": rows,
         "by_variant": spread,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.output)
     print("| variant | seed | " + " | ".join(SHOWN) + " |\n|---|---|" + "---|" * len(SHOWN))
     for row in rows:
         print(f"| {row['variant']} | {row['seed']} | " + " | ".join(f"{row[k]:.3f}" for k in SHOWN) + " |")
