@@ -8,9 +8,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from toxmod.errors import DamagedFileError
 
@@ -25,6 +28,49 @@ def read_json(path: Path) -> Any:
         raise DamagedFileError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValueError as error:  # malformed, not UTF-8, or an integer of more than 4,300 digits
         raise DamagedFileError(f"{path}: not valid JSON ({str(error)[:200]})") from None
+
+
+class _ConfigLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML as a saved config was written: ``1e-05`` is a number (YAML 1.1 wants ``1.0e-05``), a date
+    stays text, a key given twice is refused -- as Hydra's own loader reads it, without running code."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG:
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+        |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_config_yaml(path: Path) -> Any:
+    """A saved config's YAML as plain dicts and lists; unreadable YAML is a one-line error naming it."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # noqa: S506 - safe loader
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedFileError(f"{path}: not a readable config ({reason})") from None
 
 
 def require_keys(path: Path, state: Any, keys: tuple[str, ...]) -> None:

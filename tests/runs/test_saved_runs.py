@@ -57,3 +57,21 @@ def test_a_saved_run_predicts_and_its_scheme_is_read(saved_run: Path) -> None:
 def test_a_saved_run_reads_only_the_data_the_opener_names(saved_run: Path) -> None:
     with pytest.raises(ConfigError, match=r"data.path=/tmp/oldrun/posts.csv lies outside this run"):
         load_run(saved_run)  # the path it recorded is not the opener's to read
+
+
+def test_a_saved_config_reads_as_hydra_wrote_it(tmp_path: Path) -> None:
+    """``files.read_config_yaml`` (plain dicts, no code) reads what OmegaConf reads: numbers without a
+    dot are numbers, dates stay text; a key given twice is a one-line error."""
+    from omegaconf import OmegaConf
+
+    from toxmod.errors import DamagedFileError
+    from toxmod.files import read_config_yaml
+
+    written = tmp_path / "config.yaml"
+    written.write_text("lr: 1e-05\nday: 2026-01-01\nsteps: 1_000\nratio: -2.5e3\nname: '1e3'\nnan: .nan\n")
+    for path in (written, SAVED / "tfidf_logreg-0.1.0" / "config.yaml"):
+        assert repr(read_config_yaml(path)) == repr(OmegaConf.to_container(OmegaConf.load(path)))
+    assert read_config_yaml(written)["lr"] == 1e-05 and read_config_yaml(written)["day"] == "2026-01-01"
+    written.write_text("model:\n  name: a\n  name: b\n")
+    with pytest.raises(DamagedFileError, match=r"config.yaml: not a readable config \(duplicate key"):
+        read_config_yaml(written)

@@ -20,17 +20,16 @@ overrides may change only the free keys.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from toxmod.config import as_dict, override_key
+from toxmod.config import override_key
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.models import Opening
 from toxmod.paths import user_roots
@@ -40,6 +39,7 @@ from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.runs.tracking import flatten
 from toxmod.spec import SPECS, Spec
+from toxmod.spec.fields import dotted, plain, set_dotted
 
 
 def free_keys(specs: Sequence[type[Spec]]) -> list[str]:
@@ -110,8 +110,11 @@ class FinishedJob:
     run_dir: Path
 
 
-def _flat(cfg: DictConfig) -> dict[str, str]:
-    return flatten(as_dict(cfg), limit=None)
+Settings = Mapping[str, Any]  # a resolved config as plain dicts and lists (``config.as_dict``)
+
+
+def _flat(cfg: Settings) -> dict[str, str]:
+    return flatten(plain(cfg), limit=None)
 
 
 def _free_to_change(key: str) -> bool:
@@ -127,17 +130,17 @@ def changes_the_model(key: str) -> bool:
     return not _free_to_change(key) or key in EXTENT_KEYS
 
 
-def job_key(cfg: DictConfig) -> str:
+def job_key(cfg: Settings) -> str:
     """SHA-256 of the resolved config without the free keys: the same job gets the same key."""
     kept = {key: value for key, value in _flat(cfg).items() if not _free_to_change(key)}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _extent(cfg: DictConfig) -> dict[str, Any]:
-    return {key: OmegaConf.select(cfg, key, default=None) for key in EXTENT_KEYS}
+def _extent(cfg: Settings) -> dict[str, Any]:
+    return {key: dotted(cfg, key) for key in EXTENT_KEYS}
 
 
-def job_differences(previous: DictConfig, current: DictConfig) -> dict[str, tuple[str, str]]:
+def job_differences(previous: Settings, current: Settings) -> dict[str, tuple[str, str]]:
     """``{key: (previous, current)}`` for resolved keys that differ, outside ``RESUME_FREE_KEYS``."""
     before, now = _flat(previous), _flat(current)
     return {
@@ -156,18 +159,18 @@ def describe_differences(differences: dict[str, tuple[str, str]], shown: int = 3
 @dataclass(frozen=True)
 class _Candidate:
     run: RunDir
-    config: DictConfig
+    config: dict[str, Any]
     mtime: float
 
 
-def _runs_of_task(cfg: DictConfig) -> list[_Candidate]:
+def _runs_of_task(cfg: Settings) -> list[_Candidate]:
     """Run directories under outputs/ and multirun/ of the same task, model and data as ``cfg``.
 
     A run directory is one with ``tracking.json`` (written when the run starts): copies of a run's
     files (downloaded artifacts) and Hydra's own ``.hydra/config.yaml`` are not runs.
     """
     found = []
-    for root in (Path(cfg.paths.output_dir), Path(cfg.paths.multirun_dir)):
+    for root in (Path(cfg["paths"]["output_dir"]), Path(cfg["paths"]["multirun_dir"])):
         for tracking_file in root.glob(f"**/{RunDir.TRACKING}"):
             run = RunDir(tracking_file.parent)
             try:
@@ -179,12 +182,12 @@ def _runs_of_task(cfg: DictConfig) -> list[_Candidate]:
     return found
 
 
-def _task_model_and_data(cfg: DictConfig) -> tuple[Any, Any, Any]:
-    return cfg.get("task_name"), cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
+def _task_model_and_data(cfg: Settings) -> tuple[Any, Any, Any]:
+    return cfg.get("task_name"), dotted(cfg, "model.name"), dotted(cfg, "data.name")
 
 
 def resolve_resume(
-    spec: str, cfg: DictConfig, store: RunStore | NoStore | None = None
+    spec: str, cfg: Settings, store: RunStore | NoStore | None = None
 ) -> ResumePoint | FinishedJob | None:
     """Turn ``resume=`` into what to do (one-line ConfigError when nothing matches).
 
@@ -200,7 +203,7 @@ def resolve_resume(
     return _point(_run_dir_of_run_id(spec, store), None)
 
 
-def _this_job(cfg: DictConfig, auto: bool) -> ResumePoint | FinishedJob | None:
+def _this_job(cfg: Settings, auto: bool) -> ResumePoint | FinishedJob | None:
     key, extent = job_key(cfg), _extent(cfg)
     candidates = _runs_of_task(cfg)
     same_job = [c for c in candidates if job_key(c.config) == key]
@@ -219,14 +222,15 @@ def _this_job(cfg: DictConfig, auto: bool) -> ResumePoint | FinishedJob | None:
     return None
 
 
-def _no_run_reason(cfg: DictConfig, checkpointed: list[_Candidate]) -> str:
-    where = f"under {cfg.paths.output_dir} or {cfg.paths.multirun_dir}"
+def _no_run_reason(cfg: Settings, checkpointed: list[_Candidate]) -> str:
+    where = f"under {dotted(cfg, 'paths.output_dir')} or {dotted(cfg, 'paths.multirun_dir')}"
+    job = f"model={dotted(cfg, 'model.name')} data={dotted(cfg, 'data.name')}"
     if not checkpointed:
         checkpoint = f"{RunDir.CHECKPOINTS}/{RunDir.LAST_CHECKPOINT}"
-        return f"no run of model={cfg.model.name} data={cfg.data.name} has {checkpoint} {where}"
+        return f"no run of {job} has {checkpoint} {where}"
     newest = max(checkpointed, key=lambda c: c.mtime)
     return (
-        f"no checkpointed run of this job; the newest of model={cfg.model.name} data={cfg.data.name} "
+        f"no checkpointed run of this job; the newest of {job} "
         f"({newest.run.path}) differs: {describe_differences(job_differences(newest.config, cfg))}; "
         "to continue that run, pass resume=<its run dir> without those overrides"
     )
@@ -251,8 +255,8 @@ def _run_dir_of_run_id(run_id: str, store: RunStore | NoStore | None) -> RunDir:
 
 
 def resumed_config(
-    run_dir: Path, current: DictConfig, explicit_overrides: Sequence[str] | None = None
-) -> DictConfig:
+    run_dir: Path, current: Settings, explicit_overrides: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The config a resumed chunk runs with: the run's own, plus the allowed overrides of ``current``.
 
     So ``resume=<run dir> trainer.max_steps=N`` continues the run as it was configured without
@@ -263,7 +267,7 @@ def resumed_config(
     """
     saved = RunDir(run_dir).saved_config()
     if saved is None:
-        return current
+        return plain(current)
     keys = None if explicit_overrides is None else [override_key(o) for o in explicit_overrides]
     differences = {
         key: values
@@ -275,8 +279,7 @@ def resumed_config(
             f"resume: a resumed run keeps its own settings, and {describe_differences(differences)} "
             "differ; drop them, or start a new run"
         )
-    resolved = OmegaConf.create(as_dict(current))
-    merged = OmegaConf.create(as_dict(saved))
+    resolved, merged = plain(current), copy.deepcopy(saved)
     for key in resolved:  # config keys added since the run was made
         if key not in merged:
             merged[key] = resolved[key]
@@ -286,13 +289,9 @@ def resumed_config(
         applied = [key for key in keys if _free_to_change(key)]
     _take_user_owned(merged, saved, resolved, keys, run_dir)
     for key in {*CHUNK_KEYS, *applied}:
-        if (
-            OmegaConf.select(merged, key, default=_ABSENT) is _ABSENT
-            and OmegaConf.select(resolved, key, default=_ABSENT) is _ABSENT
-        ):
+        if dotted(merged, key, _ABSENT) is _ABSENT and dotted(resolved, key, _ABSENT) is _ABSENT:
             continue  # a key of another entry point (e.g. pretrain.* in a fine-tune)
-        value = OmegaConf.select(resolved, key, default=None)
-        OmegaConf.update(merged, key, value, merge=False, force_add=True)
+        set_dotted(merged, key, copy.deepcopy(dotted(resolved, key)))
     return merged
 
 
@@ -302,7 +301,7 @@ USER_OWNED = ("tracking", "paths", "hardware")
 
 
 def _take_user_owned(
-    merged: DictConfig, saved: DictConfig, current: DictConfig, keys: list[str] | None, run_dir: Path
+    merged: dict[str, Any], saved: Settings, current: Settings, keys: list[str] | None, run_dir: Path
 ) -> None:
     """``USER_OWNED`` groups from ``current``; a tracking store other than the run's, unless the
     command named it, is one line (a saved run never chooses where it is recorded); the saved
@@ -311,22 +310,21 @@ def _take_user_owned(
     for group in USER_OWNED:
         if group not in current:
             continue
-        was = OmegaConf.to_container(saved[group], resolve=True) if group in saved else None
-        now = OmegaConf.to_container(current[group], resolve=True)
+        was = saved.get(group)
+        now = current[group]
         explicit = any(k == group or k.startswith(f"{group}.") for k in named)
         if group == "tracking" and was is not None and was != now and not explicit:
             uri = was.get("uri") if isinstance(was, dict) else was
             raise ConfigError(
-                f"resume: this run was recorded in {uri}; this command records in {now.get('uri')}: "  # type: ignore[union-attr]
+                f"resume: this run was recorded in {uri}; this command records in {now.get('uri')}: "
                 f"pass tracking.uri={uri} to continue it there"
             )
-        merged[group] = current[group]
-    opening = Opening(roots=user_roots(current.paths)) if "paths" in current else Opening()
+        merged[group] = copy.deepcopy(current[group])
+    opening = Opening(roots=user_roots(current["paths"])) if "paths" in current else Opening()
     same = [  # what the user's own config names too is the user's choice
         key
         for key in PATH_KEYS
-        if OmegaConf.select(current, key, default=None) is not None
-        and OmegaConf.select(current, key, default=None) == OmegaConf.select(merged, key, default=None)
+        if dotted(current, key) is not None and dotted(current, key) == dotted(merged, key)
     ]
     refuse_outside_paths(merged, RunDir(run_dir), opening, [*named, *same])
 

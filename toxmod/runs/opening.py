@@ -4,14 +4,13 @@ only the opener chooses (``models.Opening``) and nothing the run chose."""
 
 from __future__ import annotations
 
+import copy
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
-from toxmod.config import as_dict, spec_of
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.data.datasets import scheme_of
 from toxmod.data.schemes import LabelScheme
@@ -22,6 +21,7 @@ from toxmod.paths import datasets_root, looks_like_path, project_root, user_cach
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, verify_run
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.spec import DataSpec
+from toxmod.spec.fields import dotted, plain
 from toxmod.splits import Split, read_split_folder
 from toxmod.thresholds import Thresholds
 
@@ -31,7 +31,7 @@ class LoadedRun:
     """A finished run rebuilt from its files: config, data, split, model, thresholds (notebooks too)."""
 
     directory: Path
-    config: DictConfig
+    config: dict[str, Any]  # the run's saved config.yaml, as plain dicts and lists
     dataset: LabeledDataset
     split: Split
     scorer: Scorer
@@ -128,15 +128,16 @@ def default_opening(cache_dir: Path | None = None) -> Opening:
     return Opening(cache_dir=cache_dir or user_cache_dir(), roots=(project_root(), datasets_root()))
 
 
-def opening_from_config(cfg: DictConfig, files: tuple[Path, ...] = ()) -> Opening:
+def opening_from_config(cfg: Mapping[str, Any], files: tuple[Path, ...] = ()) -> Opening:
     """The opener's side from an entry point's config: its ``model.*`` settings (``base_url``,
     ``api_key_env``, ``pretrained``), its cache folder and its folders (``paths``)."""
-    given = as_dict(cfg.model) if "model" in cfg else {}
+    given = plain(cfg.get("model") or {})
     settings = {k: v for k, v in given.items() if v is not None}
+    paths = plain(cfg["paths"])
     return Opening(
         settings=settings,
-        cache_dir=Path(str(cfg.paths.cache_dir)),
-        roots=user_roots(cfg.paths),
+        cache_dir=Path(str(paths["cache_dir"])),
+        roots=user_roots(paths),
         files=tuple(files),
     )
 
@@ -146,7 +147,7 @@ class OpenedModel:
     """A finished run's model side only: config, label scheme, model and thresholds (no data read)."""
 
     run: RunDir
-    config: DictConfig
+    config: dict[str, Any]  # the run's saved config.yaml, as plain dicts and lists
     scheme: LabelScheme
     scorer: Scorer
     thresholds: Thresholds
@@ -173,9 +174,23 @@ def open_model(
     cfg = run.saved_config()
     if cfg is None:
         raise DamagedFileError(f"{run.config}: missing")
-    scheme = scheme_of(spec_of(DataSpec, cfg.data))
-    scorer = load_scorer(run.model, allow_pickle, opening)
-    return OpenedModel(run, cfg, scheme, scorer, Thresholds.load(run.thresholds, scheme))
+    scheme = scheme_of(DataSpec.of(cfg.get("data")))
+    scorer, thresholds = open_scorer(run.model, run.thresholds, allow_pickle, opening, scheme)
+    return OpenedModel(run, cfg, scheme, scorer, thresholds)
+
+
+def open_scorer(
+    model: Path,
+    thresholds: Path,
+    allow_pickle: bool = False,
+    opening: Opening | None = None,
+    scheme: LabelScheme | None = None,
+) -> tuple[Scorer, Thresholds]:
+    """A saved model and the thresholds it is applied at, as every opener reads them (a run, a
+    ``Predictor``, the MLflow pyfunc model); ``scheme``: the decisions the thresholds must name
+    (default: the model's own)."""
+    scorer = load_scorer(model, allow_pickle, opening)
+    return scorer, Thresholds.load(thresholds, scheme or scorer.label_scheme)
 
 
 def load_run(
@@ -209,7 +224,7 @@ def load_data(
 ) -> LoadedRun:
     """An opened run's own data and frozen split (hashes verified) beside its model."""
     cfg = _with_opened_data(opened.config, opened.run, opening, data_path)
-    dataset = build_dataset(spec_of(DataSpec, cfg.data), keep_columns)
+    dataset = build_dataset(DataSpec.of(cfg.get("data")), keep_columns)
     split, _ = read_split_folder(opened.run.split, dataset)
     thresholds = Thresholds.load(opened.run.thresholds, dataset.scheme)
     return LoadedRun(opened.directory, cfg, dataset, split, opened.scorer, thresholds)
@@ -227,7 +242,7 @@ PATH_KEYS = (
 
 
 def refuse_outside_paths(
-    cfg: DictConfig,
+    cfg: Mapping[str, Any],
     run: RunDir,
     opening: Opening,
     given: Sequence[str] = (),
@@ -240,8 +255,8 @@ def refuse_outside_paths(
     for key in keys:
         if any(key == g or key.startswith(f"{g}.") for g in given):
             continue
-        value = OmegaConf.select(cfg, key, default=None)
-        values = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+        value = dotted(cfg, key)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
         for item in values:
             if item is None or not looks_like_path(str(item)):
                 continue
@@ -254,13 +269,13 @@ def refuse_outside_paths(
 
 
 def _with_opened_data(
-    cfg: DictConfig, run: RunDir, opening: Opening, data_path: str | Path | None
-) -> DictConfig:
+    cfg: dict[str, Any], run: RunDir, opening: Opening, data_path: str | Path | None
+) -> dict[str, Any]:
     """The run's config reading the data file the opener named, or its own one when that lies in
     the opener's folders; else one line saying how to name it."""
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)
     if data_path:
-        OmegaConf.update(cfg, "data.path", str(Path(data_path).expanduser()), merge=False)
+        cfg.setdefault("data", {})["path"] = str(Path(data_path).expanduser())
     else:
         remedy = "pass data_path=<the data file> to read it"
         refuse_outside_paths(cfg, run, opening, keys=("data.path",), remedy=remedy)

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from toxmod.errors import ConfigError, DamagedFileError, is_interrupt
 from toxmod.files import (
     file_sha256,
     listed_files,
+    read_config_yaml,
     read_json,
     refuse_links_out,
     require_keys,
@@ -172,19 +170,16 @@ class RunDir:
         require_keys(self.tracking, record, ())
         return record
 
-    def saved_config(self) -> DictConfig | None:
-        """The run's ``config.yaml`` (None when absent), checked: it may name only toxmod's own
-        classes, torch optimizers and Lightning callbacks; damaged YAML is a one-line error."""
+    def saved_config(self) -> dict[str, Any] | None:
+        """The run's ``config.yaml`` as plain dicts and lists (None when absent), checked: it may name
+        only toxmod's own classes, torch optimizers and Lightning callbacks; damaged YAML is a one-line
+        error."""
         if not self.config.is_file():
             return None
-        try:
-            cfg = OmegaConf.load(self.config)
-        except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DamagedFileError(f"{self.config}: not a readable config ({reason})") from None
-        if not isinstance(cfg, DictConfig):
+        cfg = read_config_yaml(self.config)
+        if not isinstance(cfg, dict):
             raise DamagedFileError(f"{self.config}: not a config mapping")
-        check_targets(OmegaConf.to_container(cfg, resolve=False), str(self.config), self.COMMAND_ONLY)
+        check_targets(cfg, str(self.config), self.COMMAND_ONLY)
         return cfg
 
 

@@ -95,6 +95,27 @@ def plain(value: Any) -> Any:
     return value
 
 
+def dotted(values: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``values["a"]["b"]`` for ``key="a.b"``; ``default`` where a part is missing or not a mapping."""
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """``values["a"]["b"] = value`` for ``key="a.b"``, making the mappings on the way."""
+    *parents, last = key.split(".")
+    node = values
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[last] = value
+
+
 def _yaml_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_yaml_value(v) for v in value]

@@ -33,9 +33,10 @@ def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     """``run=<run dir | MLflow run id>``: export it and record the exported model as a new run."""
     tracker = instantiate_component(cfg.tracking, "tracking")
     source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.downloads)), cfg.get("checkpoint"))
-    source_cfg = source.saved_config()  # checked before anything else is read from the run
-    if source_cfg is None:
+    saved = source.saved_config()  # checked before anything else is read from the run
+    if saved is None:
         raise DamagedFileError(f"{source.config}: missing (the source run's config)")
+    source_cfg = OmegaConf.create(saved)
     check_user_tags(source_cfg.get("tags"), f"{source.config}: tags")
     if cfg.data_path:  # the opener names the data file; else the run's own must lie in their folders
         OmegaConf.update(source_cfg, "data.path", str(Path(str(cfg.data_path)).expanduser()), merge=False)

@@ -21,10 +21,10 @@ import numpy as np
 from toxmod.data.schemes import LabelScheme, LevelsScheme
 from toxmod.errors import ConfigError
 from toxmod.hardware import HardwareSettings
-from toxmod.models import Opening, Scorer, load_scorer
+from toxmod.models import Opening, Scorer
 from toxmod.models.capabilities import place
 from toxmod.progress import notes_console
-from toxmod.runs.opening import default_opening, downloads_dir, locate_run
+from toxmod.runs.opening import default_opening, downloads_dir, locate_run, open_scorer
 from toxmod.runs.store import NoStore, RunStore
 from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source, scored_columns
 from toxmod.thresholds import Thresholds
@@ -56,10 +56,10 @@ class Predictor:
         cache); by default none of them, the user cache and this machine's toxmod folders."""
         opening = opening or default_opening()
         run = locate_run(ref, store or NoStore(), downloads_dir(opening, cache_dir), checkpoint)
-        scorer = load_scorer(run.model, allow_pickle, opening)
+        scorer, thresholds = open_scorer(run.model, run.thresholds, allow_pickle, opening)
         if hardware is not None:
             place(scorer, hardware)
-        return cls(scorer, Thresholds.load(run.thresholds, scorer.label_scheme), run.path, run.checkpoint)
+        return cls(scorer, thresholds, run.path, run.checkpoint)
 
     @property
     def scheme(self) -> LabelScheme:

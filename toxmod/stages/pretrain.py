@@ -55,12 +55,12 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
     from toxmod.models.transformer.pretraining import pretrain
 
     tracker = instantiate_component(cfg.tracking, "tracking")
-    plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.get("resume") else None
+    plan = resolve_resume(str(cfg.resume), as_dict(cfg), tracker.store()) if cfg.get("resume") else None
     if isinstance(plan, FinishedJob):
         console.print(f"resume=auto: this job already finished in {plan.run_dir}; nothing to do")
         return RunDir(plan.run_dir) / RunDir.DAPT_MODEL
     if plan is not None:  # the run's own config, its tracking store included
-        cfg = resumed_config(plan.run_dir, cfg, overrides)
+        cfg = OmegaConf.create(resumed_config(plan.run_dir, as_dict(cfg), overrides))
         tracker = instantiate_component(cfg.tracking, "tracking")
     run = RunDir(plan.run_dir if plan else run_dir)
     if plan is not None:  # before anything is written: the tracking run must be this folder's
@@ -88,7 +88,7 @@ def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | N
             "model": str(cfg.model.name),
             "dataset": str(cfg.data.name),
             "run_dir": str(run.path.resolve()),
-            "job_key": job_key(cfg),
+            "job_key": job_key(as_dict(cfg)),
             TOKEN_TAG: token,
             **process_identity(),  # lets `python -m toxmod.runs gc` tell a dead run from a running one
         }

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from toxmod.data.schemes import LabelScheme, LevelsScheme
-from toxmod.models import load_scorer
+from toxmod.runs.opening import open_scorer
 from toxmod.thresholds import Thresholds
 
 TEXT_COLUMN = "text"
@@ -97,8 +97,8 @@ class ToxmodPyfunc(PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context):  # noqa: ANN001, ANN201
-        self.scorer = load_scorer(Path(context.artifacts["model"]))
-        self.thresholds = Thresholds.load(Path(context.artifacts["thresholds"]), self.scorer.label_scheme)
+        artifacts = context.artifacts
+        self.scorer, self.thresholds = open_scorer(Path(artifacts["model"]), Path(artifacts["thresholds"]))
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from toxmod.config import as_dict, check_values, instantiate_component
 from toxmod.progress import StageClock, console, styled
@@ -73,7 +73,7 @@ def train(
     check_values(cfg, cfg, [])  # ranges and names (a sweep's jobs skip the entry point's check)
     tracker = instantiate_component(cfg.tracking, "tracking")
     try:
-        plan = resolve_resume(str(cfg.resume), cfg, tracker.store()) if cfg.resume else None
+        plan = resolve_resume(str(cfg.resume), as_dict(cfg), tracker.store()) if cfg.resume else None
     except BaseException:
         _drop_unused_folder(Path(run_dir), None)
         raise
@@ -82,7 +82,7 @@ def train(
     if isinstance(plan, FinishedJob):
         return _finished_result(RunDir(plan.run_dir))
     if plan is not None:  # the run's own config, its tracking store included
-        cfg = resumed_config(plan.run_dir, cfg, overrides)
+        cfg = OmegaConf.create(resumed_config(plan.run_dir, as_dict(cfg), overrides))
         tracker = instantiate_component(cfg.tracking, "tracking")
     check_user_tags(cfg.tags)
     run = RunDir(plan.run_dir if plan else Path(run_dir))

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import spec_of
+from toxmod.config import as_dict, spec_of
 from toxmod.data import SPLIT_NAMES, LabeledDataset, build_dataset
 from toxmod.environment import environment
 from toxmod.environment import tags as environment_tags
@@ -96,7 +96,7 @@ def run_tags(
         "primary_label": dataset.scheme.primary_label,
         "split_source": prepared.split.source,
         "run_dir": str(run.path.resolve()),
-        "job_key": job_key(cfg),
+        "job_key": job_key(as_dict(cfg)),
         KIND_TAG: "export" if str(cfg.task_name) == "export" else "model",
         "hardware.threads": str(components.hardware.threads),
         "hardware.threads_from": components.hardware.threads_from,
