@@ -22,14 +22,16 @@ pytestmark = pytest.mark.data_free
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.GROUP)
 def test_every_key_has_one_default_and_one_declaration(spec: type) -> None:
     declared = [f.name for f in dataclasses.fields(spec) if f.name not in ("target", spec.OPTION_KEYS)]
-    assert sorted(declared) == sorted(group_defaults(spec.GROUP))
+    assert sorted(declared) == sorted(group_defaults(spec.GROUP, spec.ROOT))
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(spec))  # the YAML's only
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.GROUP)
 def test_every_shipped_option_makes_its_specification(spec: type) -> None:
-    for option in group_options(spec.GROUP):
-        made = spec_of(spec, compose_train([f"{spec.GROUP}={option}"])[spec.GROUP])
+    """Each option of a group; a block of the train config (``checkpoint``) as composed."""
+    for option in group_options(spec.GROUP) if spec.ROOT is None else [None]:
+        choice = [f"{spec.GROUP}={option}"] if option else []
+        made = spec_of(spec, compose_train(choice)[spec.GROUP])
         assert isinstance(made, spec), option
         with pytest.raises(dataclasses.FrozenInstanceError):
             made.seed = 1  # type: ignore[misc]
@@ -98,9 +100,12 @@ def test_an_unset_path_is_said_when_the_file_is_read() -> None:
 def test_ranges_and_free_keys_come_from_the_declarations() -> None:
     assert RANGES["data.max_rows"] == (1, None) and RANGES["hardware.threads"] == (1, None)
     assert RANGES["hardware.num_workers"] == (0, None)
-    assert {"data.path", "hardware."} <= set(RESUME_FREE_KEYS)  # where a job runs and reads from
+    assert {"data.path", "hardware.", "checkpoint.", "early_stopping."} <= set(RESUME_FREE_KEYS)
+    assert RANGES["checkpoint.top_k"] == (1, None) and RANGES["early_stopping.min_delta"] == (0.0, None)
     assert not changes_the_model("hardware.threads") and not changes_the_model("data.path")
     assert changes_the_model("data.max_rows") and changes_the_model("data.text_column")
+    assert changes_the_model("crossfit.folds") and changes_the_model("teacher.seeds")
+    assert not changes_the_model("checkpoint.top_k") and not changes_the_model("early_stopping.patience")
 
 
 BELOW_STAGES_EXEMPT = ("config.py", "conf/", "stages/", "__main__.py")
@@ -123,3 +128,16 @@ def test_nothing_below_the_stages_imports_hydra_or_omegaconf() -> None:
             if any(m.split(".")[0] in ("hydra", "omegaconf") for m in modules):
                 found.add(name)
     assert found == set()
+
+
+def test_the_train_blocks_are_typed_with_the_yaml_defaults() -> None:
+    from toxmod.models import FitContext
+    from toxmod.spec import CheckpointSpec, CrossFitSpec, TeacherSpec
+
+    assert FitContext().checkpoint == CheckpointSpec.of() and CheckpointSpec.of().every_n_steps == 200
+    teacher = spec_of(TeacherSpec, compose_train(["teacher.seeds=[13,42]", "teacher.member=minilm"]).teacher)
+    assert (teacher.seeds, teacher.member, teacher.also_train) == ((13, 42), "minilm", ())
+    with pytest.raises(ConfigError, match=r"^crossfit.folds=1: expected 0 \(off\) or a number of folds"):
+        CrossFitSpec.of({"folds": 1})
+    with pytest.raises(ConfigError, match=r"^checkpoint.top_k=0: expected a positive integer$"):
+        CheckpointSpec.of({"top_k": 0})

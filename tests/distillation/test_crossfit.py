@@ -23,12 +23,12 @@ from toxmod.data import build_dataset
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError
 from toxmod.models import FitContext
-from toxmod.models.crossfit import CrossFitSettings, OutOfFold, assign_folds, cross_fit, texts_sha256
+from toxmod.models.crossfit import OutOfFold, assign_folds, cross_fit, texts_sha256
 from toxmod.models.temperature import link_for
 from toxmod.models.tfidf import TfidfLogRegScorer
 from toxmod.paths import project_root
 from toxmod.runs.record import RunDir
-from toxmod.spec import DataSpec, SplitSpec
+from toxmod.spec import CrossFitSpec, DataSpec, SplitSpec
 from toxmod.splits import prepare_split
 from toxmod.stages.train import TrainResult, train
 
@@ -78,7 +78,7 @@ def test_folds_are_stratified_seeded_and_cover_every_row() -> None:
     assert not np.array_equal(folds, assign_folds(scheme, targets, 4, seed=1))
     for bad in (1, -2):
         with pytest.raises(ConfigError, match=f"crossfit.folds={bad}"):
-            CrossFitSettings(folds=bad)
+            CrossFitSpec.of({"folds": bad})
 
 
 def test_no_copy_scores_a_text_it_was_fitted_on_and_a_killed_cross_fit_resumes(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ from toxmod.errors import DamagedFileError, ToxmodError
 from toxmod.files import read_json, require_keys
 from toxmod.models.base import (
     SCORER_FILE,
-    CheckpointSettings,
-    EarlyStoppingSettings,
     FitContext,
     FitReport,
     Opening,
@@ -83,8 +81,6 @@ def _own_kind(kind: str, description: dict[str, Any], where: Path) -> type[Score
 
 __all__ = [
     "SCORER_REGISTRY",
-    "CheckpointSettings",
-    "EarlyStoppingSettings",
     "FitContext",
     "FitReport",
     "Opening",

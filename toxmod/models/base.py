@@ -20,6 +20,7 @@ from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json
 from toxmod.hardware import CPU, HardwareSettings
 from toxmod.progress import styled
+from toxmod.spec import CheckpointSpec, EarlyStoppingSpec
 
 SCORER_FILE = "scorer.json"
 
@@ -58,29 +59,6 @@ class ValidationData:
     targets: np.ndarray
 
 
-@dataclass(frozen=True)
-class CheckpointSettings:
-    """``checkpoint.*``: which validation metric picks the kept weights, and how often to save."""
-
-    monitor: str | None = None  # None: the model's default (its primary operating point)
-    mode: str = "max"
-    every_n_steps: int | None = None  # also write the last checkpoint every N optimizer steps
-    best_weights_only: bool = True
-    log_best: bool = True  # the stage logs the best checkpoint to the tracker
-    top_k: int = 1  # the k best by the monitor are kept; each one besides the best is also a model
-    keep_last: bool = True  # the last step's weights are also a model (when they are not the best)
-
-
-@dataclass(frozen=True)
-class EarlyStoppingSettings:
-    """``early_stopping.*``: stop after ``patience`` validations without improvement of ``monitor``."""
-
-    enabled: bool = False
-    monitor: str | None = None  # None: the checkpoint monitor
-    patience: int = 3
-    min_delta: float = 0.0
-
-
 @dataclass
 class FitContext:
     """What trainer-driven models use beyond texts and targets; classical models ignore it.
@@ -97,8 +75,8 @@ class FitContext:
     validation: ValidationData | None = None
     validation_metrics: ValidationMetrics | None = None
     trainer: Mapping[str, object] = field(default_factory=dict)
-    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
-    early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec.of)  # the YAML defaults
+    early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec.of)
     checkpoint_dir: Path | None = None
     last_checkpoint: Path | None = None
     resume_from: Path | None = None

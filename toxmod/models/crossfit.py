@@ -37,22 +37,6 @@ FOLDS_FILE = "folds.npy"
 RECORD_FILE = "crossfit.json"
 
 
-@dataclass(frozen=True)
-class CrossFitSettings:
-    """``crossfit.*``: ``folds`` K (0: off, else at least 2) and the seed of the fold assignment."""
-
-    folds: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.folds == 1 or self.folds < 0:
-            raise ConfigError(f"crossfit.folds={self.folds}: expected 0 (off) or a number of folds >= 2")
-
-    @property
-    def enabled(self) -> bool:
-        return self.folds >= 2
-
-
 def texts_sha256(texts: Sequence[str]) -> str:
     """SHA-256 over texts in order (each followed by a NUL byte)."""
     digest = hashlib.sha256()

@@ -62,8 +62,6 @@ RESUME_FREE_KEYS = (
     "model.max_epochs",
     "pretrain.max_steps",
     "pretrain.max_epochs",
-    "checkpoint.",
-    "early_stopping.",
     "callbacks.",
     "paths.",
     "model.n_jobs",  # the process's CPU share (hardware.threads), not what the job is

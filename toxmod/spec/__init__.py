@@ -4,8 +4,30 @@ from toxmod.spec.data import DataSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
 from toxmod.spec.split import SplitSpec
+from toxmod.spec.training import CheckpointSpec, CrossFitSpec, EarlyStoppingSpec, TeacherSpec
 
 # Every declared group: the ranges checked on the command line and the job's free keys come from here.
-SPECS: tuple[type[Spec], ...] = (DataSpec, SplitSpec, HardwareSpec)
+SPECS: tuple[type[Spec], ...] = (
+    DataSpec,
+    SplitSpec,
+    HardwareSpec,
+    CheckpointSpec,
+    EarlyStoppingSpec,
+    CrossFitSpec,
+    TeacherSpec,
+)
 
-__all__ = ["SPECS", "DataSpec", "HardwareSpec", "Spec", "SplitSpec", "declared", "group_defaults", "setting"]
+__all__ = [
+    "SPECS",
+    "CheckpointSpec",
+    "CrossFitSpec",
+    "DataSpec",
+    "EarlyStoppingSpec",
+    "HardwareSpec",
+    "Spec",
+    "SplitSpec",
+    "TeacherSpec",
+    "declared",
+    "group_defaults",
+    "setting",
+]

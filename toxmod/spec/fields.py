@@ -17,9 +17,8 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-import yaml
-
 from toxmod.errors import ConfigError
+from toxmod.files import read_config_yaml
 from toxmod.paths import CONFIG_DIR
 
 MISSING = "???"  # Hydra's "must be set" marker, as a saved or composed config holds it
@@ -33,10 +32,13 @@ def setting(*, low: float | None = None, high: float | None = None, job: bool = 
 
 
 @functools.cache
-def group_defaults(group: str) -> dict[str, Any]:
-    """``conf/<group>/_defaults.yaml`` without its defaults list: the one default of every key."""
-    path = CONFIG_DIR / group / "_defaults.yaml"
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def group_defaults(group: str, root: str | None = None) -> dict[str, Any]:
+    """The one default of every key: ``conf/<group>/_defaults.yaml`` (without its defaults list), or
+    the block ``group`` of the root config ``conf/<root>.yaml`` (``checkpoint:`` in train.yaml)."""
+    if root is None:
+        loaded = read_config_yaml(CONFIG_DIR / group / "_defaults.yaml") or {}
+    else:
+        loaded = (read_config_yaml(CONFIG_DIR / f"{root}.yaml") or {}).get(group) or {}
     return {str(k): v for k, v in loaded.items() if k != "defaults"}
 
 
@@ -48,6 +50,8 @@ class Spec:
     # A group whose options each add keys of their own (a split builder's arguments): the field that
     # collects them, as a mapping; the ``_target_`` naming the option's code is the field ``target``.
     OPTION_KEYS: ClassVar[str | None] = None
+    # A block of a root config rather than a group of its own: the root (``train`` for train.yaml).
+    ROOT: ClassVar[str | None] = None
 
     @classmethod
     def of(cls: type[S], values: Mapping[str, Any] | None = None) -> S:
@@ -66,7 +70,7 @@ class Spec:
             raise ConfigError(
                 f"{cls.GROUP}.{unknown[0]} is not a setting; {cls.GROUP} has {', '.join(sorted(fields))}"
             )
-        merged = {**group_defaults(cls.GROUP), **given}
+        merged = {**group_defaults(cls.GROUP, cls.ROOT), **given}
         hints = typing.get_type_hints(cls)
         checked = {
             name: _checked(f"{cls.GROUP}.{name}", merged.get(name), hints[name], field.metadata)

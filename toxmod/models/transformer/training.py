@@ -22,7 +22,7 @@ import numpy as np
 
 from toxmod.data.schemes import LabelScheme
 from toxmod.errors import ConfigError, require_epochs_or_steps, require_int_or_open, require_positive_int
-from toxmod.models.base import CheckpointSettings, FitContext, FitReport
+from toxmod.models.base import FitContext, FitReport
 from toxmod.models.transformer.backbones import keep_first_outputs
 from toxmod.models.transformer.batching import TokenizedTexts
 from toxmod.models.transformer.encoder import EncoderSpec
@@ -32,6 +32,7 @@ from toxmod.models.transformer.objectives import objective_for
 from toxmod.models.transformer.recipe import FineTuneRecipe
 from toxmod.models.transformer.train_rows import TeacherRows, auxiliary_targets, pad_rows, train_subsample
 from toxmod.progress import console
+from toxmod.spec import CheckpointSpec
 
 LAST_CHECKPOINT_NAME = "last.ckpt"  # used only when the context names no checkpoint files
 
@@ -292,7 +293,7 @@ def _trimmed(model: Any, keep: int, total: int, scheme: LabelScheme) -> Any:
 
 
 def _kept_besides_best(
-    module: Any, best: Any, best_path: str | None, last_checkpoint: Path, settings: CheckpointSettings
+    module: Any, best: Any, best_path: str | None, last_checkpoint: Path, settings: CheckpointSpec
 ) -> list[KeptWeights]:
     """The other top-k checkpoints (by the monitor) and the last step's weights, each loaded into a
     copy of the network; the last step only when it is not a kept checkpoint's step already."""

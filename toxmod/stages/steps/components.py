@@ -8,19 +8,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict, hardware_of, instantiate_component, settings_from, spec_of
+from toxmod.config import as_dict, hardware_of, instantiate_component, spec_of
 from toxmod.data.datasets import scheme_of
 from toxmod.data.schemes import LabelScheme
 from toxmod.distillation import check_distillation
 from toxmod.errors import ConfigError
 from toxmod.evaluation.validation import validation_for
 from toxmod.hardware import HardwareSettings, apply_threads
-from toxmod.models import CheckpointSettings, EarlyStoppingSettings, FitContext, Opening, Scorer
+from toxmod.models import FitContext, Opening, Scorer
 from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
-from toxmod.models.crossfit import CrossFitSettings
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
-from toxmod.spec import DataSpec
+from toxmod.spec import CheckpointSpec, CrossFitSpec, DataSpec, EarlyStoppingSpec, TeacherSpec
 from toxmod.thresholds import Thresholder
 
 
@@ -56,10 +55,8 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
         hardware=hardware,
         validation_metrics=validation_for(thresholder, scheme),
         trainer=as_dict(cfg.get("trainer")),
-        checkpoint=settings_from(CheckpointSettings, as_dict(cfg.get("checkpoint")), "checkpoint"),
-        early_stopping=settings_from(
-            EarlyStoppingSettings, as_dict(cfg.get("early_stopping")), "early_stopping"
-        ),
+        checkpoint=spec_of(CheckpointSpec, cfg.get("checkpoint")),
+        early_stopping=spec_of(EarlyStoppingSpec, cfg.get("early_stopping")),
         checkpoint_dir=run.checkpoints,
         last_checkpoint=run.last_checkpoint,
         callbacks=[
@@ -71,7 +68,7 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     scorer: Scorer = instantiate_component(cfg.model, "model")
     scorer.check_settings(scheme, context)
     check_teacher(cfg, scorer)
-    check_crossfit(cfg, scorer)
+    check_crossfit(crossfit_settings(cfg), teacher_settings(cfg), scorer)
     return Components(
         hardware, scorer, thresholder, context, fit_split, fpr_targets(thresholder, scheme), scheme
     )
@@ -96,15 +93,19 @@ def fpr_targets(thresholder: Thresholder, scheme: LabelScheme) -> dict[str, floa
     return {name: budget.target_for(name) for name in scheme.decision_names} if budget else {}
 
 
-def crossfit_settings(cfg: DictConfig) -> CrossFitSettings:
-    return settings_from(CrossFitSettings, as_dict(cfg.get("crossfit")), "crossfit")
+def crossfit_settings(cfg: DictConfig) -> CrossFitSpec:
+    return spec_of(CrossFitSpec, cfg.get("crossfit"))
 
 
-def check_crossfit(cfg: DictConfig, scorer: Scorer) -> None:
+def teacher_settings(cfg: DictConfig) -> TeacherSpec:
+    return spec_of(TeacherSpec, cfg.get("teacher"))
+
+
+def check_crossfit(crossfit: CrossFitSpec, teacher: TeacherSpec, scorer: Scorer) -> None:
     """Refuse ``crossfit.folds`` where copies cannot be fitted, before any data is read."""
-    if not crossfit_settings(cfg).enabled:
+    if not crossfit.enabled:
         return
-    if isinstance(scorer, Student) and cfg.teacher.get("run"):
+    if isinstance(scorer, Student) and teacher.run:
         raise ConfigError(
             "crossfit.folds with teacher.run: a student's teacher outputs cover its train rows, not a "
             "fold's; cross-fit the teacher (or its members) instead"
@@ -117,8 +118,7 @@ def check_crossfit(cfg: DictConfig, scorer: Scorer) -> None:
 
 def teacher_ref(cfg: DictConfig) -> str | None:
     """The run a student distils from (``teacher.run``), None without distillation."""
-    teacher = cfg.teacher.get("run")
-    return str(teacher) if teacher else None
+    return teacher_settings(cfg).run or None
 
 
 def run_opening(cfg: DictConfig) -> Opening:

@@ -23,7 +23,6 @@ from toxmod.models import FitContext, Scorer
 from toxmod.models.calibrated import TemperatureScaled
 from toxmod.models.capabilities import OutOfFoldFromRuns
 from toxmod.models.crossfit import (
-    CrossFitSettings,
     OutOfFold,
     assign_folds,
     cross_fit,
@@ -32,6 +31,7 @@ from toxmod.models.crossfit import (
 )
 from toxmod.progress import StageClock, console, styled
 from toxmod.runs.record import RunDir
+from toxmod.spec import CrossFitSpec
 from toxmod.stages.steps.components import Components, crossfit_settings
 from toxmod.thresholds.cuts import threshold_at_fpr
 
@@ -81,7 +81,7 @@ def _refitted(
     train: LabeledDataset,
     context: FitContext,
     components: Components,
-    settings: CrossFitSettings,
+    settings: CrossFitSpec,
     clock: StageClock,
 ) -> tuple[OutOfFold, int, float]:
     texts, targets, scheme = list(train.texts), np.asarray(train.targets), train.scheme

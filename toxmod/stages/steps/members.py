@@ -9,10 +9,11 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from toxmod.config import with_group_option
+from toxmod.config import spec_of, with_group_option
 from toxmod.errors import ConfigError
 from toxmod.progress import console, styled
 from toxmod.runs.record import RunDir
+from toxmod.spec import TeacherSpec
 
 # train(cfg, run_dir) -> a result with run_id and run_dir: the train stage itself, passed in.
 TrainFunction = Callable[[DictConfig, Path], Any]
@@ -29,10 +30,10 @@ def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> 
     """``teacher.seeds``: train one run of ``teacher.member`` per seed, and one of each model config in
     ``teacher.also_train``, and add them to ``model.members`` (``resume=auto``: a member already
     trained with the same config is reused, not retrained). Without either, ``cfg`` as it is."""
-    teacher = cfg.teacher
-    seeds = list(teacher.seeds or [])
-    jobs = [(str(teacher.member), int(seed)) for seed in seeds]
-    jobs += [(str(name), int(cfg.seed)) for name in teacher.also_train or []]
+    teacher = spec_of(TeacherSpec, cfg.get("teacher"))
+    seeds = list(teacher.seeds)
+    jobs = [(str(teacher.member), seed) for seed in seeds]
+    jobs += [(name, int(cfg.seed)) for name in teacher.also_train]
     if not jobs:
         return cfg
     if seeds and not teacher.member:
@@ -47,7 +48,7 @@ def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> 
         member_cfg = with_group_option(cfg, "train", "model", str(member), choices)
         with open_dict(member_cfg):
             if member == teacher.member:
-                member_cfg.model.merge_with(teacher.model_overrides or {})
+                member_cfg.model.merge_with(teacher.model_overrides)
             member_cfg.seed = int(seed)
             member_cfg.teacher = {**NO_TEACHER, "member_choices": None}
             member_cfg.resume = "auto"
