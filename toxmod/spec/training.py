@@ -67,7 +67,7 @@ class TeacherSpec(Spec):
 
     run: str | None = setting()  # a finished run (dir or MLflow id) a student distils from
     member: str | None = setting()  # a model config trained once per seed
-    seeds: tuple[int, ...] = setting()
+    seeds: tuple[int, ...] | None = setting()
     member_choices: dict[str, str] | None = setting()  # the member model's own groups
-    model_overrides: dict[str, Any] = setting()  # merged into each seed's model config
-    also_train: tuple[str, ...] = setting()  # model configs trained once each
+    model_overrides: dict[str, Any] | None = setting()  # merged into each seed's model config
+    also_train: tuple[str, ...] | None = setting()  # model configs trained once each

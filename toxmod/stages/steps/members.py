@@ -31,9 +31,9 @@ def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> 
     ``teacher.also_train``, and add them to ``model.members`` (``resume=auto``: a member already
     trained with the same config is reused, not retrained). Without either, ``cfg`` as it is."""
     teacher = spec_of(TeacherSpec, cfg.get("teacher"))
-    seeds = list(teacher.seeds)
+    seeds = list(teacher.seeds or ())
     jobs = [(str(teacher.member), seed) for seed in seeds]
-    jobs += [(name, int(cfg.seed)) for name in teacher.also_train]
+    jobs += [(name, int(cfg.seed)) for name in teacher.also_train or ()]
     if not jobs:
         return cfg
     if seeds and not teacher.member:
@@ -48,7 +48,7 @@ def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> 
         member_cfg = with_group_option(cfg, "train", "model", str(member), choices)
         with open_dict(member_cfg):
             if member == teacher.member:
-                member_cfg.model.merge_with(teacher.model_overrides)
+                member_cfg.model.merge_with(teacher.model_overrides or {})
             member_cfg.seed = int(seed)
             member_cfg.teacher = {**NO_TEACHER, "member_choices": None}
             member_cfg.resume = "auto"
