@@ -28,6 +28,7 @@ from toxmod.evaluation.slices import (
     slice_metrics,
     slice_table,
 )
+from toxmod.spec import EvaluationSpec
 
 SLICES_FILE = "slices.csv"
 BIAS_FILE = "bias.csv"
@@ -54,32 +55,21 @@ class BreakdownSettings:
         return wanted + [("evaluation.identities", c) for c in self.identities]
 
 
-def settings_from(cfg: Mapping[str, Any] | None, bootstrap: int, seed: int) -> BreakdownSettings:
-    """The ``evaluation`` block of a config as settings (``bootstrap``/``seed``: the run's); None (a run
-    saved before the block existed, resumed or exported): nothing sliced."""
-    if cfg is None:
-        return BreakdownSettings()
-    edges = {str(k): [float(e) for e in v] for k, v in (cfg.get("slice_edges") or {}).items()}
-    columns = tuple(str(c) for c in cfg.get("slices") or [])
+def settings_from(spec: EvaluationSpec, bootstrap: int, seed: int) -> BreakdownSettings:
+    """The ``evaluation`` settings with the run's ``bootstrap``/``seed`` (a run saved before the block
+    existed gets the YAML defaults: nothing sliced)."""
+    edges = {column: list(values) for column, values in (spec.slice_edges or {}).items()}
     slices = SliceSettings(
-        columns=columns,
+        columns=spec.slices,
         edges=edges,
-        min_positives=int(cfg["min_slice_positives"]),
-        min_negatives=int(cfg["min_slice_negatives"]),
-        max_slices=int(cfg["max_slices"]),
-        worst=int(cfg["worst_slices"]),
+        min_positives=spec.min_slice_positives,
+        min_negatives=spec.min_slice_negatives,
+        max_slices=spec.max_slices,
+        worst=spec.worst_slices,
         bootstrap=int(bootstrap),
         seed=int(seed),
     )
-    for key in ("min_slice_positives", "min_slice_negatives", "max_slices", "min_identity_examples"):
-        if int(cfg[key]) < 1:
-            raise ConfigError(f"evaluation.{key}={cfg[key]}: expected a whole number >= 1")
-    return BreakdownSettings(
-        slices,
-        tuple(str(c) for c in cfg.get("identities") or []),
-        int(cfg["min_identity_examples"]),
-        cfg.get("bias_decision"),
-    )
+    return BreakdownSettings(slices, spec.identities, spec.min_identity_examples, spec.bias_decision)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Typed, frozen specifications of the config groups (see ``fields`` for how a key is declared)."""
 
 from toxmod.spec.data import DataSpec
+from toxmod.spec.evaluation import EvaluationSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
 from toxmod.spec.split import SplitSpec
@@ -15,6 +16,7 @@ SPECS: tuple[type[Spec], ...] = (
     EarlyStoppingSpec,
     CrossFitSpec,
     TeacherSpec,
+    EvaluationSpec,
 )
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "CrossFitSpec",
     "DataSpec",
     "EarlyStoppingSpec",
+    "EvaluationSpec",
     "HardwareSpec",
     "Spec",
     "SplitSpec",

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict, hardware_of, instantiate_component
+from toxmod.config import as_dict, hardware_of, instantiate_component, spec_of
 from toxmod.data import LabelScheme
 from toxmod.environment import differences, environment
 from toxmod.errors import ConfigError
@@ -36,6 +36,7 @@ from toxmod.runs.evaluations import ScoredData, evaluated_run, record_evaluation
 from toxmod.runs.opening import OpenedModel, default_opening, load_data, open_model, opening_from_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, prefixed
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.spec import EvaluationSpec
 from toxmod.stages.breakdown_report import print_breakdown, write_breakdown_plots
 from toxmod.stages.steps.evaluate import split_metrics
 from toxmod.stages.suite import (
@@ -169,7 +170,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
     place(opened.scorer, hardware)
     bootstrap = int(opened.config.get("bootstrap", 1000) if cfg.bootstrap is None else cfg.bootstrap)
     seed = int(opened.config.get("seed", 0) if cfg.seed is None else cfg.seed)
-    settings = settings_from(cfg.evaluation, bootstrap, seed)
+    settings = settings_from(spec_of(EvaluationSpec, cfg.evaluation), bootstrap, seed)
     evaluation: Evaluation | None = None
     if other:
         rows = score_other_data(

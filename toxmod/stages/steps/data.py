@@ -22,7 +22,7 @@ from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import job_key
 from toxmod.runs.record import RunDir, git_sha, write_json
 from toxmod.runs.tracking import KIND_TAG, check_user_tags
-from toxmod.spec import DataSpec, SplitSpec
+from toxmod.spec import DataSpec, EvaluationSpec, SplitSpec
 from toxmod.splits import Split, build_manifest, prepare_split, write_split_folder
 from toxmod.splits.checks import check_split, coarse_decisions
 from toxmod.stages.steps.components import Components
@@ -50,7 +50,7 @@ class PreparedData:
 def prepare_data(cfg: DictConfig, components: Components, clock: StageClock) -> PreparedData:
     """Read the data, build (or read) the split, and warn about what the checks found."""
     with clock.stage("data"):
-        evaluation = settings_from(cfg.get("evaluation"), 0, 0)
+        evaluation = settings_from(spec_of(EvaluationSpec, cfg.get("evaluation")), 0, 0)
         dataset = build_dataset(spec_of(DataSpec, cfg.data), evaluation.data_columns())
         check_columns(evaluation, list(dataset.texts), dataset.columns or {}, f"data file {dataset.path}")
     with clock.stage("split"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from toxmod.config import spec_of
 from toxmod.data import LabeledDataset
 from toxmod.data.schemes import LabelScheme
 from toxmod.evaluation import evaluate_predictions
@@ -21,6 +22,7 @@ from toxmod.models.capabilities import latency_limit
 from toxmod.progress import StageClock, warn
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, prefixed
 from toxmod.runs.tracking import Tracker
+from toxmod.spec import EvaluationSpec
 from toxmod.stages.breakdown_report import print_breakdown, write_breakdown_plots
 from toxmod.stages.steps.components import Components
 from toxmod.stages.steps.fit import FittedModel, training_curves
@@ -119,7 +121,9 @@ def holdout_breakdown(
     cfg: DictConfig, run: RunDir, holdout: LabeledDataset, scored: ScoredRun, components: Components
 ) -> dict[str, float]:
     """The holdout by slice and identity (``evaluation.*``): ``breakdown/`` tables, plots, metrics."""
-    settings = settings_from(cfg.get("evaluation"), int(cfg.bootstrap), int(cfg.seed))
+    settings = settings_from(
+        spec_of(EvaluationSpec, cfg.get("evaluation")), int(cfg.bootstrap), int(cfg.seed)
+    )
     if not settings.wanted:
         return {}
     split = scored.holdout
