@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from toxmod.config import exit_on_user_error, hardware_of, instantiate_component, run_entry_point
+from toxmod.config import exit_on_user_error, hardware_of, instantiate_component, run_entry_point, spec_of
 from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads
 from toxmod.progress import notes_console
 from toxmod.runs.opening import opening_from_config
+from toxmod.spec import PathsSpec
 from toxmod.stages.predict import Predictor, PredictSettings, predict_file
 
 
@@ -27,7 +27,7 @@ def _hydra_main(cfg: DictConfig) -> Any:
     hardware = hardware_of(cfg.hardware)
     apply_threads(hardware)
     store = instantiate_component(cfg.tracking, "tracking").store()
-    cache = Path(str(cfg.paths.downloads))
+    cache = spec_of(PathsSpec, cfg.paths).downloads
     opening = opening_from_config(cfg)
     predictor = Predictor.open(
         str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening, cfg.get("checkpoint")

@@ -63,7 +63,6 @@ RESUME_FREE_KEYS = (
     "pretrain.max_steps",
     "pretrain.max_epochs",
     "callbacks.",
-    "paths.",
     "model.n_jobs",  # the process's CPU share (hardware.threads), not what the job is
     "plots",  # what is drawn and timed after training does not change the job
     "latency.",

@@ -4,6 +4,7 @@ from toxmod.spec.data import DataSpec
 from toxmod.spec.evaluation import EvaluationSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
+from toxmod.spec.paths import PathsSpec
 from toxmod.spec.split import SplitSpec
 from toxmod.spec.training import CheckpointSpec, CrossFitSpec, EarlyStoppingSpec, TeacherSpec
 
@@ -17,6 +18,7 @@ SPECS: tuple[type[Spec], ...] = (
     CrossFitSpec,
     TeacherSpec,
     EvaluationSpec,
+    PathsSpec,
 )
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "EarlyStoppingSpec",
     "EvaluationSpec",
     "HardwareSpec",
+    "PathsSpec",
     "Spec",
     "SplitSpec",
     "TeacherSpec",

@@ -15,6 +15,7 @@ import functools
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from toxmod.errors import ConfigError
@@ -123,6 +124,8 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
 def _yaml_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_yaml_value(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, dict):
         return {k: _yaml_value(v) for k, v in value.items()}
     return value
@@ -163,6 +166,8 @@ def _as_type(value: Any, kind: Any) -> Any:
         return value if isinstance(value, int) and not isinstance(value, bool) else _REFUSED
     if kind is float:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _REFUSED
+    if kind is Path:
+        return Path(value).expanduser() if isinstance(value, (str, Path)) else _REFUSED
     if kind is str:  # a column or label YAML reads as a number (``0``) is still its name
         return (
             str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else _REFUSED
@@ -187,7 +192,7 @@ def _refuse(key: str, value: Any, options: list[Any]) -> Any:
 
 def _describe(kind: Any) -> str:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "text", Path: "a path"}
     if kind in names:
         return names[kind]
     if origin is tuple:

@@ -36,7 +36,7 @@ from toxmod.runs.evaluations import ScoredData, evaluated_run, record_evaluation
 from toxmod.runs.opening import OpenedModel, default_opening, load_data, open_model, opening_from_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, prefixed
 from toxmod.runs.store import NoStore, RunStore
-from toxmod.spec import EvaluationSpec
+from toxmod.spec import EvaluationSpec, PathsSpec
 from toxmod.stages.breakdown_report import print_breakdown, write_breakdown_plots
 from toxmod.stages.steps.evaluate import split_metrics
 from toxmod.stages.suite import (
@@ -164,7 +164,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> Evaluation:
         raise ConfigError("label_map maps the run's decisions to other data's labels: give data=... with it")
     form = suite_format(cfg.suite_format)
     suite = load_suite(cfg.suite, form) if cfg.get("suite") else None  # a bad suite before any scoring
-    downloads = Path(str(cfg.paths.downloads))
+    downloads = spec_of(PathsSpec, cfg.paths).downloads
     checkpoint = cfg.get("checkpoint")
     opened = open_model(str(cfg.run), store, downloads, bool(cfg.allow_pickle), opening, checkpoint)
     place(opened.scorer, hardware)

@@ -14,13 +14,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from toxmod.config import as_dict, instantiate_component
+from toxmod.config import as_dict, instantiate_component, spec_of
 from toxmod.errors import ConfigError, DamagedFileError
 from toxmod.files import read_json
 from toxmod.models.base import SCORER_FILE
 from toxmod.runs.opening import locate_run, opening_from_config, refuse_outside_paths
 from toxmod.runs.record import RunDir
 from toxmod.runs.tracking import check_user_tags
+from toxmod.spec import PathsSpec
 from toxmod.splits import frozen_split_config
 from toxmod.stages.steps.members import NO_TEACHER
 from toxmod.stages.train import TrainResult, train
@@ -32,7 +33,9 @@ EXPORTABLE = ("transformer",)  # kinds with a network to export (also inside tem
 def export(cfg: DictConfig, run_dir: str | Path) -> TrainResult:
     """``run=<run dir | MLflow run id>``: export it and record the exported model as a new run."""
     tracker = instantiate_component(cfg.tracking, "tracking")
-    source = locate_run(str(cfg.run), tracker.store(), Path(str(cfg.paths.downloads)), cfg.get("checkpoint"))
+    source = locate_run(
+        str(cfg.run), tracker.store(), spec_of(PathsSpec, cfg.paths).downloads, cfg.get("checkpoint")
+    )
     saved = source.saved_config()  # checked before anything else is read from the run
     if saved is None:
         raise DamagedFileError(f"{source.config}: missing (the source run's config)")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import numpy as np
 from omegaconf import DictConfig
 
-from toxmod.config import instantiate_component
+from toxmod.config import instantiate_component, spec_of
 from toxmod.data.schemes import LabelScheme, scheme_from_description
 from toxmod.display import markdown_cell, markdown_code
 from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
@@ -33,6 +33,7 @@ from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir, read_predictions
 from toxmod.runs.store import NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG
+from toxmod.spec import PathsSpec
 from toxmod.stages.compare import select_runs
 from toxmod.stages.report_evaluations import collect, sections
 from toxmod.tables import rows_text
@@ -96,7 +97,7 @@ def report(cfg: DictConfig, output_dir: str | Path) -> Report:
         raise ToxmodError("report needs runs on one split")
     directory = Path(str(cfg.get("output") or output_dir)).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
-    cache = Path(str(cfg.paths.downloads))
+    cache = spec_of(PathsSpec, cfg.paths).downloads
     runs = [_read_run(store, run, cache) for run in comparison.runs]
     _unique_labels(runs)
     scheme = _scheme(runs)

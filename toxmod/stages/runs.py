@@ -3,12 +3,10 @@ show one run's record and the environment its numbers came from (``runs show``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 from rich.console import Console
 
-from toxmod.config import instantiate_component
+from toxmod.config import instantiate_component, spec_of
 from toxmod.environment import numeric_fingerprint
 from toxmod.errors import ConfigError
 from toxmod.files import read_json
@@ -17,6 +15,7 @@ from toxmod.runs.gc import PROCESS_DIED, Collected, collect
 from toxmod.runs.opening import locate_run
 from toxmod.runs.record import RunDir
 from toxmod.runs.store import NoStore
+from toxmod.spec import PathsSpec
 
 
 def collect_runs(cfg: DictConfig) -> Collected:
@@ -24,7 +23,8 @@ def collect_runs(cfg: DictConfig) -> Collected:
     store = instantiate_component(cfg.tracking, "tracking").store()
     if isinstance(store, NoStore):
         raise ConfigError("runs gc reads the MLflow store; it cannot run with tracking=none")
-    folders = [Path(str(cfg.paths.output_dir)), Path(str(cfg.paths.multirun_dir))]
+    paths = spec_of(PathsSpec, cfg.paths)
+    folders = [paths.output_dir, paths.multirun_dir]
     result = collect(store, int(cfg.max_runs), bool(cfg.remove_failed), folders)
     report(result)
     return result
@@ -49,7 +49,7 @@ def show_run(cfg: DictConfig) -> None:
     if not cfg.get("run"):
         raise ConfigError("runs show needs run=<run dir, MLflow run id or models:/name@alias>")
     store = instantiate_component(cfg.tracking, "tracking").store()
-    run = locate_run(str(cfg.run), store, Path(str(cfg.paths.downloads)))
+    run = locate_run(str(cfg.run), store, spec_of(PathsSpec, cfg.paths).downloads)
     record = read_json(run.holdout_eval)
     console.print(
         styled(str(run.path), f" · {record.get('model')} · split {str(record.get('split_sha256'))[:16]}")

@@ -19,11 +19,10 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import DictConfig
 
-from toxmod.config import instantiate_component
+from toxmod.config import instantiate_component, spec_of
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.progress import console, print_whole
 from toxmod.runs.opening import opening_from_config
@@ -31,6 +30,7 @@ from toxmod.runs.provenance import environment_notes
 from toxmod.runs.record import RunDir, checkpoint_choice
 from toxmod.runs.store import FINISHED, NoStore, RunStore, StoredRun
 from toxmod.runs.tracking import KIND_TAG, STUDY_TAG, Tracker
+from toxmod.spec import PathsSpec
 from toxmod.stages.compare import full_hash
 from toxmod.stages.selection_rules import budget_reasons, f1_floor_reasons, holdout_note, same_model_reasons
 from toxmod.stages.suite import SuiteGate, suite_format, suite_gate
@@ -226,7 +226,7 @@ def _suite_gate(cfg: DictConfig, runs: list[StoredRun], store: RunStore, tracker
         store,
         tracker,
         opening_from_config(cfg),
-        Path(str(cfg.paths.downloads)),
+        spec_of(PathsSpec, cfg.paths).downloads,
     )
 
 

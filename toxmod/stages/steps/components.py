@@ -19,7 +19,7 @@ from toxmod.models import FitContext, Opening, Scorer
 from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
-from toxmod.spec import CheckpointSpec, CrossFitSpec, DataSpec, EarlyStoppingSpec, TeacherSpec
+from toxmod.spec import CheckpointSpec, CrossFitSpec, DataSpec, EarlyStoppingSpec, PathsSpec, TeacherSpec
 from toxmod.thresholds import Thresholder
 
 
@@ -125,4 +125,6 @@ def run_opening(cfg: DictConfig) -> Opening:
     """How this run opens the runs it builds on (members, teacher): this command's folders and data
     file, no server or key (an LLM run is not a member or teacher)."""
     data_file = (Path(str(cfg.data.path)),) if cfg.data.get("path") else ()
-    return Opening(cache_dir=Path(str(cfg.paths.cache_dir)), roots=user_roots(cfg.paths), files=data_file)
+    return Opening(
+        cache_dir=spec_of(PathsSpec, cfg.paths).cache_dir, roots=user_roots(cfg.paths), files=data_file
+    )

@@ -10,12 +10,11 @@ ensemble read) with their ranking metrics on the train split (``crossfit/<decisi
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from toxmod.config import as_dict, instantiate_component
+from toxmod.config import as_dict, instantiate_component, spec_of
 from toxmod.data import LabeledDataset
 from toxmod.data.schemes import LabelScheme
 from toxmod.evaluation.metrics import ranking
@@ -31,7 +30,7 @@ from toxmod.models.crossfit import (
 )
 from toxmod.progress import StageClock, console, styled
 from toxmod.runs.record import RunDir
-from toxmod.spec import CrossFitSpec
+from toxmod.spec import CrossFitSpec, PathsSpec
 from toxmod.stages.steps.components import Components, crossfit_settings
 from toxmod.thresholds.cuts import threshold_at_fpr
 
@@ -98,7 +97,7 @@ def _refitted(
     }
     texts_hash = texts_sha256(texts)
     key = cross_fit_key(description, texts_hash, targets, folds)
-    store = Path(str(cfg.paths.cache_dir)) / "crossfit" / key[:24]
+    store = spec_of(PathsSpec, cfg.paths).cache_dir / "crossfit" / key[:24]
 
     def announce(fold: int, k: int, rows: int) -> None:
         console.print(styled("cross-fitting", f" {cfg.model.name} fold {fold + 1}/{k} on {rows} train rows"))

@@ -3,10 +3,9 @@ student's teacher outputs (``teacher.run``) over the transfer set, from the cont
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
+from toxmod.config import spec_of
 from toxmod.data import LabeledDataset
 from toxmod.data.text import normalize_text
 from toxmod.distillation import teacher_targets
@@ -20,6 +19,7 @@ from toxmod.progress import console
 from toxmod.runs.opening import load_run_on_split
 from toxmod.runs.record import RunDir
 from toxmod.runs.tracking import Tracker
+from toxmod.spec import PathsSpec
 from toxmod.splits import Split
 from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
 from toxmod.stages.steps.components import crossfit_settings, run_opening, teacher_ref
@@ -36,7 +36,7 @@ def attach_members(
     refs = scorer.member_runs()
     if not refs:
         return []
-    downloads, opening = Path(str(cfg.paths.downloads)), run_opening(cfg)
+    downloads, opening = spec_of(PathsSpec, cfg.paths).downloads, run_opening(cfg)
     loaded = [
         load_run_on_split(
             ref,
@@ -90,7 +90,7 @@ def teacher_outputs(
         list(train_part.texts),
         prepared.split_sha256,
         tracker.store(),
-        Path(str(cfg.paths.cache_dir)),
+        spec_of(PathsSpec, cfg.paths).cache_dir,
         extra_texts,
         run_opening(cfg),
     )
