@@ -41,6 +41,10 @@ from toxmod.spec.fields import MISSING, bounds
 from toxmod.trusted import RENAMED_TARGETS
 
 META_KEYS = ("name",)
+# What Hydra (its ``.hydra/`` copy of the config) and a sweep's summary write into a run folder before
+# or beside toxmod: never part of the run, and no sign that the folder holds someone else's files.
+LAUNCHER_FILES = (".hydra", "job_status.json")
+RUN_FOLDER_KEY = "hydra.run.dir"  # the key that names a run's folder on the command line
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound=Spec)

@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from toxmod.config import LAUNCHER_FILES, RUN_FOLDER_KEY
 from toxmod.errors import ConfigError, ToxmodError
 from toxmod.files import read_json
 from toxmod.runs.record import RunDir, write_json
@@ -27,8 +28,8 @@ from toxmod.runs.store import NoStore, RunStore
 
 MARKER = RunDir.MARKER
 TOKEN_TAG = "run_token"
-# What may already be in a new run's folder: Hydra's own files, written before toxmod starts.
-FOREIGN_OK = (".hydra", "job_status.json")
+# What may already be in a new run's folder: the launcher's own files, written before toxmod starts.
+FOREIGN_OK = LAUNCHER_FILES
 
 
 def marker_path(run: RunDir) -> Path:
@@ -51,19 +52,19 @@ def run_token(run: RunDir) -> str | None:
 
 def claim(run: RunDir, resuming: bool) -> str:
     """Make ``run`` a toxmod run folder and return its token: a new run needs an empty folder (but
-    Hydra's own files) or a run folder; a resumed run keeps its token (one made before toxmod marked
+    the launcher's own files) or a run folder; a resumed run keeps its token (one made before toxmod marked
     its runs gets one now). Else one line naming the folder and what is in it."""
     token = run_token(run)
     if token is not None:
         return token
     if run.path.exists() and not resuming:
         if not run.path.is_dir():
-            raise ConfigError(f"hydra.run.dir={run.path}: not a folder")
+            raise ConfigError(f"{RUN_FOLDER_KEY}={run.path}: not a folder")
         foreign = sorted(p.name for p in run.path.iterdir() if p.name not in FOREIGN_OK)
         if foreign:
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             raise ConfigError(
-                f"hydra.run.dir={run.path}: holds files that are not a toxmod run's ({shown}); "
+                f"{RUN_FOLDER_KEY}={run.path}: holds files that are not a toxmod run's ({shown}); "
                 "train into a new or empty folder"
             )
     if marker_path(run).is_symlink():

@@ -164,7 +164,7 @@ def _runs_of_task(cfg: Settings) -> list[_Candidate]:
     """Run directories under outputs/ and multirun/ of the same task, model and data as ``cfg``.
 
     A run directory is one with ``tracking.json`` (written when the run starts): copies of a run's
-    files (downloaded artifacts) and Hydra's own ``.hydra/config.yaml`` are not runs.
+    files (downloaded artifacts) and the launcher's own copy of the config are not runs.
     """
     found = []
     for root in (Path(cfg["paths"]["output_dir"]), Path(cfg["paths"]["multirun_dir"])):

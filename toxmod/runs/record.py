@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from toxmod.config import LAUNCHER_FILES
 from toxmod.errors import ConfigError, DamagedFileError, is_interrupt
 from toxmod.files import (
     file_sha256,
@@ -72,8 +73,8 @@ class RunDir:
     MARKER = "toxmod_run.json"  # toxmod made this folder: its token, also the tracking run's ``run_token``
     # Not in the manifest: what changes after the run finished, what no opener reads (checkpoints are
     # read on resume, as weights only), the member runs an ensemble trained (each has its own), and
-    # what Hydra or a sweep writes beside the run.
-    UNLISTED = (MANIFEST, CHECKPOINTS, FAILED, PENDING, "members", ".hydra", "job_status.json")
+    # what the launcher or a sweep writes beside the run.
+    UNLISTED = (MANIFEST, CHECKPOINTS, FAILED, PENDING, "members", *LAUNCHER_FILES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

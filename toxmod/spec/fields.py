@@ -5,7 +5,7 @@ The YAML ``conf/<group>/_defaults.yaml`` holds the one default of every key; a f
 its own. A specification is built from a plain mapping (a composed config's group, a saved run's
 config) by ``Spec.of``: a key the mapping lacks (a run saved before the key existed) takes the YAML
 default, an unknown key or a value of the wrong type or range is one ``ConfigError`` naming the key.
-Nothing here imports Hydra or OmegaConf: the layers below the stages receive these objects.
+Nothing here reads a composed config object: the layers below the stages receive these objects.
 """
 
 from __future__ import annotations
