@@ -103,3 +103,33 @@ def test_the_run_name_says_what_the_command_changed() -> None:
     name = default_run_name("tfidf_logreg", "janitr", ["threshold=optuna", "model.C=2", "tracking=none"])
     assert name.startswith("tfidf_logreg-janitr-optuna-C=2-") and len(name.rsplit("-", 1)[1]) == 4
     assert STEPS[0] == "components" and STEPS[-1] == "record"
+
+
+@pytest.mark.data_free
+def test_members_and_corpora_are_composed_before_any_work(tmp_path: Path) -> None:
+    """Every member config and every ``distill.transfer`` source is made concrete when the run starts:
+    a wrong name fails before the first member trains or any data is read."""
+    from toxmod.stages.steps.components import transfer_corpora
+    from toxmod.stages.steps.members import member_jobs
+
+    ensemble = ["model=ensemble", "teacher.member=tfidf_logreg", "teacher.seeds=[1,2]"]
+    jobs = member_jobs(compose_train([*ensemble, "teacher.also_train=[tfidf_xgboost]"]))
+    assert [(j.member, j.seed, j.config.model.name) for j in jobs] == [
+        ("tfidf_logreg", 1, "tfidf_logreg"),
+        ("tfidf_logreg", 2, "tfidf_logreg"),
+        ("tfidf_xgboost", 0, "tfidf_xgboost"),
+    ]
+    assert all(j.config.teacher.seeds == [] and j.config.resume == "auto" for j in jobs)
+    with pytest.raises(Exception, match="nope"):  # Hydra's missing option, before any member trains
+        member_jobs(compose_train([*ensemble, "teacher.also_train=[nope]"]))
+
+    texts = tmp_path / "unlabeled.txt"
+    texts.write_text("claim your airdrop\n")
+    corpora = transfer_corpora(compose_train(["distill=kd", f"distill.transfer=[train,ruddit,{texts}]"]))
+    assert [(c.source, c.data is not None, c.path) for c in corpora] == [
+        ("ruddit", True, None),
+        (str(texts), False, texts),
+    ]
+    assert corpora[0].data is not None and corpora[0].data.name == "ruddit"  # composed, not read
+    with pytest.raises(ConfigError, match=r"^distill.transfer=/no/such.txt: no such file"):
+        transfer_corpora(compose_train(["distill=kd", "distill.transfer=[train,/no/such.txt]"]))

@@ -5,6 +5,7 @@ ever trained on. DAPT (``pretrain.corpus``) and distillation (``distill.transfer
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +24,48 @@ TRAIN_SPLIT = "train"
 EVALUATION_PARTS = ("valid", "calib", "holdout")
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """A source of outside texts made concrete when the command starts: a data config (composed
+    once, before any data is read) or a text/table file that exists."""
+
+    source: str  # as the config names it (``ruddit``, ``/data/unlabeled.txt``)
+    data: DataSpec | None = None
+    path: Path | None = None
+
+
+def corpus_of(source: str, cfg: DictConfig, config_name: str, key: str) -> Corpus:
+    """``source`` (``key`` names the setting in errors, e.g. ``pretrain.corpus``): a data config name
+    composed with this command's paths, else a file that must exist (one line when it does not)."""
+    path = Path(source).expanduser()
+    if source in group_options("data") and not path.is_file():
+        return Corpus(source, data=spec_of(DataSpec, group_option(cfg, config_name, "data", source)))
+    if not path.is_file():
+        raise ConfigError(
+            f"{key}={path}: no such file (use a data config ({', '.join(group_options('data'))}), "
+            "a .txt or a table)"
+        )
+    return Corpus(source, path=path)
+
+
 def outside_texts(
-    source: str,
-    cfg: DictConfig,
-    config_name: str,
+    corpus: Corpus,
     dataset: LabeledDataset,
     split: Split,
     key: str,
     text_column: str = "text",
 ) -> tuple[list[str], dict[str, Any]]:
-    """The texts of ``source`` (a data config name or a file) minus the split's evaluation texts.
+    """The texts of ``corpus`` minus the split's evaluation texts.
 
     ``key`` names the setting in errors (``pretrain.corpus``); the record says where the texts came
     from, how many were kept and how many were removed for being in valid/calib/holdout.
     """
-    path = Path(source).expanduser()
-    if source in group_options("data") and not path.is_file():
-        other = build_dataset(spec_of(DataSpec, group_option(cfg, config_name, "data", source)))
-        texts, origin = [str(t) for t in other.texts if str(t).strip()], f"data={source} (all rows)"
+    if corpus.data is not None:
+        other = build_dataset(corpus.data)
+        texts, origin = [str(t) for t in other.texts if str(t).strip()], f"data={corpus.source} (all rows)"
     else:
-        texts, origin = read_corpus(path, text_column, key), source
+        assert corpus.path is not None
+        texts, origin = read_corpus(corpus.path, text_column, key), corpus.source
     held_out = {t for part in EVALUATION_PARTS for t in split.part(dataset, part).normalized_texts}
     kept = [t for t in texts if normalize_text(t) not in held_out]
     return kept, {"corpus": origin, "texts": len(kept), "removed": len(texts) - len(kept)}
@@ -50,11 +73,6 @@ def outside_texts(
 
 def read_corpus(path: Path, text_column: str, key: str) -> list[str]:
     """Non-empty texts of a ``.txt`` (one per line) or a table's ``text_column``."""
-    if not path.is_file():
-        raise ConfigError(
-            f"{key}={path}: no such file (use a data config ({', '.join(group_options('data'))}), "
-            "a .txt or a table)"
-        )
     if path.suffix == ".txt":
         texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     else:

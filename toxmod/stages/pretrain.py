@@ -27,22 +27,22 @@ from toxmod.runs.record import RunDir, mark_finished, record_failure, reopen, st
 from toxmod.runs.tracking import flatten
 from toxmod.spec import DataSpec, SplitSpec
 from toxmod.splits import prepare_split
-from toxmod.stages.corpora import outside_texts
+from toxmod.stages.corpora import corpus_of, outside_texts
 
 TRAIN_SPLIT_CORPUS = "train_split"
 
 
 def corpus_texts(cfg: DictConfig) -> tuple[list[str], dict[str, Any]]:
-    """The DAPT texts and how they were chosen (evaluation-split texts are always removed)."""
+    """The DAPT texts and how they were chosen (evaluation-split texts are always removed); another
+    corpus is made concrete (a data config composed, a file checked) before any data is read."""
+    source = str(cfg.pretrain.corpus)
+    corpus = None if source == TRAIN_SPLIT_CORPUS else corpus_of(source, cfg, "pretrain", "pretrain.corpus")
     dataset = build_dataset(spec_of(DataSpec, cfg.data))
     split, _ = prepare_split(spec_of(SplitSpec, cfg.split), dataset)
-    corpus = str(cfg.pretrain.corpus)
-    if corpus == TRAIN_SPLIT_CORPUS:
+    if corpus is None:
         texts = [str(t) for t in split.part(dataset, "train").texts]
         return texts, {"corpus": f"{dataset.name} train split", "texts": len(texts), "removed": 0}
-    return outside_texts(
-        corpus, cfg, "pretrain", dataset, split, "pretrain.corpus", str(cfg.pretrain.text_column)
-    )
+    return outside_texts(corpus, dataset, split, "pretrain.corpus", str(cfg.pretrain.text_column))
 
 
 def run_pretraining(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> Path:

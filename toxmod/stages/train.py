@@ -175,7 +175,7 @@ def _run_steps(
     """The steps that need the tracking run: teacher, fit, calibrate, score, evaluate, record."""
     parts = prepared.parts()
     members_out_of_fold = attach_members(cfg, components.scorer, tracker, prepared, components.hardware)
-    teacher, teacher_metrics = teacher_outputs(cfg, prepared, tracker)
+    teacher, teacher_metrics = teacher_outputs(cfg, prepared, tracker, components.transfer)
     context = fit_context(cfg, parts, tracker, components, plan, teacher)
     fitted = fit_model(cfg, components.scorer, parts["train"], prepared.dataset.name, context, clock)
     record_monitor(fitted, tracker)

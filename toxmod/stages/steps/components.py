@@ -20,6 +20,7 @@ from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
 from toxmod.spec import CheckpointSpec, CrossFitSpec, DataSpec, EarlyStoppingSpec, PathsSpec, TeacherSpec
+from toxmod.stages.corpora import TRAIN_SPLIT, Corpus, corpus_of
 from toxmod.thresholds import Thresholder
 
 
@@ -35,6 +36,7 @@ class Components:
     fit_split: str
     fpr_targets: dict[str, float]  # each decision's FPR target (none without a budget: max_f1)
     scheme: LabelScheme
+    transfer: tuple[Corpus, ...] = ()  # ``distill.transfer`` beyond the train split, made concrete
 
 
 def build_components(cfg: DictConfig, run: RunDir) -> Components:
@@ -69,9 +71,21 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     scorer.check_settings(scheme, context)
     check_teacher(cfg, scorer)
     check_crossfit(crossfit_settings(cfg), teacher_settings(cfg), scorer)
-    return Components(
-        hardware, scorer, thresholder, context, fit_split, fpr_targets(thresholder, scheme), scheme
-    )
+    targets = fpr_targets(thresholder, scheme)
+    transfer = transfer_corpora(cfg) if teacher_ref(cfg) else ()
+    return Components(hardware, scorer, thresholder, context, fit_split, targets, scheme, transfer)
+
+
+def transfer_corpora(cfg: DictConfig) -> tuple[Corpus, ...]:
+    """``distill.transfer`` after the train split: each data config composed and each file checked
+    now, before any data is read."""
+    sources = [str(s) for s in (cfg.distill.get("transfer") or [TRAIN_SPLIT])]
+    if sources[0] != TRAIN_SPLIT:
+        raise ConfigError(
+            f"distill.transfer={sources}: starts with {TRAIN_SPLIT} (the labelled rows); "
+            f"add unlabeled texts after it, e.g. [{TRAIN_SPLIT}, ruddit]"
+        )
+    return tuple(corpus_of(source, cfg, "train", "distill.transfer") for source in sources[1:])
 
 
 def check_teacher(cfg: DictConfig, scorer: Scorer) -> None:

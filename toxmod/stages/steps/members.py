@@ -4,6 +4,7 @@ one run each, and name them in ``model.members``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +27,56 @@ NO_TEACHER: dict[str, Any] = {
 }
 
 
-def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> DictConfig:
-    """``teacher.seeds``: train one run of ``teacher.member`` per seed, and one of each model config in
-    ``teacher.also_train``, and add them to ``model.members`` (``resume=auto``: a member already
-    trained with the same config is reused, not retrained). Without either, ``cfg`` as it is."""
+@dataclass(frozen=True)
+class MemberJob:
+    """One member run to train: its model config name, seed and whole composed config."""
+
+    member: str
+    seed: int
+    config: DictConfig
+
+
+def member_jobs(cfg: DictConfig) -> list[MemberJob]:
+    """``teacher.seeds`` x ``teacher.member`` and ``teacher.also_train``: every member's config,
+    composed before any member is trained (a wrong model config name fails before any work)."""
     teacher = spec_of(TeacherSpec, cfg.get("teacher"))
     seeds = list(teacher.seeds or ())
-    jobs = [(str(teacher.member), seed) for seed in seeds]
-    jobs += [(name, int(cfg.seed)) for name in teacher.also_train or ()]
-    if not jobs:
-        return cfg
+    pairs = [(str(teacher.member), seed) for seed in seeds]
+    pairs += [(name, int(cfg.seed)) for name in teacher.also_train or ()]
+    if not pairs:
+        return []
     if seeds and not teacher.member:
         raise ConfigError("teacher.seeds is set but teacher.member is not (a model config, e.g. minilm)")
     if "members" not in cfg.model:
         raise ConfigError(
             f"teacher.seeds trains ensemble members; model={cfg.model.name} is not model=ensemble"
         )
-    refs = [str(ref) for ref in cfg.model.members or []]
-    for member, seed in jobs:
-        choices = [f"{k}={v}" for k, v in (teacher.member_choices or {}).items()]
-        member_cfg = with_group_option(cfg, "train", "model", str(member), choices)
+    choices = [f"{k}={v}" for k, v in (teacher.member_choices or {}).items()]
+    jobs = []
+    for member, seed in pairs:
+        member_cfg = with_group_option(cfg, "train", "model", member, choices)
         with open_dict(member_cfg):
             if member == teacher.member:
                 member_cfg.model.merge_with(teacher.model_overrides or {})
-            member_cfg.seed = int(seed)
+            member_cfg.seed = seed
             member_cfg.teacher = {**NO_TEACHER, "member_choices": None}
             member_cfg.resume = "auto"
             member_cfg.run_name = f"{cfg.run_name or 'teacher'}-{member}-seed{seed}"
-        console.print(styled("teacher member", f" {member} seed {seed}"))
-        result = train(member_cfg, run.path / "members" / f"{member}-seed{seed}")
+        jobs.append(MemberJob(member, seed, member_cfg))
+    return jobs
+
+
+def with_trained_members(cfg: DictConfig, run: RunDir, train: TrainFunction) -> DictConfig:
+    """Train every member job (``member_jobs``) and add the runs to ``model.members`` (``resume=auto``:
+    a member already trained with the same config is reused, not retrained). Without any, ``cfg`` as
+    it is."""
+    jobs = member_jobs(cfg)
+    if not jobs:
+        return cfg
+    refs = [str(ref) for ref in cfg.model.members or []]
+    for job in jobs:
+        console.print(styled("teacher member", f" {job.member} seed {job.seed}"))
+        result = train(job.config, run.path / "members" / f"{job.member}-seed{job.seed}")
         refs.append(str(result.run_id or result.run_dir))
     cfg = cfg.copy()
     with open_dict(cfg):

@@ -3,6 +3,8 @@ student's teacher outputs (``teacher.run``) over the transfer set, from the cont
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from omegaconf import DictConfig
 
 from toxmod.config import spec_of
@@ -21,7 +23,7 @@ from toxmod.runs.record import RunDir
 from toxmod.runs.tracking import Tracker
 from toxmod.spec import PathsSpec
 from toxmod.splits import Split
-from toxmod.stages.corpora import TRAIN_SPLIT, outside_texts
+from toxmod.stages.corpora import TRAIN_SPLIT, Corpus, outside_texts
 from toxmod.stages.steps.components import crossfit_settings, run_opening, teacher_ref
 from toxmod.stages.steps.data import PreparedData
 
@@ -75,15 +77,15 @@ def attach_members(
 
 
 def teacher_outputs(
-    cfg: DictConfig, prepared: PreparedData, tracker: Tracker
+    cfg: DictConfig, prepared: PreparedData, tracker: Tracker, transfer: Sequence[Corpus] = ()
 ) -> tuple[TeacherTargets | None, dict[str, float]]:
-    """The teacher's cached outputs for the transfer set and the ``teacher/*`` metrics; (None, {})
-    without ``teacher.run``."""
+    """The teacher's cached outputs for the transfer set (the train split, then ``transfer``) and the
+    ``teacher/*`` metrics; (None, {}) without ``teacher.run``."""
     ref = teacher_ref(cfg)
     if ref is None:
         return None, {}
     train_part = prepared.split.part(prepared.dataset, TRAIN_SPLIT)
-    extra_texts, removed = transfer_texts(cfg, prepared.dataset, prepared.split)
+    extra_texts, removed = transfer_texts(transfer, prepared.dataset, prepared.split)
     teacher, cache = teacher_targets(
         cfg.distill,
         ref,
@@ -102,19 +104,15 @@ def teacher_outputs(
     return teacher, metrics
 
 
-def transfer_texts(cfg: DictConfig, dataset: LabeledDataset, split: Split) -> tuple[list[str], int]:
+def transfer_texts(
+    transfer: Sequence[Corpus], dataset: LabeledDataset, split: Split
+) -> tuple[list[str], int]:
     """The unlabeled texts ``distill.transfer`` adds after the train split, and how many were removed
     for being valid/calib/holdout texts (train texts and repeats are dropped too)."""
-    sources = [str(s) for s in (cfg.distill.get("transfer") or [TRAIN_SPLIT])]
-    if sources[0] != TRAIN_SPLIT:
-        raise ConfigError(
-            f"distill.transfer={sources}: starts with {TRAIN_SPLIT} (the labelled rows); "
-            f"add unlabeled texts after it, e.g. [{TRAIN_SPLIT}, ruddit]"
-        )
     seen = set(split.part(dataset, TRAIN_SPLIT).normalized_texts)
     extra, removed = [], 0
-    for source in sources[1:]:
-        texts, record = outside_texts(source, cfg, "train", dataset, split, "distill.transfer")
+    for corpus in transfer:
+        texts, record = outside_texts(corpus, dataset, split, "distill.transfer")
         removed += record["removed"]
         for text in texts:
             key = normalize_text(text)
