@@ -216,8 +216,6 @@ RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
     "predict.batch_size": (1, None),
     "predict.chunk_size": (1, None),
     "predict.max_chars": (1, None),
-    "latency.batch1_texts": (0, None),
-    "latency.batch64_texts": (0, None),
     "resamples": (1, None),
 } | {
     key: (field.metadata["low"], field.metadata["high"])

@@ -65,7 +65,6 @@ RESUME_FREE_KEYS = (
     "callbacks.",
     "model.n_jobs",  # the process's CPU share (hardware.threads), not what the job is
     "plots",  # what is drawn and timed after training does not change the job
-    "latency.",
     "log_pyfunc",
     "tracking.",
     "bootstrap",

@@ -6,7 +6,13 @@ from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
 from toxmod.spec.paths import PathsSpec
 from toxmod.spec.split import SplitSpec
-from toxmod.spec.training import CheckpointSpec, CrossFitSpec, EarlyStoppingSpec, TeacherSpec
+from toxmod.spec.training import (
+    CheckpointSpec,
+    CrossFitSpec,
+    EarlyStoppingSpec,
+    LatencySpec,
+    TeacherSpec,
+)
 
 # Every declared group: the ranges checked on the command line and the job's free keys come from here.
 SPECS: tuple[type[Spec], ...] = (
@@ -17,6 +23,7 @@ SPECS: tuple[type[Spec], ...] = (
     EarlyStoppingSpec,
     CrossFitSpec,
     TeacherSpec,
+    LatencySpec,
     EvaluationSpec,
     PathsSpec,
 )
@@ -29,6 +36,7 @@ __all__ = [
     "EarlyStoppingSpec",
     "EvaluationSpec",
     "HardwareSpec",
+    "LatencySpec",
     "PathsSpec",
     "Spec",
     "SplitSpec",

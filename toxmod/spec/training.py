@@ -40,6 +40,18 @@ class EarlyStoppingSpec(Spec):
 
 
 @dataclass(frozen=True)
+class LatencySpec(Spec):
+    """``latency.*``: serving numbers of every run on its first holdout texts (0 = skip). What is timed
+    after training does not change the job."""
+
+    GROUP = "latency"
+    ROOT = "train"
+
+    batch1_texts: int = setting(low=0, job=False)  # -> latency/batch1_ms_per_text
+    batch64_texts: int = setting(low=0, job=False)  # -> latency/batch64_texts_per_second
+
+
+@dataclass(frozen=True)
 class CrossFitSpec(Spec):
     """``crossfit.*``: ``folds`` K (0: off, else at least 2) and the seed of the fold assignment."""
 

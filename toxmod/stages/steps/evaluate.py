@@ -4,7 +4,6 @@ checks on the holdout, serving latency, and the plots (``plots: false`` skips th
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -22,7 +21,7 @@ from toxmod.models.capabilities import latency_limit
 from toxmod.progress import StageClock, warn
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, prefixed
 from toxmod.runs.tracking import Tracker
-from toxmod.spec import EvaluationSpec
+from toxmod.spec import EvaluationSpec, LatencySpec
 from toxmod.stages.breakdown_report import print_breakdown, write_breakdown_plots
 from toxmod.stages.steps.components import Components
 from toxmod.stages.steps.fit import FittedModel, training_curves
@@ -99,9 +98,9 @@ def latency(cfg: DictConfig, scorer: Scorer, texts: list[str]) -> dict[str, floa
     """Per-text latency at batch 1 (mean, p50, p95) and texts/s at batch 64 on the first holdout texts,
     through the scoring interface, so every run carries comparable serving numbers (``compare``,
     ``report``). A model may ask for fewer texts (``ScoringReports.latency_texts``: an LLM)."""
-    settings: Any = cfg.latency
+    settings = spec_of(LatencySpec, cfg.get("latency"))
     metrics: dict[str, float] = {}
-    one, many = int(settings.batch1_texts), int(settings.batch64_texts)
+    one, many = settings.batch1_texts, settings.batch64_texts
     limit = latency_limit(scorer)
     if limit is not None:
         one, many = min(one, limit), min(many, limit)
