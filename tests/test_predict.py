@@ -68,7 +68,7 @@ def test_parquet_in_and_out_in_chunks_scores_like_csv(tiny_student_run, tmp_path
     frame.to_csv(tmp_path / "posts.csv", index=False)
     predictor = Predictor.open(tiny_student_run.result.run_dir)
     common = {"chunk_size": 8, "keep_columns": ["author"]}
-    as_parquet = PredictSettings(str(tmp_path / "posts.parquet"), str(tmp_path / "out.parquet"), **common)
+    as_parquet = PredictSettings.of(str(tmp_path / "posts.parquet"), str(tmp_path / "out.parquet"), **common)
     summary = predict_file(predictor, as_parquet)
     assert (summary.scored, summary.reported) == (49, 1)
     assert not (tmp_path / "out.parquet.partial").exists()
@@ -76,7 +76,7 @@ def test_parquet_in_and_out_in_chunks_scores_like_csv(tiny_student_run, tmp_path
     assert written.metadata.num_row_groups == 7  # 50 rows in chunks of 8: written batch by batch
     out = written.read().to_pandas()
     predict_file(
-        predictor, PredictSettings(str(tmp_path / "posts.csv"), str(tmp_path / "out.jsonl"), **common)
+        predictor, PredictSettings.of(str(tmp_path / "posts.csv"), str(tmp_path / "out.jsonl"), **common)
     )
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert list(out["id"]) == [r["id"] for r in lines] == list(frame["id"])
@@ -110,7 +110,7 @@ def test_a_table_with_a_blank_and_an_overlong_text(levels_run: TrainResult, tmp_
     texts = ["nice post", "", "x" * 50, "you idiot"]
     pd.DataFrame({"id": ["a", "b", "c", "d"], "text": texts}).to_csv(table, index=False)
     output = tmp_path / "out" / "predictions.jsonl"
-    settings = PredictSettings(input=str(table), output=str(output), batch_size=3, max_chars=40)
+    settings = PredictSettings.of(str(table), str(output), batch_size=3, max_chars=40)
     summary = predict_file(Predictor.open(levels_run.run_dir), settings)
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["id"] for r in records] == ["a", "b", "c", "d"]  # input order across batches

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from tests.helpers import compose_train
-from toxmod.config import RANGES, group_options, spec_of
+from toxmod.config import RANGES, compose_config, group_options, spec_of
 from toxmod.data import build_dataset
 from toxmod.errors import ConfigError
 from toxmod.paths import PACKAGE_DIR
@@ -30,8 +30,10 @@ def test_every_key_has_one_default_and_one_declaration(spec: type) -> None:
 def test_every_shipped_option_makes_its_specification(spec: type) -> None:
     """Each option of a group; a block of the train config (``checkpoint``) as composed."""
     for option in group_options(spec.GROUP) if spec.ROOT is None else [None]:
-        choice = [f"{spec.GROUP}={option}"] if option else []
-        made = spec_of(spec, compose_train(choice)[spec.GROUP])
+        if option is None:
+            made = spec_of(spec, compose_config(spec.ROOT)[spec.GROUP])
+        else:
+            made = spec_of(spec, compose_train([f"{spec.GROUP}={option}"])[spec.GROUP])
         assert isinstance(made, spec), option
         with pytest.raises(dataclasses.FrozenInstanceError):
             made.seed = 1  # type: ignore[misc]

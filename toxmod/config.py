@@ -213,9 +213,6 @@ RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
     "model.max_length": (1, None),
     "model.n_estimators": (1, None),
     "model.max_features": (1, None),
-    "predict.batch_size": (1, None),
-    "predict.chunk_size": (1, None),
-    "predict.max_chars": (1, None),
     "resamples": (1, None),
 } | {
     key: (field.metadata["low"], field.metadata["high"])

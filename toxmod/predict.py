@@ -17,7 +17,7 @@ from toxmod.errors import ConfigError
 from toxmod.hardware import apply_threads
 from toxmod.progress import notes_console
 from toxmod.runs.opening import opening_from_config
-from toxmod.spec import PathsSpec
+from toxmod.spec import PathsSpec, PredictSpec
 from toxmod.stages.predict import Predictor, PredictSettings, predict_file
 
 
@@ -32,7 +32,7 @@ def _hydra_main(cfg: DictConfig) -> Any:
     predictor = Predictor.open(
         str(cfg.run), store, cache, bool(cfg.allow_pickle), hardware, opening, cfg.get("checkpoint")
     )
-    settings = PredictSettings(input=str(cfg.input), output=str(cfg.output), **cfg.predict)
+    settings = PredictSettings(str(cfg.input), str(cfg.output), spec_of(PredictSpec, cfg.predict))
     try:
         if cfg.engine == "ray":
             from toxmod.stages.predict_ray import score_with_ray

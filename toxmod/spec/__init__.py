@@ -5,6 +5,7 @@ from toxmod.spec.evaluation import EvaluationSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
 from toxmod.spec.paths import PathsSpec
+from toxmod.spec.predict import PredictSpec
 from toxmod.spec.split import SplitSpec
 from toxmod.spec.training import (
     CheckpointSpec,
@@ -26,6 +27,7 @@ SPECS: tuple[type[Spec], ...] = (
     LatencySpec,
     EvaluationSpec,
     PathsSpec,
+    PredictSpec,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "HardwareSpec",
     "LatencySpec",
     "PathsSpec",
+    "PredictSpec",
     "Spec",
     "SplitSpec",
     "TeacherSpec",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from toxmod.models.capabilities import place
 from toxmod.progress import notes_console
 from toxmod.runs.opening import default_opening, downloads_dir, locate_run, open_scorer
 from toxmod.runs.store import NoStore, RunStore
+from toxmod.spec import PredictSpec
 from toxmod.stages.predict_io import STDIN, Columns, Row, open_sink, read_source, scored_columns
 from toxmod.thresholds import Thresholds
 
@@ -94,20 +95,32 @@ class Predictor:
 
 @dataclass(frozen=True)
 class PredictSettings:
-    """``input``, ``output`` and ``predict.*`` (conf/predict.yaml has each one's meaning)."""
+    """``input``, ``output`` and ``predict.*`` (``PredictSpec``: the YAML's defaults, checked)."""
 
     input: str
     output: str = STDIN
-    batch_size: int = 64
-    max_chars: int = 10_000
-    text_column: str = "text"
-    id_column: str = "id"
-    chunk_size: int = 1024  # texts per scoring call from a file (stdin: batch_size, so a pipe streams)
-    keep_columns: Sequence[str] = ()
+    options: PredictSpec = field(default_factory=PredictSpec.of)
+
+    @classmethod
+    def of(cls, input: str, output: str = STDIN, **options: Any) -> PredictSettings:  # noqa: A002
+        """``options``: ``predict.*`` keys; the others take conf/predict.yaml's defaults."""
+        return cls(input, output, PredictSpec.of(options))
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def chunk_size(self) -> int:  # texts per scoring call from a file (stdin: batch_size, so a pipe streams)
+        return self.options.chunk_size
+
+    @property
+    def max_chars(self) -> int:
+        return self.options.max_chars
 
     @property
     def columns(self) -> Columns:
-        return Columns(self.text_column, self.id_column, tuple(self.keep_columns))
+        return Columns(self.options.text_column, self.options.id_column, self.options.keep_columns)
 
 
 @dataclass(frozen=True)
