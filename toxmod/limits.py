@@ -6,23 +6,21 @@ A data file, a ``predict`` input or a shared run can be built to exhaust memory 
 reads (``LimitedReader``) or before it loads (``check_size``), and stops with one line naming the
 file and the key to raise (exit 1).
 
-The values are ``conf/limits/default.yaml``; an entry point applies its ``limits`` config
+The values are ``conf/limits/_defaults.yaml``; an entry point applies its ``limits`` config
 (``configure``), and Python use reads the same file.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from toxmod.errors import ConfigError, DamagedFileError, ToxmodError
+from toxmod.errors import DamagedFileError, ToxmodError
 from toxmod.files import read_json
-from toxmod.paths import CONFIG_DIR
+from toxmod.spec.limits import LimitsSpec
 
 TRUST = "raise it if you trust the file"
 
@@ -33,22 +31,13 @@ class LimitError(ToxmodError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Limits:
-    input_bytes: int
-    line_bytes: int
-    columns: int
-    tokenizer_bytes: int
-    vocab_size: int
-    weights_bytes: int
+Limits = LimitsSpec
 
 
 @functools.cache
 def shipped() -> Limits:
-    """The limits of ``conf/limits/default.yaml``."""
-    import yaml
-
-    return _limits(yaml.safe_load((CONFIG_DIR / "limits" / "default.yaml").read_text()))
+    """The limits of ``conf/limits/_defaults.yaml``."""
+    return LimitsSpec.of()
 
 
 _active: list[Limits] = []
@@ -62,18 +51,7 @@ def current() -> Limits:
 def configure(values: Mapping[str, Any] | None) -> None:
     """Apply an entry point's ``limits`` config (each a positive integer, else one line)."""
     if values is not None:
-        _active[:] = [_limits(values)]
-
-
-def _limits(values: Mapping[str, Any]) -> Limits:
-    known = {f.name for f in dataclasses.fields(Limits)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"limits.{unknown[0]} is not a limit; limits has {', '.join(sorted(known))}")
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"limits.{key}={value!r}: expected a positive integer")
-    return Limits(**{key: int(value) for key, value in values.items()})
+        _active[:] = [LimitsSpec.of(values)]
 
 
 def check_size(path: Path, key: str) -> None:

@@ -4,6 +4,7 @@ from toxmod.spec.data import DataSpec
 from toxmod.spec.evaluation import EvaluationSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
 from toxmod.spec.hardware import HardwareSpec
+from toxmod.spec.limits import LimitsSpec
 from toxmod.spec.paths import PathsSpec
 from toxmod.spec.predict import PredictSpec
 from toxmod.spec.split import SplitSpec
@@ -28,6 +29,7 @@ SPECS: tuple[type[Spec], ...] = (
     EvaluationSpec,
     PathsSpec,
     PredictSpec,
+    LimitsSpec,
 )
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "EvaluationSpec",
     "HardwareSpec",
     "LatencySpec",
+    "LimitsSpec",
     "PathsSpec",
     "PredictSpec",
     "Spec",
