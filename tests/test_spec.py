@@ -134,7 +134,7 @@ def test_nothing_below_the_stages_imports_hydra_or_omegaconf() -> None:
 
 def test_the_train_blocks_are_typed_with_the_yaml_defaults() -> None:
     from toxmod.models import FitContext
-    from toxmod.spec import CheckpointSpec, CrossFitSpec, TeacherSpec
+    from toxmod.spec import CalibrationSpec, CheckpointSpec, CrossFitSpec, TeacherSpec
 
     assert FitContext().checkpoint == CheckpointSpec.of() and CheckpointSpec.of().every_n_steps == 200
     teacher = spec_of(TeacherSpec, compose_train(["teacher.seeds=[13,42]", "teacher.member=minilm"]).teacher)
@@ -143,3 +143,5 @@ def test_the_train_blocks_are_typed_with_the_yaml_defaults() -> None:
         CrossFitSpec.of({"folds": 1})
     with pytest.raises(ConfigError, match=r"^checkpoint.top_k=0: expected a positive integer$"):
         CheckpointSpec.of({"top_k": 0})
+    with pytest.raises(ConfigError, match=r"^calibration.method='platt': expected one of"):
+        CalibrationSpec.of({"method": "platt"})

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import JANITR_SLICE, compose_train
+from toxmod.config import spec_of
 from toxmod.errors import ConfigError
 from toxmod.evaluation import evaluate_predictions
 from toxmod.progress import StageClock
 from toxmod.runs.record import RunDir
 from toxmod.runs.tracking import NullTracker
+from toxmod.spec import CalibrationSpec
 from toxmod.splits import build_manifest
 from toxmod.stages.steps import STEPS
 from toxmod.stages.steps.calibrate import calibrate
@@ -64,7 +66,8 @@ def test_optional_steps_add_nothing_when_off(prepared_logreg) -> None:  # noqa: 
     cfg, run, components, prepared = prepared_logreg
     assert teacher_outputs(cfg, prepared, NullTracker()) == (None, {})  # no teacher.run
     scorer = components.scorer
-    assert calibrate(cfg, scorer, prepared.parts()["valid"], run) == (scorer, {})  # calibration=none
+    none = spec_of(CalibrationSpec, cfg.calibration)
+    assert calibrate(none, scorer, prepared.parts()["valid"], run) == (scorer, {})  # calibration=none
 
 
 def test_fit_score_and_evaluate_steps(prepared_logreg) -> None:  # noqa: ANN001

@@ -1,5 +1,6 @@
 """Typed, frozen specifications of the config groups (see ``fields`` for how a key is declared)."""
 
+from toxmod.spec.calibration import CalibrationSpec
 from toxmod.spec.data import DataSpec
 from toxmod.spec.evaluation import EvaluationSpec
 from toxmod.spec.fields import Spec, declared, group_defaults, setting
@@ -30,10 +31,12 @@ SPECS: tuple[type[Spec], ...] = (
     PathsSpec,
     PredictSpec,
     LimitsSpec,
+    CalibrationSpec,
 )
 
 __all__ = [
     "SPECS",
+    "CalibrationSpec",
     "CheckpointSpec",
     "CrossFitSpec",
     "DataSpec",

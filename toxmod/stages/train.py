@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import as_dict, check_values, instantiate_component
+from toxmod.config import as_dict, check_values, instantiate_component, spec_of
 from toxmod.progress import StageClock, console, styled
 from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claimed
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, mark_finished, record_failure, reopen, write_tracking
 from toxmod.runs.tracking import Tracker, check_user_tags, flatten
+from toxmod.spec import CalibrationSpec
 from toxmod.stages.steps.calibrate import calibrate
 from toxmod.stages.steps.checkpoints import save_checkpoints
 from toxmod.stages.steps.components import Components, build_components
@@ -179,7 +180,8 @@ def _run_steps(
     context = fit_context(cfg, parts, tracker, components, plan, teacher)
     fitted = fit_model(cfg, components.scorer, parts["train"], prepared.dataset.name, context, clock)
     record_monitor(fitted, tracker)
-    scorer, calibration_metrics = calibrate(cfg, fitted.scorer, parts["valid"], run)
+    calibration = spec_of(CalibrationSpec, cfg.get("calibration"))
+    scorer, calibration_metrics = calibrate(calibration, fitted.scorer, parts["valid"], run)
     fitted = dataclasses.replace(fitted, scorer=scorer)
     scorer.save(run.model)
     tracker.set_tags({"model_kind": scorer.kind, **scorer.run_tags()})

@@ -3,8 +3,6 @@ fitted on valid by NLL. Thresholds are a later step (``score``); this only resha
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
 from toxmod.data import LabeledDataset
 from toxmod.errors import ConfigError
 from toxmod.evaluation.metrics import calibration_change
@@ -12,14 +10,15 @@ from toxmod.models import Scorer
 from toxmod.models.calibrated import TemperatureScaled
 from toxmod.progress import console
 from toxmod.runs.record import RunDir, write_json
+from toxmod.spec import CalibrationSpec
 
 
 def calibrate(
-    cfg: DictConfig, scorer: Scorer, valid: LabeledDataset, run: RunDir
+    settings: CalibrationSpec, scorer: Scorer, valid: LabeledDataset, run: RunDir
 ) -> tuple[Scorer, dict[str, float]]:
     """The trained model with temperatures fitted on valid, its valid ECE before/after, and the run's
     ``calibration.json``; with ``calibration.method=none`` the model as it is and no metrics."""
-    if str(cfg.calibration.method) == "none":
+    if settings.method == "none":
         return scorer, {}
     if not len(valid):
         raise ConfigError("calibration=temperature fits on valid, and valid is empty (use calibration=none)")
