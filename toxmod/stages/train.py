@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from toxmod.config import as_dict, check_values, instantiate_component, spec_of
+from toxmod.config import as_dict, check_values, instantiate_component
 from toxmod.progress import StageClock, console, styled
 from toxmod.runs.claim import TOKEN_TAG, check_resume_target, claimed
 from toxmod.runs.gc import process_identity
 from toxmod.runs.jobs import FinishedJob, ResumePoint, check_resumable, resolve_resume, resumed_config
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir, mark_finished, record_failure, reopen, write_tracking
 from toxmod.runs.tracking import Tracker, check_user_tags, flatten
-from toxmod.spec import CalibrationSpec
 from toxmod.stages.steps.calibrate import calibrate
 from toxmod.stages.steps.checkpoints import save_checkpoints
 from toxmod.stages.steps.components import Components, build_components
@@ -180,8 +179,7 @@ def _run_steps(
     context = fit_context(cfg, parts, tracker, components, plan, teacher)
     fitted = fit_model(cfg, components.scorer, parts["train"], prepared.dataset.name, context, clock)
     record_monitor(fitted, tracker)
-    calibration = spec_of(CalibrationSpec, cfg.get("calibration"))
-    scorer, calibration_metrics = calibrate(calibration, fitted.scorer, parts["valid"], run)
+    scorer, calibration_metrics = calibrate(components.calibration, fitted.scorer, parts["valid"], run)
     fitted = dataclasses.replace(fitted, scorer=scorer)
     scorer.save(run.model)
     tracker.set_tags({"model_kind": scorer.kind, **scorer.run_tags()})

@@ -3,7 +3,7 @@ fails before any data work."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -19,7 +19,15 @@ from toxmod.models import FitContext, Opening, Scorer
 from toxmod.models.capabilities import BuiltFromRuns, OutOfFoldFromRuns, Student
 from toxmod.paths import user_roots
 from toxmod.runs.record import EVALUATION_SPLIT, RunDir
-from toxmod.spec import CheckpointSpec, CrossFitSpec, DataSpec, EarlyStoppingSpec, PathsSpec, TeacherSpec
+from toxmod.spec import (
+    CalibrationSpec,
+    CheckpointSpec,
+    CrossFitSpec,
+    DataSpec,
+    EarlyStoppingSpec,
+    PathsSpec,
+    TeacherSpec,
+)
 from toxmod.stages.corpora import TRAIN_SPLIT, Corpus, corpus_of
 from toxmod.thresholds import Thresholder
 
@@ -37,6 +45,7 @@ class Components:
     fpr_targets: dict[str, float]  # each decision's FPR target (none without a budget: max_f1)
     scheme: LabelScheme
     transfer: tuple[Corpus, ...] = ()  # ``distill.transfer`` beyond the train split, made concrete
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec.of)
 
 
 def build_components(cfg: DictConfig, run: RunDir) -> Components:
@@ -73,7 +82,10 @@ def build_components(cfg: DictConfig, run: RunDir) -> Components:
     check_crossfit(crossfit_settings(cfg), teacher_settings(cfg), scorer)
     targets = fpr_targets(thresholder, scheme)
     transfer = transfer_corpora(cfg) if teacher_ref(cfg) else ()
-    return Components(hardware, scorer, thresholder, context, fit_split, targets, scheme, transfer)
+    calibration = spec_of(CalibrationSpec, cfg.get("calibration"))
+    return Components(
+        hardware, scorer, thresholder, context, fit_split, targets, scheme, transfer, calibration
+    )
 
 
 def transfer_corpora(cfg: DictConfig) -> tuple[Corpus, ...]:
