@@ -88,6 +88,8 @@ def test_a_split_keeps_its_builders_own_arguments() -> None:
     assert drawn.arguments["ratios"]["train"] == 0.6 and drawn.sample == {"calib": 50}
     with pytest.raises(ConfigError, match=r"^split.sample=\{'calib': 'x'\}: expected a mapping$"):
         SplitSpec.of({"_target_": "f", "name": "n", "sample": {"calib": "x"}})
+    with pytest.raises(ConfigError, match=r"^split._target_ is not set$"):
+        SplitSpec.of({"name": "n"})
 
 
 def test_an_unset_path_is_said_when_the_file_is_read() -> None:

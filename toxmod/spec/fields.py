@@ -73,8 +73,13 @@ class Spec:
             )
         merged = {**group_defaults(cls.GROUP, cls.ROOT), **given}
         hints = typing.get_type_hints(cls)
-        checked = {
-            name: _checked(f"{cls.GROUP}.{name}", merged.get(name), hints[name], field.metadata)
+        checked = {  # the field ``target`` is the config's ``_target_``
+            name: _checked(
+                f"{cls.GROUP}.{'_target_' if name == 'target' else name}",
+                merged.get(name),
+                hints[name],
+                field.metadata,
+            )
             for name, field in fields.items()
         }
         return cls(**checked)
