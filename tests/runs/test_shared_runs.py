@@ -230,6 +230,7 @@ def test_a_key_echoed_by_the_server_reaches_no_file_record_or_console(tmp_path: 
         f"tracking.uri={store['uri']}",
         f"tracking.artifact_root={store['artifact_root']}",
         f"paths.output_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",  # the LLM's answer cache: never the checkout's
         "plots=false",
         "log_pyfunc=false",
         env={"TOXMOD_KEY": key},
