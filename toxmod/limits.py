@@ -31,19 +31,16 @@ class LimitError(ToxmodError):
     exit_code = 1
 
 
-Limits = LimitsSpec
-
-
 @functools.cache
-def shipped() -> Limits:
+def shipped() -> LimitsSpec:
     """The limits of ``conf/limits/_defaults.yaml``."""
     return LimitsSpec.of()
 
 
-_active: list[Limits] = []
+_active: list[LimitsSpec] = []
 
 
-def current() -> Limits:
+def current() -> LimitsSpec:
     """The limits in force: the entry point's ``limits`` config, else the shipped ones."""
     return _active[-1] if _active else shipped()
 

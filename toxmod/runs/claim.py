@@ -28,8 +28,6 @@ from toxmod.runs.store import NoStore, RunStore
 
 MARKER = RunDir.MARKER
 TOKEN_TAG = "run_token"
-# What may already be in a new run's folder: the launcher's own files, written before toxmod starts.
-FOREIGN_OK = LAUNCHER_FILES
 
 
 def marker_path(run: RunDir) -> Path:
@@ -60,7 +58,7 @@ def claim(run: RunDir, resuming: bool) -> str:
     if run.path.exists() and not resuming:
         if not run.path.is_dir():
             raise ConfigError(f"{RUN_FOLDER_KEY}={run.path}: not a folder")
-        foreign = sorted(p.name for p in run.path.iterdir() if p.name not in FOREIGN_OK)
+        foreign = sorted(p.name for p in run.path.iterdir() if p.name not in LAUNCHER_FILES)
         if foreign:
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             raise ConfigError(
@@ -86,7 +84,11 @@ def claimed(run: RunDir, resuming: bool) -> Iterator[str]:
         with holding(run):
             yield token
     except BaseException:
-        if not marked and run.path.is_dir() and {p.name for p in run.path.iterdir()} <= {MARKER, *FOREIGN_OK}:
+        if (
+            not marked
+            and run.path.is_dir()
+            and {p.name for p in run.path.iterdir()} <= {MARKER, *LAUNCHER_FILES}
+        ):
             # nothing but the marker written: the folder is as it was (Hydra's own is the entry
             # point's to discard), or gone if this claim made it
             marker_path(run).unlink()

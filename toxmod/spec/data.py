@@ -15,7 +15,7 @@ class DataSpec(Spec):
     GROUP = "data"
 
     name: str | None = setting()  # null: the file's name
-    path: str | None = setting(job=False, doc="the same rows are checked by the split hash on resume")
+    path: str | None = setting(job=False)  # a resumed run checks the same rows by the split hash
     text_column: str = setting()
     drop_empty_texts: bool = setting()
     id_column: str | None = setting()

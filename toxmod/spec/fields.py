@@ -26,10 +26,10 @@ MISSING = "???"  # Hydra's "must be set" marker, as a saved or composed config h
 S = TypeVar("S", bound="Spec")
 
 
-def setting(*, low: float | None = None, high: float | None = None, job: bool = True, doc: str = "") -> Any:
+def setting(*, low: float | None = None, high: float | None = None, job: bool = True) -> Any:
     """A declared key: ``low``/``high`` bound a number; ``job=False``: a resumed run may change it (where
-    the job runs or reads its file from, not what it computes); ``doc``: why the key is there."""
-    return dataclasses.field(metadata={"low": low, "high": high, "job": job, "doc": doc})
+    the job runs or reads its file from, not what it computes)."""
+    return dataclasses.field(metadata={"low": low, "high": high, "job": job})
 
 
 @functools.cache
@@ -65,8 +65,7 @@ class Spec:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(given) - set(fields))
         if cls.OPTION_KEYS:
-            given = {k: v for k, v in given.items() if k not in unknown}
-            given[cls.OPTION_KEYS] = {k: v for k, v in plain(values or {}).items() if k in unknown}
+            given[cls.OPTION_KEYS] = {k: given.pop(k) for k in unknown}
         elif unknown:
             raise ConfigError(
                 f"{cls.GROUP}.{unknown[0]} is not a setting; {cls.GROUP} has {', '.join(sorted(fields))}"
